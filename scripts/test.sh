@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test of tarstore: formatting, vet, and all packages under the race
+# detector, including the driver tests on real loop devices.
+#
+# On a fresh Debian 12 machine it first installs what the tests need (as root,
+# with apt-get). Usage: scripts/test.sh [go test flags...], e.g.
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -run TestDevice # a subset (flags go to `go test`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Commands the tests use, and the Debian package that provides each.
+declare -A need=(
+	[losetup]=util-linux   # loop devices for hw/file (512- and 4096-byte sectors)
+	[blockdev]=util-linux
+)
+
+install_missing() {
+	local pkgs=() cmd
+	for cmd in "${!need[@]}"; do
+		command -v "$cmd" >/dev/null 2>&1 || pkgs+=("${need[$cmd]}")
+	done
+	[ ${#pkgs[@]} -eq 0 ] && return 0
+	mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
+	echo "test.sh: installing ${pkgs[*]}" >&2
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${pkgs[@]}" >/dev/null
+}
+
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then
+		export PATH="/usr/local/go/bin:$PATH"
+	else
+		echo "test.sh: Go $(sed -n 's/^go //p' go.mod) or newer is required (https://go.dev/dl/)" >&2
+		exit 1
+	fi
+fi
+install_missing
+# Loop devices need the loop driver; load it if it is a module and not loaded.
+[ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true
+
+echo "== gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 -timeout 60m "$@" ./...
