@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 declare -A need=(
 	[losetup]=util-linux   # loop devices for hw/file (512- and 4096-byte sectors)
 	[blockdev]=util-linux
+	[tar]=tar              # GNU tar, bsdtar and Python's tarfile read every archive the store writes
+	[bsdtar]=libarchive-tools
+	[python3]=python3
 )
 
 install_missing() {
