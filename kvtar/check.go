@@ -1,0 +1,96 @@
+package kvtar
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// Check verifies the archive on the device against the store's index (doc
+// §5, STYLE 11): it scans the device afresh and reports every difference —
+// a key missing or extra, a member at another place or of another size, a
+// hole the space map does not know or the other way round, an end of
+// archive that is not two zero blocks, a hole right before the end of
+// archive — and the members the store does not expose. Problems with Fatal
+// set mean the store and the device disagree. Check waits for writes in
+// progress and blocks new ones while it runs.
+func (s *Store) Check() ([]Problem, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, kv.Closed("check", kv.Root)
+	}
+	res, err := s.scan()
+	if err != nil {
+		return nil, kv.WithOp(err, "check")
+	}
+	probs := res.problems
+	bad := func(off int64, name, format string, args ...any) {
+		probs = append(probs, Problem{Offset: off, Name: name, What: fmt.Sprintf(format, args...), Fatal: true})
+	}
+
+	// Keys: the same values and dictionaries at the same places.
+	seen := map[kv.Key]bool{}
+	each(&res.ix.root, kv.Root, func(n *node, k kv.Key) {
+		seen[k] = true
+		mine := s.ix.lookup(k)
+		switch {
+		case mine == nil:
+			bad(0, k.String(), "key on the device is not in the index")
+		case mine.kind() != n.kind():
+			bad(0, k.String(), "%s on the device, %s in the index", n.kind(), mine.kind())
+		case n.isValue():
+			a, b := n.val, mine.val
+			if a.start != b.start || a.dataOff != b.dataOff || a.end != b.end || a.size != b.size || !a.mtime.Equal(b.mtime) {
+				bad(a.start, k.String(), "member [%d,%d) size %d mtime %v on the device, [%d,%d) size %d mtime %v in the index",
+					a.start, a.end, a.size, a.mtime, b.start, b.end, b.size, b.mtime)
+			}
+		}
+	})
+	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
+		if !seen[k] {
+			bad(0, k.String(), "key in the index is not on the device")
+		}
+	})
+	if res.ix.count != s.ix.count {
+		bad(0, "", "%d values on the device, %d in the index", res.ix.count, s.ix.count)
+	}
+	if len(res.shadowed) > 0 {
+		bad(res.shadowed[0].start, "", "%d shadowed duplicate members", len(res.shadowed))
+	}
+
+	// Space: the same end of archive and the same holes.
+	if res.sp.eoa != s.sp.eoa {
+		bad(res.sp.eoa, "", "end of archive at %d on the device, %d in the space map", res.sp.eoa, s.sp.eoa)
+	}
+	if !slices.Equal(res.sp.chunks, s.sp.chunks) {
+		bad(0, "", "holes on the device %v, in the space map %v", res.sp.chunks, s.sp.chunks)
+	}
+	if n := len(res.sp.chunks); n > 0 && res.sp.chunks[n-1].end() == res.sp.eoa {
+		bad(res.sp.chunks[n-1].off, "", "a hole stands right before the end of archive")
+	}
+	if res.loneZero {
+		bad(res.sp.eoa, "", "lone zero block followed by data at the end of archive")
+	}
+	if eoa := res.sp.eoa; eoa+eoaSize <= s.dev.Info().Size() {
+		var z [eoaSize]byte
+		if err := blockio.ReadAt(s.dev, z[:], eoa); err != nil {
+			return nil, kv.Storage("check", kv.Root, err)
+		}
+		var b1, b2 tarfmt.Block
+		copy(b1[:], z[:blockSize])
+		copy(b2[:], z[blockSize:])
+		if !b1.IsZero() || !b2.IsZero() {
+			bad(eoa, "", "the end of archive is not two zero blocks")
+		}
+	}
+	if !s.readOnly && s.sp.eoa+eoaSize > s.limit {
+		probs = append(probs, Problem{Offset: s.sp.eoa, What: "the archive reaches into the journal area: the store is full"})
+	}
+	return probs, nil
+}

@@ -1,0 +1,141 @@
+// Package kvtar is the tar key-value store: kv.RW (SPEC §3) kept as a tar
+// archive on any hw.Block, stamped by any clock.PClock (SPEC §4). It is the
+// Go re-creation of tar-mirage's Make_KV_RW, extended with overwrite, remove
+// and rename of anything, crash consistency, long names, huge values and
+// sector sizes of any multiple of 512.
+//
+// This file is the design; the code follows it and cites its sections.
+//
+// # 1. Layout
+//
+// The device is an archive area followed by a journal area:
+//
+//	0                                  A                          device end
+//	| members and holes | EOA | free    | journal (J sectors)      |
+//
+// The archive area holds a tar archive from byte 0: members, holes, and the
+// end-of-archive marker (EOA: two zero blocks) at offset E. Everything after
+// E is never parsed by a tar reader, so the free tail [E+1024, A) and the
+// journal area are invisible (Invariant A holds for the device read as a
+// stream). The journal area is the last J sectors of the device, J chosen
+// at Format from the device size (§5).
+//
+// A member written by the store is an optional PAX x header with its records
+// (only when a field does not fit ustar: long names, sizes from 8 GiB,
+// sub-second mtimes), a ustar header, and the value padded to 512 bytes.
+// Names are the key without its leading '/'. No directory members are
+// written: dictionaries are implied by the values below them, and a
+// dictionary that loses its last value disappears (SPEC §3). Directory
+// members of foreign archives are kept and make their key a dictionary.
+//
+// Values of at least one sector are placed so that their data starts on a
+// sector boundary: reads and writes of large values are then whole-sector
+// direct I/O into the caller's buffers (zero-copy), and only the last
+// sector of a value is shared with what follows it.
+//
+// # 2. Holes
+//
+// Space of removed or replaced members becomes a hole: a chain of PAX g
+// headers whose data is a single comment record (tarfmt.HoleWrites), which
+// every reader skips silently. A hole's structure is three small writes per
+// chunk of at most 512 KiB (the header block, the record prefix at the
+// start of its data, the "\n" at its end); the filler in between keeps
+// whatever bytes were there. A hole that reaches the EOA is not kept: the
+// EOA moves back to its start (a g header right before the EOA breaks
+// Python). Adjacent holes coalesce. Holes are reused for new members
+// (best fit); what is left of a hole after a member is placed in it must be
+// 0 blocks or a hole of its own.
+//
+// # 3. Transactions
+//
+// Every mutation (or group of mutations, §6) is one transaction that takes
+// the archive from one valid state to the next. It is computed in memory as
+// a list of byte-range writes, each of which is classified against the
+// CURRENT on-disk state:
+//
+//   - a stage write touches only bytes no reader can see now: the free tail
+//     past E (including the second EOA block, see below), the filler of a
+//     hole chunk (not its header block, not its first or last data block),
+//     or the data of a member the same transaction shadows;
+//   - a commit write touches anything else: a header, the EOA's first
+//     block, the structure of a hole, the data of a visible member.
+//
+// The order at every transaction is:
+//
+//  1. Issue the stage writes, and the journal record (§4) when there is
+//     more than one commit sector. Flush.
+//  2. Issue the commit writes. Flush. The transaction is now durable and
+//     is acknowledged.
+//
+// When all commit writes fall in one sector (the common append: the one
+// header block at E), that sector write is atomic and no journal record is
+// needed. Otherwise the journal record makes the commit writes atomic: it
+// holds their bytes, is written and flushed in step 1, and recovery replays
+// it.
+//
+// An append writes the member's data and a new EOA past the current EOA's
+// first block (which stays zero, so the archive still ends at E) in step 1,
+// and its header block at E in step 2. Between the two steps the block at E
+// is a lone zero block followed by data: GNU tar and Python still stop
+// there, Go does not; recovery zeroes the block after it (§5). This window
+// exists only inside a transaction or after a crash in it.
+//
+// # 4. The journal record
+//
+// The journal area's first sector holds a header: magic, version, the
+// record's length and CRC-32C, the stage extents (offset, length) with the
+// CRC-32C of their bytes as written in step 1, and the commit writes
+// (offset, bytes). Records larger than the journal area spill their commit
+// bytes to free space past the stage writes; the header names where.
+//
+// Replaying a record is idempotent: it rewrites the commit writes. It is
+// only replayed when its own CRC matches and the stage extents still hold
+// the bytes it describes (a stage write lost in the crash means step 2
+// never started, so the archive is still in its previous state and the
+// record is discarded).
+//
+// Every transaction's step 1 overwrites the journal header: with its own
+// record, or with a cleared header when it needs none and the header is not
+// already clear. So a record found at open belongs to the last transaction
+// that reached step 1, and nothing has been committed after it: replaying
+// it is safe. Close clears the journal and flushes.
+//
+// # 5. Open and recovery
+//
+// Open reads the geometry, then, on a writable device:
+//
+//  1. Reads the journal; replays a valid record (flush), then clears it
+//     (flush).
+//  2. Scans the archive with tarfmt.Decoder in large sequential reads,
+//     skipping the data of large members, and builds the index (§7) and
+//     the free-space map (holes, tail).
+//  3. Repairs a lone zero block at E: zeroes the block after it (flush).
+//  4. Resolves duplicate names in archive order, as tar extraction does: a
+//     later member replaces an earlier one with the same key, a value
+//     replaces a dictionary with everything below it, and a member below a
+//     value replaces that value. What is replaced is shadowed; the store
+//     turns shadowed members into holes in one transaction.
+//
+// A read-only open does steps 2 and 4 in memory only and writes nothing.
+// Damage (bad checksums, truncated members, unsafe names) fails the open
+// with kv.ErrCorrupt and the offset; Check reports it, Repair fixes what
+// can be fixed without losing a valid member.
+//
+// # 6. Concurrency and group commit
+//
+// Reads take a shared lock on the index and read the device directly. An
+// open kv.Reader pins its extent: the space is not reused until the reader
+// is closed (the snapshot kv.Reader promises). Writers queue; a committer
+// builds one transaction from every queued mutation (applying them to the
+// index in order), runs it (one flush pair for the whole group), and
+// returns to each writer when the group is durable. A large streamed value
+// reserves its space first and is staged outside the lock; it joins a group
+// only to commit.
+//
+// # 7. Index
+//
+// The index is a tree of dictionaries keyed by segment, with one entry per
+// live member: where its header and data lie, size, mtime, and the sparse
+// map or link target of foreign members. Its size is O(number of keys).
+// Digests of values are computed on demand by reading the value.
+package kvtar

@@ -1,0 +1,173 @@
+package kvtar
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tarstore/tarstore/kv"
+)
+
+// Group commit (doc §6). Each write operation is a request: the keys it
+// touches and a plan function that queues its writes into a transaction.
+// Requests queue; the first writer to find no leader leads: it takes every
+// queued request, plans them one after the other into one transaction —
+// deferring to the next round any request whose keys overlap those of a
+// request already planned, since plans read the index as it was before the
+// transaction — and runs it: one flush pair for the whole group. Then it
+// hands the lead to the oldest waiting request, if any, and returns.
+type request struct {
+	op   string
+	keys []kv.Key // the keys whose subtrees the operation reads or changes; keys[0] names errors
+	plan func(t *txn) error
+	err  error
+	lead bool          // set when the request is to lead the next group
+	wake chan struct{} // closed when the request is done or leads
+}
+
+// write runs one write operation through group commit.
+func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
+	r := &request{op: op, keys: keys, plan: plan, wake: make(chan struct{})}
+	s.qmu.Lock()
+	s.queue = append(s.queue, r)
+	if !s.leading {
+		s.leading = true
+		r.lead = true
+	}
+	s.qmu.Unlock()
+	if !r.lead {
+		<-r.wake
+		if !r.lead {
+			return r.err
+		}
+	}
+	s.qmu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.qmu.Unlock()
+	for len(batch) > 0 {
+		batch = s.commitGroup(batch)
+	}
+	s.qmu.Lock()
+	if len(s.queue) > 0 {
+		next := s.queue[0]
+		next.lead = true
+		close(next.wake)
+	} else {
+		s.leading = false
+	}
+	s.qmu.Unlock()
+	return r.err
+}
+
+// commitGroup plans and runs one transaction for the requests of batch that
+// do not conflict, finishes them, and returns the others.
+func (s *Store) commitGroup(batch []*request) (deferred []*request) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := batch[0]
+	if err := s.writable(first.op, first.keys[0]); err != nil {
+		for _, r := range batch {
+			r.finish(reword(err, r))
+		}
+		return nil
+	}
+	t := s.begin()
+	var planned []*request
+	var keys []kv.Key
+	for _, r := range batch {
+		if conflicts(r.keys, keys) {
+			deferred = append(deferred, r)
+			continue
+		}
+		mark := t.mark()
+		if err := r.plan(t); err != nil {
+			t.rollback(mark)
+			r.finish(err)
+			continue
+		}
+		planned = append(planned, r)
+		keys = append(keys, r.keys...)
+	}
+	if len(planned) > 0 {
+		err := t.run(first.op, first.keys[0])
+		for _, r := range planned {
+			r.finish(reword(err, r))
+		}
+	}
+	return deferred
+}
+
+func (r *request) finish(err error) {
+	r.err = err
+	if !r.lead {
+		close(r.wake)
+	}
+}
+
+// writable checks that the store takes writes. The caller holds s.mu.
+func (s *Store) writable(op string, k kv.Key) error {
+	switch {
+	case s.closed:
+		return kv.Closed(op, k)
+	case s.readOnly:
+		return kv.ReadOnly(op, k)
+	case s.failed != nil:
+		return kv.Storage(op, k, fmt.Errorf("an earlier write failed, reopen the store: %w", s.failed))
+	case s.sp.eoa+eoaSize > s.limit:
+		return kv.NoSpace(op, k)
+	}
+	return nil
+}
+
+// conflicts reports whether a key of ks lies in the subtree of a key of
+// others, or the other way round.
+func conflicts(ks, others []kv.Key) bool {
+	for _, a := range ks {
+		for _, b := range others {
+			if a.HasPrefix(b) || b.HasPrefix(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reword reports a group's error under each request's own operation and
+// key.
+func reword(err error, r *request) error {
+	var e *kv.Error
+	if err == nil || !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.Op, c.Key = r.op, r.keys[0]
+	return &c
+}
+
+// A txnMark is the state of a transaction before one request's plan, to
+// roll the request back when its plan fails.
+type txnMark struct {
+	sp                                               space
+	writes, forced, released, apply, invis, streamed int
+	streamedCRC                                      uint32
+}
+
+func (t *txn) mark() txnMark {
+	sp := t.s.sp
+	sp.chunks = slices.Clone(sp.chunks)
+	return txnMark{sp, len(t.writes), len(t.forced), len(t.released), len(t.apply), len(t.invisible), len(t.streamed), t.streamedCRC}
+}
+
+func (t *txn) rollback(m txnMark) {
+	t.s.sp = m.sp
+	t.writes = t.writes[:m.writes]
+	t.forced = t.forced[:m.forced]
+	t.released = t.released[:m.released]
+	t.apply = t.apply[:m.apply]
+	t.invisible = t.invisible[:m.invis]
+	t.streamed = t.streamed[:m.streamed]
+	t.streamedCRC = m.streamedCRC
+}

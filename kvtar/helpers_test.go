@@ -1,0 +1,89 @@
+package kvtar
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tarstore/tarstore/kv"
+)
+
+// contents returns every value of the store, by key string.
+func contents(t testing.TB, s kv.RO) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	var walk func(k kv.Key)
+	walk = func(k kv.Key) {
+		es, err := s.List(k)
+		require.NoError(t, err)
+		for _, e := range es {
+			if e.Kind == kv.Value {
+				v, err := s.Get(e.Key)
+				require.NoError(t, err)
+				out[e.Key.String()] = v
+			} else {
+				walk(e.Key)
+			}
+		}
+	}
+	walk(kv.Root)
+	return out
+}
+
+// goTarContents reads an archive image with Go's archive/tar and returns
+// what extracting it yields: regular files by "/"+name, later members
+// replacing earlier ones.
+func goTarContents(t testing.TB, r io.Reader) map[string][]byte {
+	t.Helper()
+	tr := tar.NewReader(r)
+	out := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		require.NoError(t, err, "archive/tar")
+		switch h.Typeflag {
+		case tar.TypeXGlobalHeader:
+			continue
+		case tar.TypeReg:
+			b, err := io.ReadAll(tr)
+			require.NoError(t, err, "archive/tar reading %s", h.Name)
+			name := "/" + strings.TrimPrefix(h.Name, "/")
+			for k := range out { // a value replaces what was below it
+				if strings.HasPrefix(k, name+"/") {
+					delete(out, k)
+				}
+			}
+			out[name] = b
+		default:
+			t.Fatalf("archive/tar: unexpected member %q of type %q", h.Name, h.Typeflag)
+		}
+	}
+}
+
+// checkStore runs Check and compares the device, read by archive/tar, with
+// the store.
+func checkStore(t testing.TB, s *Store, image io.Reader) {
+	t.Helper()
+	probs, err := s.Check()
+	require.NoError(t, err)
+	for _, p := range probs {
+		assert.False(t, p.Fatal, "Check: %s", p)
+	}
+	want := contents(t, s)
+	got := goTarContents(t, image)
+	if !assert.Equal(t, len(want), len(got), "number of values") {
+		return
+	}
+	for k, v := range want {
+		if !bytes.Equal(v, got[k]) {
+			t.Errorf("archive/tar extracts %s as %d bytes, the store has %d", k, len(got[k]), len(v))
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package blockio_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+)
+
+// TestReadAtShapes reads each shape of range at every sector size and
+// checks the bytes, the single request, and that the whole sectors in the
+// middle were read straight into the caller's buffer.
+func TestReadAtShapes(t *testing.T) {
+	const sectors = 24
+	cases := []struct {
+		name  string
+		shape func(ss, size int64) ext
+	}{
+		{"empty", func(ss, size int64) ext { return ext{ss + 3, 0} }},
+		{"empty at the end", func(ss, size int64) ext { return ext{size, 0} }},
+		{"first byte", func(ss, size int64) ext { return ext{0, 1} }},
+		{"inside one sector", func(ss, size int64) ext { return ext{ss + 10, 100} }},
+		{"whole sector", func(ss, size int64) ext { return ext{2 * ss, ss} }},
+		{"head only", func(ss, size int64) ext { return ext{ss + 100, 2*ss - 100} }},
+		{"tail only", func(ss, size int64) ext { return ext{ss, 2*ss + 100} }},
+		{"head and tail in adjacent sectors", func(ss, size int64) ext { return ext{ss - 1, 2} }},
+		{"head, middle and tail", func(ss, size int64) ext { return ext{7, 5 * ss} }},
+		{"whole sectors", func(ss, size int64) ext { return ext{3 * ss, 7 * ss} }},
+		{"last byte", func(ss, size int64) ext { return ext{size - 1, 1} }},
+		{"to the end", func(ss, size int64) ext { return ext{size - ss - 3, ss + 3} }},
+		{"whole device", func(ss, size int64) ext { return ext{0, size} }},
+		{"all but the first byte", func(ss, size int64) ext { return ext{1, size - 1} }},
+		{"all but the last byte", func(ss, size int64) ext { return ext{0, size - 1} }},
+	}
+	for _, ss := range sectorSizes {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%d/%s", ss, c.name), func(t *testing.T) {
+				size := ss * sectors
+				mdev := newDevice(t, ss, sectors)
+				image := mdev.Bytes()
+				dev := &spy{Block: mdev}
+				e := c.shape(ss, size)
+				// Guard bytes around p catch writes outside it.
+				buf := random(99, e.n+16)
+				p := buf[8 : 8+e.n]
+				require.NoError(t, blockio.ReadAt(dev, p, e.off))
+				require.Equal(t, image[e.off:e.off+e.n], p)
+				require.Equal(t, random(99, e.n+16)[:8], buf[:8])
+				require.Equal(t, random(99, e.n+16)[8+e.n:], buf[8+e.n:])
+
+				reqs := dev.requests()
+				reads, writes := count(reqs)
+				require.Zero(t, writes)
+				if e.n == 0 {
+					require.Zero(t, reads)
+					return
+				}
+				require.Equal(t, 1, reads, "%v", reqs)
+				if mid := (e.off + ss - 1) / ss * ss; mid+ss <= e.off+e.n {
+					require.True(t, aliases(reqs, false, p[mid-e.off:]), "middle sectors bounced: %v", reqs)
+				}
+			})
+		}
+	}
+}
+
+// TestReadAtLarge reads more than MaxIO at aligned and unaligned offsets:
+// one request per MiB of sectors, each bounded, the middle zero-copy, and
+// memory for two sectors at most.
+func TestReadAtLarge(t *testing.T) {
+	const ss = 4096
+	mdev := newDevice(t, ss, 4*mib/ss)
+	image := mdev.Bytes()
+	for _, c := range []struct {
+		off, n int64
+		reads  int
+	}{
+		{0, 3 * mib, 3},
+		{100, 3 * mib, 4},
+		{ss, 3*mib - 5, 3},
+	} {
+		t.Run(fmt.Sprint(c.off, "+", c.n), func(t *testing.T) {
+			dev := &spy{Block: mdev}
+			p := make([]byte, c.n)
+			allocated := allocatedBy(func() { require.NoError(t, blockio.ReadAt(dev, p, c.off)) })
+			require.Less(t, allocated, uint64(64<<10))
+			require.Equal(t, image[c.off:c.off+c.n], p)
+			reqs := dev.requests()
+			requireBounded(t, ss, reqs)
+			reads, _ := count(reqs)
+			require.Equal(t, c.reads, reads, "%v", reqs)
+			mid := (c.off + ss - 1) / ss * ss
+			require.True(t, aliases(reqs, false, p[mid-c.off:]), "middle sectors bounced: %v", reqs)
+		})
+	}
+}

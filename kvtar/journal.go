@@ -1,0 +1,197 @@
+package kvtar
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// The journal record (doc §4). It lives at the start of the journal area,
+// the last sectors of the device. All integers are little-endian.
+//
+//	off  size  field
+//	0    8     magic "TSJRNL01"
+//	8    4     CRC-32C of bytes [12, length) of the record
+//	12   4     zero
+//	16   8     length of the record in the journal area (bytes)
+//	24   8     spill offset: where the commit bytes are when they did not fit (0: inline)
+//	32   8     total length of the commit bytes
+//	40   4     CRC-32C of the commit bytes
+//	44   4     CRC-32C of the stage bytes, in stage-extent order
+//	48   4     number of stage extents (ns)
+//	52   4     number of commit writes (nc)
+//	56   16×ns stage extents: offset, length
+//	...  16×nc commit writes: offset, length
+//	...        commit bytes, concatenated in order (when inline)
+const (
+	journalMagic   = "TSJRNL01"
+	journalHdrSize = 56
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errNoRecord means the journal holds no record (cleared, or never used).
+var errNoRecord = errors.New("no journal record")
+
+// A record is a decoded journal record.
+type record struct {
+	stage    []extent // where the stage writes went
+	stageCRC uint32   // CRC-32C of their bytes after step 1
+	commits  []write  // the commit writes, to apply in order
+	spill    int64    // offset of the commit bytes when not inline; 0 when inline
+}
+
+// A write is one byte-range write of a transaction.
+type write struct {
+	off  int64
+	data []byte
+}
+
+// commitLen is the total length of the commit bytes.
+func (r *record) commitLen() int64 {
+	var n int64
+	for _, w := range r.commits {
+		n += int64(len(w.data))
+	}
+	return n
+}
+
+// encode returns the record's bytes for the journal area, and the commit
+// bytes to write at r.spill when r.spill != 0 (nil otherwise). The caller
+// sets r.spill when the inline record would not fit (see recordSize).
+func (r *record) encode() (head, spill []byte) {
+	inline := r.spill == 0
+	n := journalHdrSize + 16*len(r.stage) + 16*len(r.commits)
+	if inline {
+		n += int(r.commitLen())
+	}
+	b := make([]byte, n, n)
+	copy(b, journalMagic)
+	le := binary.LittleEndian
+	le.PutUint64(b[16:], uint64(n))
+	le.PutUint64(b[24:], uint64(r.spill))
+	le.PutUint64(b[32:], uint64(r.commitLen()))
+	le.PutUint32(b[44:], r.stageCRC)
+	le.PutUint32(b[48:], uint32(len(r.stage)))
+	le.PutUint32(b[52:], uint32(len(r.commits)))
+	p := journalHdrSize
+	for _, e := range r.stage {
+		le.PutUint64(b[p:], uint64(e.off))
+		le.PutUint64(b[p+8:], uint64(e.len))
+		p += 16
+	}
+	for _, w := range r.commits {
+		le.PutUint64(b[p:], uint64(w.off))
+		le.PutUint64(b[p+8:], uint64(len(w.data)))
+		p += 16
+	}
+	payload := make([]byte, 0, r.commitLen())
+	for _, w := range r.commits {
+		payload = append(payload, w.data...)
+	}
+	le.PutUint32(b[40:], crc32.Checksum(payload, castagnoli))
+	if inline {
+		copy(b[p:], payload)
+	} else {
+		spill = payload
+	}
+	le.PutUint32(b[8:], crc32.Checksum(b[12:], castagnoli))
+	return b, spill
+}
+
+// headSize returns the size of the record's head in the journal area when
+// its commit bytes are inline.
+func (r *record) headSize() int64 {
+	return journalHdrSize + 16*int64(len(r.stage)+len(r.commits)) + r.commitLen()
+}
+
+// decodeHead parses the fixed header at the start of the journal area and
+// returns the record's length, or errNoRecord.
+func decodeHead(b []byte) (int64, error) {
+	if len(b) < journalHdrSize || string(b[:8]) != journalMagic {
+		return 0, errNoRecord
+	}
+	n := int64(binary.LittleEndian.Uint64(b[16:]))
+	if n < journalHdrSize {
+		return 0, fmt.Errorf("journal record length %d: %w", n, errNoRecord)
+	}
+	return n, nil
+}
+
+// decodeRecord parses a whole record (b holds its head: decodeHead's length
+// of bytes) and, when the commit bytes were spilled, fetches them with
+// readSpill(off, n). A record whose checksums do not match is errNoRecord:
+// it was torn by a crash before step 1 completed, so nothing depends on it.
+func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*record, error) {
+	n, err := decodeHead(b)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) < n {
+		return nil, fmt.Errorf("journal record of %d bytes, have %d: %w", n, len(b), errNoRecord)
+	}
+	b = b[:n]
+	le := binary.LittleEndian
+	if crc32.Checksum(b[12:], castagnoli) != le.Uint32(b[8:]) {
+		return nil, fmt.Errorf("journal record checksum: %w", errNoRecord)
+	}
+	r := &record{
+		spill:    int64(le.Uint64(b[24:])),
+		stageCRC: le.Uint32(b[44:]),
+	}
+	total := int64(le.Uint64(b[32:]))
+	ns, nc := int64(le.Uint32(b[48:])), int64(le.Uint32(b[52:]))
+	p := int64(journalHdrSize)
+	if p+16*(ns+nc) > n || total < 0 {
+		return nil, fmt.Errorf("journal record tables: %w", errNoRecord)
+	}
+	for range ns {
+		r.stage = append(r.stage, extent{int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))})
+		p += 16
+	}
+	lens := make([]int64, nc)
+	var sum int64
+	for i := range nc {
+		off, l := int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))
+		r.commits = append(r.commits, write{off: off})
+		lens[i] = l
+		sum += l
+		p += 16
+	}
+	if sum != total {
+		return nil, fmt.Errorf("journal record commit length: %w", errNoRecord)
+	}
+	var payload []byte
+	if r.spill == 0 {
+		if p+total != n {
+			return nil, fmt.Errorf("journal record payload: %w", errNoRecord)
+		}
+		payload = b[p:]
+	} else {
+		payload, err = readSpill(r.spill, total)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if crc32.Checksum(payload, castagnoli) != le.Uint32(b[40:]) {
+		return nil, fmt.Errorf("journal commit bytes checksum: %w", errNoRecord)
+	}
+	for i := range r.commits {
+		r.commits[i].data = payload[:lens[i]:lens[i]]
+		payload = payload[lens[i]:]
+	}
+	return r, nil
+}
+
+// journalSize is the size of the journal area for a device of size bytes
+// and sector size ss: 1/64 of the device, at least 8 KiB and two sectors, at
+// most 4 MiB, in whole sectors. It depends on the geometry only, so that a
+// foreign archive needs no metadata to locate it.
+func journalSize(size, ss int64) int64 {
+	j := size / 64
+	j = max(j, 8<<10, 2*ss)
+	j = min(j, 4<<20)
+	j = (j + ss - 1) / ss * ss
+	return j
+}

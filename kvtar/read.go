@@ -1,0 +1,425 @@
+package kvtar
+
+import (
+	"crypto/sha256"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// A pin keeps a member's data readable while readers use it (doc §6): a
+// member released while pinned becomes a zombie, its space is not reused
+// until the last reader leaves, and the bytes that transactions overwrite
+// in it (hole structure, an end-of-archive marker) are saved in the overlay
+// first.
+type pin struct {
+	mu      sync.Mutex
+	readers int
+	zombie  bool
+	overlay map[int64][]byte // block offset → the block's bytes before it was overwritten
+}
+
+// owner returns the member that holds m's data (m itself, or the target of
+// a hard link).
+func (m *member) owner() *member {
+	for m.link != nil {
+		m = m.link
+	}
+	return m
+}
+
+// dataExtent is where m's stored data lies.
+func (m *member) dataExtent() extent { return extent{m.dataOff, m.dataSize} }
+
+// acquire pins the owner of m's data. The caller holds s.mu (shared).
+func acquire(m *member) *member {
+	d := m.owner()
+	d.pin.mu.Lock()
+	d.pin.readers++
+	d.pin.mu.Unlock()
+	return d
+}
+
+// releasePin unpins d; the last reader of a zombie frees its space.
+func (s *Store) releasePin(d *member) {
+	d.pin.mu.Lock()
+	d.pin.readers--
+	last := d.pin.readers == 0 && d.pin.zombie
+	if last {
+		d.pin.zombie = false
+		d.pin.overlay = nil
+	}
+	d.pin.mu.Unlock()
+	if last {
+		s.mu.Lock()
+		delete(s.zombies, d)
+		s.mu.Unlock()
+	}
+}
+
+// zombify makes a released member a zombie if readers hold it. The caller
+// holds s.mu.
+func (s *Store) zombify(m *member) {
+	d := m
+	d.pin.mu.Lock()
+	if d.pin.readers > 0 {
+		d.pin.zombie = true
+		s.zombies[d] = struct{}{}
+	}
+	d.pin.mu.Unlock()
+}
+
+// avoid lists the extents of zombies, which placements must not use. The
+// caller holds s.mu.
+func (s *Store) avoid() []extent {
+	var es []extent
+	for z := range s.zombies {
+		es = append(es, z.extent())
+	}
+	return es
+}
+
+// zombieList returns the zombies. The caller holds s.mu.
+func (s *Store) zombieList() []*member {
+	zs := make([]*member, 0, len(s.zombies))
+	for z := range s.zombies {
+		zs = append(zs, z)
+	}
+	return zs
+}
+
+// capture saves, in the overlay of each zombie in zs, the blocks of its data
+// that ws are about to overwrite, unless saved already.
+func (s *Store) capture(zs []*member, ws []write) error {
+	for _, z := range zs {
+		de := z.dataExtent()
+		for _, w := range ws {
+			we := extent{w.off, int64(len(w.data))}
+			if !we.overlaps(de) {
+				continue
+			}
+			lo := max(we.off, de.off) / blockSize * blockSize
+			hi := min(we.end(), de.end())
+			for b := lo; b < hi; b += blockSize {
+				if err := z.save(s, b); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// save copies the block at off into the overlay.
+func (z *member) save(s *Store, off int64) error {
+	z.pin.mu.Lock()
+	defer z.pin.mu.Unlock()
+	if _, ok := z.pin.overlay[off]; ok {
+		return nil
+	}
+	buf := make([]byte, blockSize)
+	if err := blockio.ReadAt(s.dev, buf, off); err != nil {
+		return err
+	}
+	if z.pin.overlay == nil {
+		z.pin.overlay = map[int64][]byte{}
+	}
+	z.pin.overlay[off] = buf
+	return nil
+}
+
+// readData reads len(p) bytes of m's value at logical offset off (the
+// caller has clipped the range to the value) into p. d is m's pinned data
+// owner.
+func (s *Store) readData(m, d *member, p []byte, off int64) error {
+	tm := tarfmt.Member{Header: tarfmt.Header{Size: m.size}, DataOffset: d.dataOff, Sparse: d.sparse}
+	for _, e := range tm.Extents(off, int64(len(p))) {
+		dst := p[e.Logical-off:][:e.Length]
+		if e.Physical < 0 {
+			clear(dst)
+			continue
+		}
+		if err := blockio.ReadAt(s.dev, dst, e.Physical); err != nil {
+			return err
+		}
+		d.patch(dst, e.Physical)
+	}
+	return nil
+}
+
+// patch applies the overlay to bytes p read at device offset off.
+func (d *member) patch(p []byte, off int64) {
+	d.pin.mu.Lock()
+	defer d.pin.mu.Unlock()
+	for b, saved := range d.pin.overlay {
+		lo, hi := max(b, off), min(b+blockSize, off+int64(len(p)))
+		if lo < hi {
+			copy(p[lo-off:hi-off], saved[lo-b:hi-b])
+		}
+	}
+}
+
+// lookup resolves k for a read operation. The caller holds s.mu shared.
+func (s *Store) lookup(op string, k kv.Key) (*node, error) {
+	if s.closed {
+		return nil, kv.Closed(op, k)
+	}
+	n := s.ix.lookup(k)
+	if n == nil {
+		return nil, kv.NotFound(op, k)
+	}
+	return n, nil
+}
+
+// value resolves k to a value and pins its data. The caller must
+// releasePin the returned owner.
+func (s *Store) value(op string, k kv.Key) (m, d *member, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, err := s.lookup(op, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !n.isValue() {
+		return nil, nil, kv.ValueExpected(op, k)
+	}
+	return n.val, acquire(n.val), nil
+}
+
+// Exists reports what k is bound to.
+func (s *Store) Exists(k kv.Key) (kv.Kind, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return kv.None, kv.Closed("exists", k)
+	}
+	return s.ix.lookup(k).kind(), nil
+}
+
+// Get returns the value bound to k.
+func (s *Store) Get(k kv.Key) ([]byte, error) {
+	m, d, err := s.value("get", k)
+	if err != nil {
+		return nil, err
+	}
+	defer s.releasePin(d)
+	p := make([]byte, m.size)
+	if err := s.readData(m, d, p, 0); err != nil {
+		return nil, kv.Storage("get", k, err)
+	}
+	return p, nil
+}
+
+// GetPartial returns at most length bytes of the value bound to k from off.
+func (s *Store) GetPartial(k kv.Key, off, length int64) ([]byte, error) {
+	if off < 0 || length < 0 {
+		return nil, kv.InvalidArgument("get_partial", k, "negative offset or length")
+	}
+	m, d, err := s.value("get_partial", k)
+	if err != nil {
+		return nil, err
+	}
+	defer s.releasePin(d)
+	if off >= m.size {
+		return []byte{}, nil
+	}
+	n := min(length, m.size-off)
+	p := make([]byte, n)
+	if err := s.readData(m, d, p, off); err != nil {
+		return nil, kv.Storage("get_partial", k, err)
+	}
+	return p, nil
+}
+
+// Size returns the length of the value bound to k.
+func (s *Store) Size(k kv.Key) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, err := s.lookup("size", k)
+	if err != nil {
+		return 0, err
+	}
+	if !n.isValue() {
+		return 0, kv.ValueExpected("size", k)
+	}
+	return n.val.size, nil
+}
+
+// List returns the children of the dictionary k, sorted.
+func (s *Store) List(k kv.Key) ([]kv.Entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, err := s.lookup("list", k)
+	if err != nil {
+		return nil, err
+	}
+	if n.isValue() {
+		return nil, kv.DictionaryExpected("list", k)
+	}
+	cs := n.sortedChildren()
+	out := make([]kv.Entry, 0, len(cs))
+	for _, c := range cs {
+		ck, err := k.Add(c.name)
+		if err != nil {
+			continue // not reachable: names in the index are valid segments of valid keys
+		}
+		out = append(out, kv.Entry{Key: ck, Kind: c.kind()})
+	}
+	return out, nil
+}
+
+// LastModified returns the mtime of a value, or the latest mtime of the
+// values directly in a dictionary (the epoch when there are none).
+func (s *Store) LastModified(k kv.Key) (time.Time, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, err := s.lookup("last_modified", k)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if n.isValue() {
+		return n.val.mtime, nil
+	}
+	latest := time.Unix(0, 0).UTC()
+	for _, c := range n.children {
+		if c.isValue() && c.val.mtime.After(latest) {
+			latest = c.val.mtime
+		}
+	}
+	return latest, nil
+}
+
+// Digest returns the SHA-256 of a value, or the digest of a dictionary
+// (kv.DictDigest over its sorted entries).
+func (s *Store) Digest(k kv.Key) ([]byte, error) {
+	s.mu.RLock()
+	n, err := s.lookup("digest", k)
+	if err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
+	// Pin every value below k, then hash without holding the lock.
+	type item struct {
+		m, d *member
+	}
+	var tree func(n *node) any
+	var pins []*member
+	tree = func(n *node) any {
+		if n.isValue() {
+			d := acquire(n.val)
+			pins = append(pins, d)
+			return item{n.val, d}
+		}
+		var cs []any
+		for _, c := range n.sortedChildren() {
+			cs = append(cs, [2]any{c.name, tree(c)})
+		}
+		return cs
+	}
+	t := tree(n)
+	s.mu.RUnlock()
+	defer func() {
+		for _, d := range pins {
+			s.releasePin(d)
+		}
+	}()
+	buf := make([]byte, 1<<20)
+	var digest func(t any) ([]byte, kv.Kind, error)
+	digest = func(t any) ([]byte, kv.Kind, error) {
+		if it, ok := t.(item); ok {
+			h := sha256.New()
+			for off := int64(0); off < it.m.size; {
+				n := min(int64(len(buf)), it.m.size-off)
+				if err := s.readData(it.m, it.d, buf[:n], off); err != nil {
+					return nil, 0, err
+				}
+				h.Write(buf[:n])
+				off += n
+			}
+			return h.Sum(nil), kv.Value, nil
+		}
+		var es []kv.DigestEntry
+		for _, c := range t.([]any) {
+			pair := c.([2]any)
+			d, kind, err := digest(pair[1])
+			if err != nil {
+				return nil, 0, err
+			}
+			es = append(es, kv.DigestEntry{Name: pair[0].(string), Kind: kind, Digest: d})
+		}
+		return kv.DictDigest(es), kv.Dictionary, nil
+	}
+	d, _, err := digest(t)
+	if err != nil {
+		return nil, kv.Storage("digest", k, err)
+	}
+	return d, nil
+}
+
+// Open returns a reader over the value bound to k: a snapshot against
+// replacement (kv.Reader).
+func (s *Store) Open(k kv.Key) (kv.Reader, error) {
+	m, d, err := s.value("get", k)
+	if err != nil {
+		return nil, err
+	}
+	return &valueReader{s: s, k: k, m: m, d: d}, nil
+}
+
+type valueReader struct {
+	s      *Store
+	k      kv.Key
+	m, d   *member
+	mu     sync.Mutex
+	closed bool
+}
+
+func (r *valueReader) Size() int64 { return r.m.size }
+
+func (r *valueReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, kv.InvalidArgument("get", r.k, "negative offset")
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return 0, kv.Closed("get", r.k)
+	}
+	if off >= r.m.size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), r.m.size-off)
+	if err := r.s.readData(r.m, r.d, p[:n], off); err != nil {
+		return 0, kv.Storage("get", r.k, err)
+	}
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+func (r *valueReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.s.releasePin(r.d)
+	return nil
+}
+
+// Free returns the number of unused bytes: the free tail and the holes.
+func (s *Store) Free() (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, kv.Closed("free", kv.Root)
+	}
+	return s.sp.free(), nil
+}

@@ -1,0 +1,296 @@
+package kvtar
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// scanWindow is the size of the sequential reads of the archive scan.
+const scanWindow = 4 << 20
+
+// A Problem is something Check or the scan found: damage, or members the
+// store does not expose.
+type Problem struct {
+	Offset int64  // archive offset of the member or block at fault
+	Name   string // member name, when there is one
+	What   string // what is wrong, for humans
+	Fatal  bool   // the archive cannot be opened as it is
+}
+
+func (p Problem) String() string {
+	s := fmt.Sprintf("offset %d", p.Offset)
+	if p.Name != "" {
+		s += fmt.Sprintf(" (%q)", p.Name)
+	}
+	return s + ": " + p.What
+}
+
+// scanResult is what a scan of the device found.
+type scanResult struct {
+	ix       *index
+	sp       space
+	shadowed []*member // members replaced by later ones (duplicates)
+	foreign  []extent  // members kept but not exposed (symlinks, devices, unsafe names...)
+	problems []Problem
+	loneZero bool // the end of archive is a lone zero block followed by data
+}
+
+// reader is a sequential window over the device for the scan: it reads in
+// large aligned chunks and serves the decoder's small requests from them.
+type reader struct {
+	s    *Store
+	buf  []byte
+	off  int64 // device offset of buf[0]
+	size int64 // device size
+}
+
+// get returns n bytes at off (n <= scanWindow/2), reading a new window when
+// they are not in the current one.
+func (r *reader) get(off int64, n int) ([]byte, error) {
+	if off >= r.off && off+int64(n) <= r.off+int64(len(r.buf)) {
+		return r.buf[off-r.off:][:n], nil
+	}
+	start := off / r.s.ss * r.s.ss
+	l := min(int64(scanWindow), r.size-start)
+	if l < off+int64(n)-start {
+		return nil, fmt.Errorf("read past the end of the device at %d", off)
+	}
+	if cap(r.buf) < scanWindow {
+		r.buf = make([]byte, scanWindow)
+	}
+	r.buf = r.buf[:l]
+	if err := blockio.ReadAt(r.s.dev, r.buf, start); err != nil {
+		r.buf = r.buf[:0]
+		return nil, err
+	}
+	r.off = start
+	return r.buf[off-start:][:n], nil
+}
+
+// scan reads the archive from the start of the device and builds the index
+// and the space map (doc §5 step 2). Damage that makes the archive
+// unreadable is a *kv.Error with kv.ErrCorrupt and the offset.
+func (s *Store) scan() (*scanResult, error) {
+	size := s.dev.Info().Size()
+	res := &scanResult{ix: newIndex()}
+	rd := &reader{s: s, size: size}
+	dec := tarfmt.NewDecoder(size)
+	off := int64(0)
+	var tb tarfmt.Block
+	for {
+		if off >= size {
+			res.sp.eoa = size // no end-of-archive marker: the device is full
+			break
+		}
+		b, err := rd.get(off, blockSize)
+		if err != nil {
+			return nil, kv.Storage("open", kv.Root, err)
+		}
+		copy(tb[:], b)
+		st, err := dec.Block(off, &tb)
+		for err == nil && st.Kind == tarfmt.StepNeedData {
+			var p []byte
+			p, err = rd.get(st.Offset, st.Len)
+			if err != nil {
+				return nil, kv.Storage("open", kv.Root, err)
+			}
+			st, err = dec.Data(p)
+		}
+		if err != nil {
+			return nil, corrupt(err)
+		}
+		switch st.Kind {
+		case tarfmt.StepNeedBlock:
+			off = st.Next
+			continue
+		case tarfmt.StepZero:
+			res.sp.eoa = st.Offset
+			if nxt := st.Offset + blockSize; nxt < size {
+				b, err := rd.get(nxt, blockSize)
+				if err != nil {
+					return nil, kv.Storage("open", kv.Root, err)
+				}
+				copy(tb[:], b)
+				res.loneZero = !tb.IsZero()
+			}
+		case tarfmt.StepGlobal:
+			g := st.Global
+			if g.Hole {
+				res.sp.chunks = append(res.sp.chunks, extent{g.Start, g.End - g.Start})
+			} else {
+				res.foreign = append(res.foreign, extent{g.Start, g.End - g.Start})
+				res.problems = append(res.problems, Problem{Offset: g.Start, What: "PAX global header with records (kept, applies to later members)"})
+			}
+			off = st.Next
+			continue
+		case tarfmt.StepMember:
+			if err := res.add(st.Member); err != nil {
+				return nil, err
+			}
+			off = st.Next
+			continue
+		default:
+			return nil, corrupt(fmt.Errorf("unexpected decoder step %d at %d", st.Kind, off))
+		}
+		break
+	}
+	return res, nil
+}
+
+// corrupt turns a tarfmt error into kv.ErrCorrupt with its offset.
+func corrupt(err error) error {
+	var fe *tarfmt.FormatError
+	if errors.As(err, &fe) {
+		return &kv.Error{Op: "open", Err: kv.ErrCorrupt, Detail: fmt.Sprintf("at offset %d: %s", fe.Offset, fe.Reason), Cause: fe.Err}
+	}
+	return &kv.Error{Op: "open", Err: kv.ErrCorrupt, Cause: err}
+}
+
+// memberKey maps a member name to a key (SPEC §2): one leading "./" or "/"
+// is stripped; names the store cannot expose safely are reported.
+func memberKey(name string) (kv.Key, string) {
+	switch {
+	case strings.HasPrefix(name, "./"):
+		name = name[2:]
+	case strings.HasPrefix(name, "/"):
+		name = name[1:]
+	}
+	for _, seg := range strings.Split(name, "/") {
+		if seg == ".." {
+			return kv.Root, "unsafe name (a \"..\" segment): not exposed"
+		}
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return kv.Root, "unsafe name (NUL): not exposed"
+	}
+	clean := make([]string, 0, 8)
+	for _, seg := range strings.Split(name, "/") {
+		if seg != "" && seg != "." {
+			clean = append(clean, seg)
+		}
+	}
+	k, err := kv.ParseKey(strings.Join(clean, "/"))
+	if err != nil {
+		return kv.Root, "name is not a valid key (too long?): not exposed"
+	}
+	return k, ""
+}
+
+// add puts one member into the index, resolving duplicates in archive
+// order as tar extraction does (doc §5 step 4).
+func (res *scanResult) add(tm *tarfmt.Member) error {
+	m := &member{
+		start:    tm.Start,
+		hdr:      tm.HeaderOffset,
+		dataOff:  tm.DataOffset,
+		end:      tm.End,
+		size:     tm.Size,
+		dataSize: tm.DataSize,
+		mtime:    tm.ModTime,
+		sparse:   tm.Sparse,
+	}
+	k, why := memberKey(tm.Name)
+	notExposed := func(what string) error {
+		res.foreign = append(res.foreign, m.extent())
+		res.problems = append(res.problems, Problem{Offset: tm.Start, Name: tm.Name, What: what})
+		return nil
+	}
+	if why != "" {
+		return notExposed(why)
+	}
+	switch tm.Typeflag {
+	case tarfmt.TypeReg, tarfmt.TypeCont, tarfmt.TypeGNUSparse:
+	case tarfmt.TypeLink:
+		tk, why := memberKey(tm.Linkname)
+		var target *node
+		if why == "" {
+			target = res.ix.lookup(tk)
+		}
+		if target == nil || !target.isValue() {
+			return notExposed(fmt.Sprintf("hard link to %q, which is not an earlier value: not exposed", tm.Linkname))
+		}
+		t := target.val
+		for t.link != nil {
+			t = t.link
+		}
+		m.link = t
+		m.size, m.dataSize, m.sparse = t.size, t.dataSize, t.sparse
+		t.linked++
+	case tarfmt.TypeDir:
+		return res.addDir(k, m, tm)
+	default:
+		return notExposed(fmt.Sprintf("%s member: not exposed", typeName(tm.Typeflag)))
+	}
+	if k.IsRoot() {
+		return notExposed("regular file named like the root: not exposed")
+	}
+	n, pv := res.ix.walk(k)
+	if pv != nil {
+		return res.conflict(tm, pv)
+	}
+	if n != nil {
+		if !n.isValue() {
+			return res.conflict(tm, n)
+		}
+		res.shadow(res.ix.detach(n))
+	}
+	res.ix.setValue(k, m)
+	return nil
+}
+
+// addDir records an explicit directory member.
+func (res *scanResult) addDir(k kv.Key, m *member, tm *tarfmt.Member) error {
+	if k.IsRoot() {
+		if res.ix.root.dir != nil {
+			res.shadow([]*member{res.ix.root.dir})
+		}
+		res.ix.root.dir = m
+		return nil
+	}
+	n, pv := res.ix.walk(k)
+	if pv != nil {
+		return res.conflict(tm, pv)
+	}
+	if n != nil && n.isValue() {
+		return res.conflict(tm, n)
+	}
+	d := res.ix.ensureDict(k)
+	if d.dir != nil {
+		res.shadow([]*member{d.dir})
+	}
+	d.dir = m
+	return nil
+}
+
+// conflict reports a member that tar extraction could not apply over an
+// earlier one: a directory (or something below it) where a value is, or a
+// value where a dictionary is. The archive is corrupt for the store.
+func (res *scanResult) conflict(tm *tarfmt.Member, earlier *node) error {
+	return &kv.Error{Op: "open", Key: earlier.key(), Err: kv.ErrCorrupt,
+		Detail: fmt.Sprintf("at offset %d: member %q conflicts with the earlier %s %s",
+			tm.Start, tm.Name, earlier.kind(), earlier.key())}
+}
+
+// shadow records members replaced by later ones.
+func (res *scanResult) shadow(ms []*member) {
+	res.shadowed = append(res.shadowed, ms...)
+}
+
+func typeName(tf byte) string {
+	switch tf {
+	case tarfmt.TypeSymlink:
+		return "symbolic link"
+	case tarfmt.TypeChar:
+		return "character device"
+	case tarfmt.TypeBlock:
+		return "block device"
+	case tarfmt.TypeFifo:
+		return "FIFO"
+	}
+	return fmt.Sprintf("type %q", tf)
+}

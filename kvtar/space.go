@@ -1,0 +1,221 @@
+package kvtar
+
+import (
+	"slices"
+
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// blockSize is the tar block: every offset and length in the archive is a
+// multiple of it.
+const blockSize = tarfmt.BlockSize
+
+// eoaSize is the end-of-archive marker: two zero blocks.
+const eoaSize = tarfmt.EndOfArchiveSize
+
+// An extent is a byte range of the archive area; in the space map, offsets
+// and lengths are multiples of blockSize.
+type extent struct{ off, len int64 }
+
+func (e extent) end() int64 { return e.off + e.len }
+
+func (e extent) overlaps(o extent) bool {
+	return e.len > 0 && o.len > 0 && e.off < o.end() && o.off < e.end()
+}
+
+// space is the free-space map of the archive area (doc §2): the end of
+// archive and the hole chunks on the device. Each chunk is one PAX g header
+// with its data, as tarfmt.HoleChunks lays them; the map keeps them apart
+// (not merged) because which of their blocks are structure depends on where
+// each chunk starts. Allocation treats a run of adjacent chunks as one
+// hole. Pinned extents (data of members that open readers still use) are
+// never allocated.
+type space struct {
+	limit  int64    // end of the archive area: the EOA must end at or before it
+	eoa    int64    // offset of the end-of-archive marker
+	chunks []extent // hole chunks, sorted by offset, not overlapping
+}
+
+// tailFree is the free space after the end of archive.
+func (s *space) tailFree() int64 { return max(0, s.limit-s.eoa-eoaSize) }
+
+// free is the number of unused bytes: the tail and the holes.
+func (s *space) free() int64 {
+	n := s.tailFree()
+	for _, c := range s.chunks {
+		n += c.len
+	}
+	return n
+}
+
+// runs returns the maximal runs of adjacent chunks, as extents.
+func (s *space) runs() []extent {
+	var rs []extent
+	for _, c := range s.chunks {
+		if n := len(rs); n > 0 && rs[n-1].end() == c.off {
+			rs[n-1].len += c.len
+			continue
+		}
+		rs = append(rs, c)
+	}
+	return rs
+}
+
+// largest is the largest member (header and padded data, bytes) that fits
+// now, ignoring alignment.
+func (s *space) largest() int64 {
+	n := s.tailFree()
+	for _, r := range s.runs() {
+		n = max(n, r.len)
+	}
+	return n
+}
+
+// A placement is where a new member goes.
+type placement struct {
+	off  int64  // the member's first block
+	from extent // the hole run it is taken from; zero when at the tail
+	tail bool
+}
+
+// alignUp returns the least p >= off with (p+hdr) % align == 0.
+func alignUp(off, hdr, align int64) int64 {
+	if align <= blockSize {
+		return off
+	}
+	r := (off + hdr) % align
+	if r == 0 {
+		return off
+	}
+	return off + align - r
+}
+
+// place finds room for a member of n bytes whose data starts hdr bytes
+// after its start, such that the data starts on an align boundary (align a
+// multiple of blockSize; pass blockSize for no constraint). It prefers the
+// smallest hole run that fits and else the end of the archive; it never
+// overlaps an extent in avoid. It reports false when nothing fits.
+func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
+	best := placement{}
+	found := false
+	for _, r := range s.runs() {
+		if found && r.len >= best.from.len {
+			continue
+		}
+		if off, ok := fitIn(r, n, hdr, align, avoid); ok {
+			best = placement{off: off, from: r}
+			found = true
+		}
+	}
+	if found {
+		return best, true
+	}
+	off := alignUp(s.eoa, hdr, align)
+	for {
+		moved := false
+		for _, a := range avoid {
+			if a.overlaps(extent{off, n}) {
+				off = alignUp(a.end(), hdr, align)
+				moved = true
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	if off+n+eoaSize > s.limit {
+		return placement{}, false
+	}
+	return placement{off: off, tail: true}, true
+}
+
+// fitIn finds the first offset in run r where n bytes fit with the
+// alignment, avoiding the pinned extents.
+func fitIn(r extent, n, hdr, align int64, avoid []extent) (int64, bool) {
+	off := alignUp(r.off, hdr, align)
+	for off+n <= r.end() {
+		clash := false
+		for _, a := range avoid {
+			if a.overlaps(extent{off, n}) {
+				off = alignUp(a.end(), hdr, align)
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			return off, true
+		}
+	}
+	return 0, false
+}
+
+// take removes [off, off+n) from the map, for a member placed there with
+// place. It returns the chunks that were consumed (their structure is on
+// the device until the member's writes replace it) and the leftover pieces
+// of the run (or, at the tail, the alignment gap) that must be laid out as
+// new holes.
+func (s *space) take(p placement, n int64) (consumed []extent, leftover []extent) {
+	if p.tail {
+		if p.off > s.eoa {
+			leftover = append(leftover, extent{s.eoa, p.off - s.eoa})
+		}
+		s.eoa = p.off + n
+		return nil, leftover
+	}
+	r := p.from
+	kept := s.chunks[:0:0]
+	for _, c := range s.chunks {
+		if c.off >= r.off && c.end() <= r.end() {
+			consumed = append(consumed, c)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	s.chunks = kept
+	if p.off > r.off {
+		leftover = append(leftover, extent{r.off, p.off - r.off})
+	}
+	if end := p.off + n; end < r.end() {
+		leftover = append(leftover, extent{end, r.end() - end})
+	}
+	return consumed, leftover
+}
+
+// addHole records that e is now laid out as hole chunks on the device
+// (tarfmt.HoleChunks(e.off, e.len/blockSize)).
+func (s *space) addHole(e extent) {
+	cs, _ := tarfmt.HoleChunks(e.off, e.len/blockSize)
+	for _, c := range cs {
+		s.chunks = append(s.chunks, extent{c.Offset, c.Blocks * blockSize})
+	}
+	slices.SortFunc(s.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
+}
+
+// addChunk records one existing hole chunk found on the device.
+func (s *space) addChunk(e extent) {
+	s.chunks = append(s.chunks, e)
+	slices.SortFunc(s.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
+}
+
+// reclaimTail moves the end of archive back over the hole chunks that end
+// at it and returns the new end of archive (doc §2: a hole must not stand
+// right before the end-of-archive marker). Pinned extents beyond the end of
+// archive stay safe: place never allocates over them.
+func (s *space) reclaimTail() int64 {
+	for n := len(s.chunks); n > 0 && s.chunks[n-1].end() == s.eoa; n-- {
+		c := s.chunks[n-1]
+		s.eoa = c.off
+		s.chunks = s.chunks[:n-1]
+	}
+	return s.eoa
+}
+
+func cmp64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

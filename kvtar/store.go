@@ -1,0 +1,196 @@
+package kvtar
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tarstore/tarstore/clock"
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+)
+
+// Store is the tar key-value store. It implements kv.RW; see the package
+// documentation for the design.
+type Store struct {
+	dev      hw.Block
+	clk      clock.PClock
+	ss       int64 // sector size
+	limit    int64 // end of the archive area: the journal area starts here
+	jsize    int64 // size of the journal area
+	readOnly bool
+
+	// wmu serializes write transactions. A group leader holds it from
+	// planning to acknowledgement (group.go).
+	wmu sync.Mutex
+
+	// qmu guards the queue of write requests and the leader flag.
+	qmu     sync.Mutex
+	queue   []*request
+	leading bool
+
+	// mu guards the index, the space map, the zombies and the state
+	// below. Readers hold it shared to look up and pin; a writer holds it
+	// exclusively while it plans and while it applies its commit (doc §6).
+	mu      sync.RWMutex
+	ix      *index
+	sp      space
+	zombies map[*member]struct{} // freed members that readers still hold
+	closed  bool
+	// failed is set when a transaction failed after it started to write:
+	// the device may hold a state the index does not describe, so writes
+	// are refused until the store is opened again (which recovers).
+	failed error
+	// journalDirty reports that the journal area may hold a record.
+	journalDirty bool
+}
+
+var _ kv.RW = (*Store)(nil)
+
+// Errors of New and Format, wrapped in a *kv.Error with Op "open" or
+// "format" (kind kv.ErrInvalidArgument or kv.ErrStorage).
+var (
+	// ErrGeometry: the device's sector size is not a multiple of 512.
+	ErrGeometry = errors.New("kvtar: sector size is not a multiple of 512")
+	// ErrTooSmall: the device cannot hold an archive and the journal.
+	ErrTooSmall = errors.New("kvtar: device too small")
+)
+
+// MinDeviceSize is the smallest device New accepts: room for a few
+// members, the end-of-archive marker and the journal area.
+const MinDeviceSize = 64 << 10
+
+// New opens the store on dev, stamping modification times with clk: the
+// functor application of tar-mirage's Make_KV_RW(CLOCK)(BLOCK). dev holds a
+// tar archive (any archive tar writes, SPEC §4 Invariant C) or zeroes (an
+// empty archive). On a writable device New recovers from a crash first
+// (doc §5). The store takes dev over: Close closes it.
+func New(clk clock.PClock, dev hw.Block) (*Store, error) {
+	s, err := newStore(clk, dev)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
+	if clk == nil || dev == nil {
+		return nil, &kv.Error{Op: "open", Err: kv.ErrInvalidArgument, Detail: "nil clock or device"}
+	}
+	info := dev.Info()
+	ss := int64(info.SectorSize)
+	if ss <= 0 || ss%blockSize != 0 {
+		return nil, &kv.Error{Op: "open", Err: kv.ErrInvalidArgument, Detail: fmt.Sprintf("sector size %d", ss), Cause: ErrGeometry}
+	}
+	size := info.Size()
+	if size < MinDeviceSize {
+		return nil, &kv.Error{Op: "open", Err: kv.ErrInvalidArgument,
+			Detail: fmt.Sprintf("%d bytes, need at least %d", size, MinDeviceSize), Cause: ErrTooSmall}
+	}
+	js := journalSize(size, ss)
+	return &Store{
+		dev:      dev,
+		clk:      clk,
+		ss:       ss,
+		limit:    size - js,
+		jsize:    js,
+		readOnly: info.ReadOnly,
+		zombies:  map[*member]struct{}{},
+	}, nil
+}
+
+// Format makes dev an empty store: it writes the end-of-archive marker at
+// the start of the device and clears the journal area, then flushes. Any
+// data on the device is lost; callers that care (the CLI) check first.
+func Format(dev hw.Block) error {
+	s, err := newStore(clock.System{}, dev)
+	if err != nil {
+		return kv.WithOp(err, "format")
+	}
+	if s.readOnly {
+		return kv.ReadOnly("format", kv.Root)
+	}
+	b := blockio.NewBatch(dev)
+	b.Write(0, make([]byte, eoaSize))
+	b.Write(s.limit, make([]byte, blockSize))
+	if err := b.Issue(); err != nil {
+		return kv.Storage("format", kv.Root, err)
+	}
+	if err := dev.Flush(); err != nil {
+		return kv.Storage("format", kv.Root, err)
+	}
+	return nil
+}
+
+// Close clears the journal, flushes and closes the device. Later calls
+// fail with kv.ErrClosed; Close itself is idempotent.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	dirty := s.journalDirty && s.failed == nil
+	s.mu.Unlock()
+	var err error
+	if dirty {
+		err = s.clearJournal()
+	} else if !s.readOnly {
+		err = s.dev.Flush()
+	}
+	if cerr := s.dev.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return kv.Storage("close", kv.Root, err)
+	}
+	return nil
+}
+
+// clearJournal zeroes the journal head and flushes.
+func (s *Store) clearJournal() error {
+	b := blockio.NewBatch(s.dev)
+	b.Write(s.limit, make([]byte, blockSize))
+	if err := b.Issue(); err != nil {
+		return err
+	}
+	if err := s.dev.Flush(); err != nil {
+		return err
+	}
+	s.journalDirty = false
+	return nil
+}
+
+// Info describes the store for status pages: the device and the space.
+type Info struct {
+	Device  hw.Info
+	Size    int64 // bytes of the archive area
+	Free    int64 // bytes unused: tail and holes
+	Largest int64 // the largest value that fits now (approximately: header and alignment aside)
+	Values  int   // number of values
+	End     int64 // offset of the end-of-archive marker
+}
+
+// Stat returns the store's Info.
+func (s *Store) Stat() (Info, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Info{}, kv.Closed("stat", kv.Root)
+	}
+	return Info{
+		Device:  s.dev.Info(),
+		Size:    s.limit,
+		Free:    s.sp.free(),
+		Largest: max(0, s.sp.largest()-blockSize),
+		Values:  s.ix.count,
+		End:     s.sp.eoa,
+	}, nil
+}

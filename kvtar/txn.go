@@ -1,0 +1,323 @@
+package kvtar
+
+import (
+	"fmt"
+	"hash/crc32"
+	"slices"
+
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// A txn is one transaction (doc §3): planned in memory against the current
+// state, then written in two steps with a flush after each.
+//
+// Planning runs with s.wmu and s.mu held exclusively: it reads the index,
+// takes space from the space map, and queues writes, members to release
+// and index changes. run then classifies the writes, does step 1 without
+// s.mu (readers go on), and takes s.mu again for step 2 and for applying
+// the index changes, so that readers never see a change before it is
+// durable.
+type txn struct {
+	s       *Store
+	diskEOA int64 // the end of archive on the device when the txn began
+	saved   space // the space map when the txn began, to undo planning
+
+	writes   []write   // in order; later writes win where they overlap
+	forced   []write   // commit writes whatever their place
+	released []*member // members this txn removes from the archive
+	apply    []func()  // index changes, applied once the txn is durable
+
+	// invisible are the byte ranges no reader sees in the archive as it is
+	// on the device now: the filler of hole chunks this txn consumes (the
+	// tail past diskEOA+512 is checked separately). Writes there are
+	// stage writes.
+	invisible []extent
+
+	// streamed is data already staged on the device by streaming writes
+	// (SetFrom), in order, with the CRC-32C of their bytes.
+	streamed    []extent
+	streamedCRC uint32
+}
+
+// begin starts a transaction. The caller holds s.wmu and s.mu.
+func (s *Store) begin() *txn {
+	saved := s.sp
+	saved.chunks = slices.Clone(s.sp.chunks)
+	return &txn{s: s, diskEOA: s.sp.eoa, saved: saved}
+}
+
+// put queues bytes to write at off; run decides whether each part is a
+// stage or a commit write.
+func (t *txn) put(off int64, data []byte) {
+	if len(data) > 0 {
+		t.writes = append(t.writes, write{off, data})
+	}
+}
+
+// commit queues a write that goes in step 2 wherever it lies.
+func (t *txn) commit(off int64, data []byte) {
+	if len(data) > 0 {
+		t.forced = append(t.forced, write{off, data})
+	}
+}
+
+// release queues m (a member of the archive, live or shadowed) for removal:
+// run turns its extent into a hole, or the new end of archive.
+func (t *txn) release(m *member) { t.released = append(t.released, m) }
+
+// consume marks hole chunks taken by a placement: their filler becomes
+// stage space for this txn.
+func (t *txn) consume(chunks []extent) {
+	for _, c := range chunks {
+		if c.len >= 3*blockSize {
+			t.invisible = append(t.invisible, extent{c.off + 2*blockSize, c.len - 3*blockSize})
+		}
+	}
+}
+
+// hole queues the writes that lay out e as hole chunks and records them in
+// the space map.
+func (t *txn) hole(e extent) {
+	if e.len == 0 {
+		return
+	}
+	hw, err := tarfmt.HoleWrites(e.off, e.len/blockSize)
+	if err != nil {
+		panic(fmt.Sprintf("kvtar: hole %v: %v", e, err)) // extents are block-aligned and positive by construction
+	}
+	for _, w := range hw {
+		t.put(w.Offset, w.Data)
+	}
+	t.s.sp.addHole(e)
+}
+
+// isInvisible reports whether [off, off+n) lies in space no reader of the
+// current on-disk archive can see.
+func (t *txn) isInvisible(off, n int64) bool {
+	if off >= t.diskEOA+blockSize {
+		return true
+	}
+	for _, e := range t.invisible {
+		if off >= e.off && off+n <= e.end() {
+			return true
+		}
+	}
+	return false
+}
+
+// split cuts w at block boundaries into stage and commit parts.
+func (t *txn) split(w write, stage, commit *[]write) {
+	for len(w.data) > 0 {
+		n := blockSize - w.off%blockSize
+		if n > int64(len(w.data)) {
+			n = int64(len(w.data))
+		}
+		// Grow the piece while it stays in the same class.
+		inv := t.isInvisible(w.off, n)
+		for n < int64(len(w.data)) {
+			m := min(n+blockSize, int64(len(w.data)))
+			if t.isInvisible(w.off+n, m-n) != inv {
+				break
+			}
+			n = m
+		}
+		part := write{w.off, w.data[:n]}
+		if inv {
+			*stage = append(*stage, part)
+		} else {
+			*commit = append(*commit, part)
+		}
+		w = write{w.off + n, w.data[n:]}
+	}
+}
+
+// finish processes the released members and the end of archive: it is the
+// last step of planning.
+func (t *txn) finish() {
+	sp := &t.s.sp
+	for _, m := range t.released {
+		e := m.extent()
+		if e.end() == sp.eoa {
+			sp.eoa = e.off
+			continue
+		}
+		t.hole(e)
+	}
+	sp.reclaimTail()
+	if sp.eoa != t.diskEOA {
+		t.put(sp.eoa, make([]byte, eoaSize))
+	}
+}
+
+// run writes the transaction (doc §3) and applies its index changes. It is
+// called with s.wmu and s.mu held; it returns with s.mu held. op and k name
+// the operation for errors.
+func (t *txn) run(op string, k kv.Key) error {
+	s := t.s
+	t.finish()
+	var stage, commit []write
+	for _, w := range t.writes {
+		t.split(w, &stage, &commit)
+	}
+	commit = append(commit, t.forced...)
+	if len(stage) == 0 && len(commit) == 0 && len(t.streamed) == 0 && len(t.apply) == 0 && len(t.released) == 0 {
+		return nil
+	}
+
+	// The journal record, when the commit writes span more than one
+	// sector.
+	var rec *record
+	if !oneSector(commit, s.ss) {
+		rec = &record{commits: commit}
+		stage = mergeWrites(stage)
+		crc := t.streamedCRC
+		rec.stage = append(rec.stage, t.streamed...)
+		for _, w := range stage {
+			rec.stage = append(rec.stage, extent{w.off, int64(len(w.data))})
+			crc = crc32.Update(crc, castagnoli, w.data)
+		}
+		rec.stageCRC = crc
+		if rec.headSize() > s.jsize {
+			off, ok := t.spillAt(stage, rec.commitLen())
+			if !ok {
+				t.undo()
+				return kv.NoSpace(op, k)
+			}
+			rec.spill = off
+		}
+	}
+
+	// Step 1: stage writes and the journal record (or a cleared journal).
+	zs := s.zombieList()
+	s.mu.Unlock()
+	b := blockio.NewBatch(s.dev)
+	for _, w := range stage {
+		b.Write(w.off, w.data)
+	}
+	switch {
+	case rec != nil:
+		head, sp := rec.encode()
+		b.Write(s.limit, head)
+		if sp != nil {
+			b.Write(rec.spill, sp)
+		}
+	case s.journalDirty:
+		b.Write(s.limit, make([]byte, blockSize))
+	}
+	err := s.capture(zs, stage)
+	if err == nil {
+		err = b.Issue()
+	}
+	if err == nil {
+		err = s.dev.Flush()
+	}
+	s.mu.Lock()
+	if err != nil {
+		s.journalDirty = true
+		t.undo()
+		return kv.Storage(op, k, err)
+	}
+	s.journalDirty = rec != nil
+
+	// Step 2: the commit writes.
+	for _, m := range t.released {
+		s.zombify(m)
+	}
+	b = blockio.NewBatch(s.dev)
+	for _, w := range commit {
+		b.Write(w.off, w.data)
+	}
+	err = s.capture(s.zombieList(), commit)
+	if err == nil {
+		err = b.Issue()
+	}
+	if err == nil {
+		err = s.dev.Flush()
+	}
+	if err != nil {
+		// The device may hold any mix of old and new commit sectors; the
+		// journal (when there is one) or the next open sorts it out.
+		s.failed = err
+		return kv.Storage(op, k, err)
+	}
+	for _, f := range t.apply {
+		f()
+	}
+	return nil
+}
+
+// undo restores the space map as it was before planning.
+func (t *txn) undo() { t.s.sp = t.saved }
+
+// spillAt finds room for n bytes of spilled commit data: past the end of
+// archive and past every stage write, sector-aligned.
+func (t *txn) spillAt(stage []write, n int64) (int64, bool) {
+	off := max(t.s.sp.eoa+eoaSize, t.diskEOA+eoaSize)
+	for _, e := range t.streamed {
+		off = max(off, e.end())
+	}
+	for _, w := range stage {
+		off = max(off, w.off+int64(len(w.data)))
+	}
+	off = (off + t.s.ss - 1) / t.s.ss * t.s.ss
+	return off, off+n <= t.s.limit
+}
+
+// oneSector reports whether all writes fall in a single device sector, so
+// that writing them is atomic without a journal record.
+func oneSector(ws []write, ss int64) bool {
+	if len(ws) == 0 {
+		return true
+	}
+	sec := ws[0].off / ss
+	for _, w := range ws {
+		if w.off/ss != sec || (w.off+int64(len(w.data))-1)/ss != sec {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeWrites returns writes equivalent to ws (later ones winning where
+// they overlap) that do not overlap, sorted by offset, so that their bytes
+// are what the device holds after they are issued.
+func mergeWrites(ws []write) []write {
+	if len(ws) < 2 {
+		return ws
+	}
+	type seq struct {
+		write
+		i int
+	}
+	sorted := make([]seq, len(ws))
+	for i, w := range ws {
+		sorted[i] = seq{w, i}
+	}
+	slices.SortStableFunc(sorted, func(a, b seq) int { return cmp64(a.off, b.off) })
+	var out []write
+	for i := 0; i < len(sorted); {
+		// A cluster of writes that overlap one another.
+		j, end := i+1, sorted[i].off+int64(len(sorted[i].data))
+		for j < len(sorted) && sorted[j].off < end {
+			end = max(end, sorted[j].off+int64(len(sorted[j].data)))
+			j++
+		}
+		if j == i+1 {
+			out = append(out, sorted[i].write)
+			i = j
+			continue
+		}
+		cl := slices.Clone(sorted[i:j])
+		slices.SortFunc(cl, func(a, b seq) int { return a.i - b.i })
+		start := sorted[i].off
+		buf := make([]byte, end-start)
+		for _, w := range cl {
+			copy(buf[w.off-start:], w.data)
+		}
+		out = append(out, write{start, buf})
+		i = j
+	}
+	return out
+}

@@ -1,0 +1,502 @@
+package kvtar
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// streamChunk is the unit of streamed writes and copies.
+const streamChunk = 1 << 20
+
+// mtime is the store's time for a new member: whole seconds, as ustar
+// keeps them without an extra PAX header block.
+func (s *Store) now() time.Time { return s.clk.Now().Truncate(time.Second) }
+
+// valueHeader encodes the header blocks of a regular-file member.
+func valueHeader(k kv.Key, size int64, mtime time.Time) ([]byte, error) {
+	return tarfmt.EncodeHeader(tarfmt.Header{
+		Name:     k.Path(),
+		Typeflag: tarfmt.TypeReg,
+		Size:     size,
+		Mode:     0o644,
+		ModTime:  mtime,
+	})
+}
+
+// place plans a new value member for k of size bytes: it encodes the header,
+// finds room (doc §1: values of a sector or more start on a sector
+// boundary), queues the header and the padding, and returns the member and
+// its header bytes. The caller queues the data.
+func (t *txn) place(op string, k kv.Key, size int64, mtime time.Time) (*member, error) {
+	hdr, err := valueHeader(k, size, mtime)
+	if err != nil {
+		return nil, &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+	}
+	m, err := t.placeMember(op, k, hdr, size)
+	if err != nil {
+		return nil, err
+	}
+	m.mtime = mtime
+	return m, nil
+}
+
+// placeMember finds room for a member with header hdr and size bytes of
+// data, queues the header and the padding, and returns the member.
+func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member, error) {
+	s := t.s
+	h := int64(len(hdr))
+	padded := size + tarfmt.PadLen(size)
+	n := h + padded
+	align := int64(blockSize)
+	if size >= s.ss {
+		align = s.ss
+	}
+	p, ok := s.sp.place(n, h, align, s.avoid())
+	if !ok {
+		return nil, kv.NoSpace(op, k)
+	}
+	consumed, leftover := s.sp.take(p, n)
+	t.consume(consumed)
+	for _, e := range leftover {
+		t.hole(e)
+	}
+	m := &member{
+		start:    p.off,
+		hdr:      p.off + h - blockSize,
+		dataOff:  p.off + h,
+		end:      p.off + n,
+		size:     size,
+		dataSize: size,
+	}
+	t.put(p.off, hdr)
+	if pad := padded - size; pad > 0 {
+		t.put(m.dataOff+size, make([]byte, pad))
+	}
+	return m, nil
+}
+
+// checkTarget checks that k can be bound to a value: not the root, not
+// below a value. It returns the node now at k (nil when none).
+func (s *Store) checkTarget(op string, k kv.Key) (*node, error) {
+	if k.IsRoot() {
+		return nil, kv.ValueExpected(op, k)
+	}
+	n, pv := s.ix.walk(k)
+	if pv != nil {
+		return nil, kv.DictionaryExpected(op, pv.key())
+	}
+	return n, nil
+}
+
+// replace queues the removal of whatever n holds (a value or a whole
+// dictionary) from the archive and from the index.
+func (t *txn) replace(n *node) {
+	if n == nil {
+		return
+	}
+	for _, m := range subtreeMembers(n) {
+		t.release(m)
+	}
+	ix := t.s.ix
+	t.apply = append(t.apply, func() { ix.detach(n) })
+}
+
+// subtreeMembers returns the members of n's subtree without changing it.
+func subtreeMembers(n *node) []*member {
+	var ms []*member
+	each(n, kv.Root, func(c *node, _ kv.Key) {
+		if c.dir != nil {
+			ms = append(ms, c.dir)
+		}
+		if c.val != nil {
+			ms = append(ms, c.val)
+		}
+	})
+	return ms
+}
+
+// bind queues binding k to m in the index.
+func (t *txn) bind(k kv.Key, m *member) {
+	ix := t.s.ix
+	t.apply = append(t.apply, func() { ix.setValue(k, m) })
+}
+
+// Set binds k to v.
+func (s *Store) Set(k kv.Key, v []byte) error {
+	return s.set("set", k, bytes.NewReader(v), int64(len(v)), v)
+}
+
+// SetFrom binds k to the next size bytes of r, streamed with bounded
+// memory.
+func (s *Store) SetFrom(k kv.Key, r io.Reader, size int64) error {
+	if size < 0 {
+		return kv.InvalidArgument("set", k, "negative size")
+	}
+	return s.set("set", k, r, size, nil)
+}
+
+// set writes a new member for k from r (or from whole, when the bytes are
+// in memory), replacing what k held.
+func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) error {
+	return s.write(op, []kv.Key{k}, func(t *txn) error {
+		n, err := s.checkTarget(op, k)
+		if err != nil {
+			return err
+		}
+		m, err := t.place(op, k, size, s.now())
+		if err != nil {
+			return err
+		}
+		if whole != nil {
+			t.put(m.dataOff, whole)
+		} else if err := t.stream(op, k, m.dataOff, r, size); err != nil {
+			return err
+		}
+		t.replace(n)
+		t.bind(k, m)
+		return nil
+	})
+}
+
+// stream copies size bytes from r to the device at off, in the planning of
+// t: parts in space no reader can see are written at once (stage writes,
+// their CRC kept for the journal); the rest is queued. It releases s.mu
+// while it reads r, so that readers go on; the caller holds s.wmu.
+func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) error {
+	s := t.s
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	buf := hw.AllocBuffer(s.dev, streamChunk)
+	for done := int64(0); done < size; {
+		n := min(int64(streamChunk), size-done)
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
+			}
+			return kv.Storage(op, k, fmt.Errorf("reading the value: %w", err))
+		}
+		if err := t.stage(off+done, buf[:n]); err != nil {
+			return kv.Storage(op, k, err)
+		}
+		done += n
+	}
+	return nil
+}
+
+// stage writes p at off now if it lies in invisible space, extending the
+// streamed extent and its CRC; otherwise it queues a copy of p.
+func (t *txn) stage(off int64, p []byte) error {
+	var st, cm []write
+	t.split(write{off, p}, &st, &cm)
+	for _, w := range cm {
+		t.put(w.off, bytes.Clone(w.data))
+	}
+	if len(st) == 0 {
+		return nil
+	}
+	b := blockio.NewBatch(t.s.dev)
+	for _, w := range st {
+		b.Write(w.off, w.data)
+		e := extent{w.off, int64(len(w.data))}
+		if n := len(t.streamed); n > 0 && t.streamed[n-1].end() == e.off {
+			t.streamed[n-1].len += e.len
+		} else {
+			t.streamed = append(t.streamed, e)
+		}
+		t.streamedCRC = crc32.Update(t.streamedCRC, castagnoli, w.data)
+	}
+	return b.Issue()
+}
+
+// SetPartial writes v into the value bound to k at off (at its end when off
+// is past it), creating k when it is missing.
+func (s *Store) SetPartial(k kv.Key, off int64, v []byte) error {
+	const op = "set_partial"
+	if off < 0 {
+		return kv.InvalidArgument(op, k, "negative offset")
+	}
+	return s.write(op, []kv.Key{k}, func(t *txn) error { return t.setPartial(op, k, off, v) })
+}
+
+func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
+	s := t.s
+	n, err := s.checkTarget(op, k)
+	if err != nil {
+		return err
+	}
+	if n == nil {
+		m, err := t.place(op, k, int64(len(v)), s.now())
+		if err != nil {
+			return err
+		}
+		t.put(m.dataOff, v)
+		t.bind(k, m)
+		return nil
+	}
+	if !n.isValue() {
+		return kv.ValueExpected(op, k)
+	}
+	old := n.val
+	at := min(off, old.size)
+	size := max(old.size, at+int64(len(v)))
+	mtime := s.now()
+	if size == old.size && old.owner() == old && old.linked == 0 && old.sparse == nil {
+		// In place: the bytes, and the header for the new mtime.
+		hdr, err := valueHeader(k, size, mtime)
+		if err != nil {
+			return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Cause: err}
+		}
+		if h := int64(len(hdr)); h <= old.dataOff-old.start {
+			if gap := old.dataOff - h - old.start; gap > 0 {
+				t.hole(extent{old.start, gap})
+			}
+			t.commit(old.dataOff-h, hdr)
+			t.commit(old.dataOff+at, v)
+			t.apply = append(t.apply, func() {
+				old.start = old.dataOff - h
+				old.hdr = old.dataOff - blockSize
+				old.mtime = mtime
+			})
+			return nil
+		}
+	}
+	// Otherwise write a new member with the patched contents, copying the
+	// old ones, and release the old member.
+	m, err := t.place(op, k, size, mtime)
+	if err != nil {
+		return err
+	}
+	if err := t.copyPatched(op, k, old, m, at, v); err != nil {
+		return err
+	}
+	t.replace(n)
+	t.bind(k, m)
+	return nil
+}
+
+// copyPatched streams old's contents with v applied at at into the new
+// member m.
+func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byte) error {
+	s := t.s
+	d := acquire(old)
+	defer s.releasePin(d)
+	pr, pw := io.Pipe()
+	go func() {
+		buf := make([]byte, streamChunk)
+		for off := int64(0); off < m.size; {
+			n := min(int64(len(buf)), m.size-off)
+			p := buf[:n]
+			clear(p)
+			if off < old.size {
+				r := min(n, old.size-off)
+				if err := s.readData(old, d, p[:r], off); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+			// Apply the part of v that falls in [off, off+n).
+			lo, hi := max(off, at), min(off+n, at+int64(len(v)))
+			if lo < hi {
+				copy(p[lo-off:hi-off], v[lo-at:hi-at])
+			}
+			if _, err := pw.Write(p); err != nil {
+				return
+			}
+			off += n
+		}
+		pw.Close()
+	}()
+	err := t.stream(op, k, m.dataOff, pr, m.size)
+	pr.Close()
+	return err
+}
+
+// Allocate binds the absent k to size zero bytes, stamped mtime (now when
+// zero).
+func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
+	const op = "allocate"
+	if size < 0 {
+		return kv.InvalidArgument(op, k, "negative size")
+	}
+	return s.write(op, []kv.Key{k}, func(t *txn) error {
+		if k.IsRoot() {
+			return kv.AlreadyPresent(op, k)
+		}
+		n, err := s.checkTarget(op, k)
+		if err != nil {
+			return err
+		}
+		if n != nil {
+			return kv.AlreadyPresent(op, k)
+		}
+		mt := mtime
+		if mt.IsZero() {
+			mt = s.now()
+		}
+		m, err := t.place(op, k, size, mt.Truncate(time.Second))
+		if err != nil {
+			return err
+		}
+		if err := t.stream(op, k, m.dataOff, zeroReader{}, size); err != nil {
+			return err
+		}
+		t.bind(k, m)
+		return nil
+	})
+}
+
+// zeroReader reads zeroes forever.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// Remove unbinds k and everything below it.
+func (s *Store) Remove(k kv.Key) error {
+	const op = "remove"
+	return s.write(op, []kv.Key{k}, func(t *txn) error {
+		n := s.ix.lookup(k)
+		if n == nil || (k.IsRoot() && len(n.children) == 0 && n.dir == nil) {
+			return nil
+		}
+		t.replace(n)
+		return nil
+	})
+}
+
+// Rename moves the binding of src to dst (SPEC §3).
+func (s *Store) Rename(src, dst kv.Key) error {
+	return s.write("rename", []kv.Key{src, dst}, func(t *txn) error { return t.rename(src, dst) })
+}
+
+func (t *txn) rename(src, dst kv.Key) error {
+	const op = "rename"
+	s := t.s
+	if src.IsRoot() {
+		return kv.RenameSourcePrefix(src, dst)
+	}
+	sn := s.ix.lookup(src)
+	if sn == nil {
+		return kv.NotFound(op, src)
+	}
+	if dst.HasPrefix(src) {
+		if dst == src && sn.isValue() {
+			return nil
+		}
+		return kv.RenameSourcePrefix(src, dst)
+	}
+	dn, pv := s.ix.walk(dst)
+	if pv != nil {
+		return &kv.Error{Op: op, Key: pv.key(), Err: kv.ErrDictionaryExpected}
+	}
+	target := dst
+	if dn != nil && !dn.isValue() {
+		var err error
+		if target, err = dst.Add(src.Base()); err != nil {
+			return kv.WithOp(err, op)
+		}
+		if target == src {
+			return nil
+		}
+		dn = s.ix.lookup(target)
+	} else if dn != nil && !sn.isValue() {
+		return kv.ValueExpected(op, src)
+	}
+	// Every member of the source gets a header with its new name: in
+	// place when it fits before the data, else in a copy of the member.
+	var relocate []func() error
+	each(sn, target, func(c *node, ck kv.Key) {
+		for _, m := range []*member{c.val, c.dir} {
+			if m == nil {
+				continue
+			}
+			m, c, ck := m, c, ck
+			hdr, err := memberHeader(ck, m)
+			if err != nil {
+				relocate = append(relocate, func() error {
+					return &kv.Error{Op: op, Key: ck, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+				})
+				continue
+			}
+			if h := int64(len(hdr)); m.owner() == m && m.linked == 0 && m.sparse == nil && h <= m.dataOff-m.start {
+				if gap := m.dataOff - h - m.start; gap > 0 {
+					t.hole(extent{m.start, gap})
+				}
+				t.commit(m.dataOff-h, hdr)
+				t.apply = append(t.apply, func() {
+					m.start = m.dataOff - h
+					m.hdr = m.dataOff - blockSize
+				})
+				continue
+			}
+			relocate = append(relocate, func() error {
+				nm, err := t.placeMember(op, ck, hdr, m.size)
+				if err != nil {
+					return err
+				}
+				nm.mtime, nm.dir = m.mtime, m.dir
+				if !m.dir {
+					if err := t.copyPatched(op, ck, m, nm, 0, nil); err != nil {
+						return err
+					}
+				}
+				t.release(m)
+				t.apply = append(t.apply, func() {
+					if m.dir {
+						c.dir = nm
+					} else {
+						c.val = nm
+					}
+				})
+				return nil
+			})
+		}
+	})
+	for _, f := range relocate {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	// What the target held is replaced, except the source itself when the
+	// target is one of its ancestors (/d/x/x to /d replaces /d/x).
+	if dn != nil {
+		moving := map[*member]bool{}
+		for _, m := range subtreeMembers(sn) {
+			moving[m] = true
+		}
+		for _, m := range subtreeMembers(dn) {
+			if !moving[m] {
+				t.release(m)
+			}
+		}
+	}
+	ix := s.ix
+	t.apply = append(t.apply, func() {
+		ix.detach(sn)
+		if cur := ix.lookup(target); cur != nil {
+			ix.detach(cur)
+		}
+		ix.attach(target, sn)
+	})
+	return nil
+}
+
+// memberHeader encodes the header of m (a value or directory member) under
+// the name k.
+func memberHeader(k kv.Key, m *member) ([]byte, error) {
+	if m.dir {
+		return tarfmt.EncodeHeader(tarfmt.Header{Name: k.Path() + "/", Typeflag: tarfmt.TypeDir, Mode: 0o755, ModTime: m.mtime})
+	}
+	return valueHeader(k, m.size, m.mtime)
+}
