@@ -29,6 +29,8 @@ type member struct {
 	link *member
 	// linked counts the hard links sharing this member's data.
 	linked int
+	// links are the nodes of the hard links to this member (links.go).
+	links []*node
 	// pin tracks the readers of the member's data.
 	pin pin
 	// dir marks an explicit directory member.

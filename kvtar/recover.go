@@ -21,6 +21,8 @@ func (s *Store) open() error {
 	}
 	s.ix = res.ix
 	s.sp = res.sp
+	s.unexposed = res.foreign
+	indexLinks(&s.ix.root)
 	s.sp.limit = s.limit
 	if s.readOnly {
 		return nil

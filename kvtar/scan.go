@@ -34,8 +34,8 @@ func (p Problem) String() string {
 type scanResult struct {
 	ix       *index
 	sp       space
-	shadowed []*member // members replaced by later ones (duplicates)
-	foreign  []extent  // members kept but not exposed (symlinks, devices, unsafe names...)
+	shadowed []*member    // members replaced by later ones (duplicates)
+	foreign  []*unexposed // members kept but not exposed (symlinks, devices, unsafe names, global headers)
 	problems []Problem
 	loneZero bool // the end of archive is a lone zero block followed by data
 }
@@ -123,7 +123,7 @@ func (s *Store) scan() (*scanResult, error) {
 			if g.Hole {
 				res.sp.chunks = append(res.sp.chunks, extent{g.Start, g.End - g.Start})
 			} else {
-				res.foreign = append(res.foreign, extent{g.Start, g.End - g.Start})
+				res.foreign = append(res.foreign, &unexposed{m: &member{start: g.Start, hdr: g.Start, dataOff: g.DataOffset, end: g.End}})
 				res.problems = append(res.problems, Problem{Offset: g.Start, What: "PAX global header with records (kept, applies to later members)"})
 			}
 			off = st.Next
@@ -196,7 +196,11 @@ func (res *scanResult) add(tm *tarfmt.Member) error {
 	}
 	k, why := memberKey(tm.Name)
 	notExposed := func(what string) error {
-		res.foreign = append(res.foreign, m.extent())
+		u := &unexposed{m: m}
+		if k, why := memberKey(tm.Name); why == "" && !k.IsRoot() {
+			u.key, u.named = k, true
+		}
+		res.foreign = append(res.foreign, u)
 		res.problems = append(res.problems, Problem{Offset: tm.Start, Name: tm.Name, What: what})
 		return nil
 	}

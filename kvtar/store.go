@@ -37,7 +37,10 @@ type Store struct {
 	ix      *index
 	sp      space
 	zombies map[*member]struct{} // freed members that readers still hold
-	closed  bool
+	// unexposed are the members of a foreign archive the store keeps but
+	// does not expose (links.go).
+	unexposed []*unexposed
+	closed    bool
 	// failed is set when a transaction failed after it started to write:
 	// the device may hold a state the index does not describe, so writes
 	// are refused until the store is opened again (which recovers).

@@ -156,6 +156,10 @@ func (t *txn) finish() {
 // the operation for errors.
 func (t *txn) run(op string, k kv.Key) error {
 	s := t.s
+	if err := t.materializeLinks(); err != nil {
+		t.undo()
+		return err
+	}
 	t.finish()
 	var stage, commit []write
 	for _, w := range t.writes {

@@ -106,6 +106,7 @@ func (t *txn) replace(n *node) {
 	for _, m := range subtreeMembers(n) {
 		t.release(m)
 	}
+	t.dropUnexposed(n.key())
 	ix := t.s.ix
 	t.apply = append(t.apply, func() { ix.detach(n) })
 }
@@ -470,7 +471,11 @@ func (t *txn) rename(src, dst kv.Key) error {
 	}
 	// What the target held is replaced, except the source itself when the
 	// target is one of its ancestors (/d/x/x to /d replaces /d/x).
+	if !sn.isValue() {
+		t.dropUnexposed(src)
+	}
 	if dn != nil {
+		t.dropUnexposed(target)
 		moving := map[*member]bool{}
 		for _, m := range subtreeMembers(sn) {
 			moving[m] = true
