@@ -151,14 +151,17 @@ func reword(err error, r *request) error {
 // roll the request back when its plan fails.
 type txnMark struct {
 	sp                                               space
-	writes, forced, released, apply, invis, streamed int
+	invisible                                        []extent
+	writes, forced, released, apply, streamed, zeros int
 	streamedCRC                                      uint32
 }
 
 func (t *txn) mark() txnMark {
 	sp := t.s.sp
 	sp.chunks = slices.Clone(sp.chunks)
-	return txnMark{sp, len(t.writes), len(t.forced), len(t.released), len(t.apply), len(t.invisible), len(t.streamed), t.streamedCRC}
+	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
+		writes: len(t.writes), forced: len(t.forced), released: len(t.released), apply: len(t.apply),
+		streamed: len(t.streamed), zeros: len(t.zeros), streamedCRC: t.streamedCRC}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -167,7 +170,8 @@ func (t *txn) rollback(m txnMark) {
 	t.forced = t.forced[:m.forced]
 	t.released = t.released[:m.released]
 	t.apply = t.apply[:m.apply]
-	t.invisible = t.invisible[:m.invis]
+	t.invisible = m.invisible
 	t.streamed = t.streamed[:m.streamed]
+	t.zeros = t.zeros[:m.zeros]
 	t.streamedCRC = m.streamedCRC
 }

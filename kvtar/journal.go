@@ -13,7 +13,7 @@ import (
 //	off  size  field
 //	0    8     magic "TSJRNL01"
 //	8    4     CRC-32C of bytes [12, length) of the record
-//	12   4     zero
+//	12   4     number of zero extents (nz)
 //	16   8     length of the record in the journal area (bytes)
 //	24   8     spill offset: where the commit bytes are when they did not fit (0: inline)
 //	32   8     total length of the commit bytes
@@ -23,7 +23,13 @@ import (
 //	52   4     number of commit writes (nc)
 //	56   16×ns stage extents: offset, length
 //	...  16×nc commit writes: offset, length
+//	...  16×nz zero extents: offset, length
 //	...        commit bytes, concatenated in order (when inline)
+//
+// Replaying a record zeroes the zero extents (space a transaction zeroed
+// in step 1 for an allocated value: zeroing again is idempotent, and cheaper
+// to check than a CRC over gigabytes of zeroes) and then applies the commit
+// writes in order.
 const (
 	journalMagic   = "TSJRNL01"
 	journalHdrSize = 56
@@ -39,6 +45,7 @@ type record struct {
 	stage    []extent // where the stage writes went
 	stageCRC uint32   // CRC-32C of their bytes after step 1
 	commits  []write  // the commit writes, to apply in order
+	zeros    []extent // space to zero before the commit writes
 	spill    int64    // offset of the commit bytes when not inline; 0 when inline
 }
 
@@ -62,13 +69,14 @@ func (r *record) commitLen() int64 {
 // sets r.spill when the inline record would not fit (see recordSize).
 func (r *record) encode() (head, spill []byte) {
 	inline := r.spill == 0
-	n := journalHdrSize + 16*len(r.stage) + 16*len(r.commits)
+	n := journalHdrSize + 16*(len(r.stage)+len(r.commits)+len(r.zeros))
 	if inline {
 		n += int(r.commitLen())
 	}
 	b := make([]byte, n, n)
 	copy(b, journalMagic)
 	le := binary.LittleEndian
+	le.PutUint32(b[12:], uint32(len(r.zeros)))
 	le.PutUint64(b[16:], uint64(n))
 	le.PutUint64(b[24:], uint64(r.spill))
 	le.PutUint64(b[32:], uint64(r.commitLen()))
@@ -84,6 +92,11 @@ func (r *record) encode() (head, spill []byte) {
 	for _, w := range r.commits {
 		le.PutUint64(b[p:], uint64(w.off))
 		le.PutUint64(b[p+8:], uint64(len(w.data)))
+		p += 16
+	}
+	for _, e := range r.zeros {
+		le.PutUint64(b[p:], uint64(e.off))
+		le.PutUint64(b[p+8:], uint64(e.len))
 		p += 16
 	}
 	payload := make([]byte, 0, r.commitLen())
@@ -103,7 +116,7 @@ func (r *record) encode() (head, spill []byte) {
 // headSize returns the size of the record's head in the journal area when
 // its commit bytes are inline.
 func (r *record) headSize() int64 {
-	return journalHdrSize + 16*int64(len(r.stage)+len(r.commits)) + r.commitLen()
+	return journalHdrSize + 16*int64(len(r.stage)+len(r.commits)+len(r.zeros)) + r.commitLen()
 }
 
 // decodeHead parses the fixed header at the start of the journal area and
@@ -141,9 +154,9 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 		stageCRC: le.Uint32(b[44:]),
 	}
 	total := int64(le.Uint64(b[32:]))
-	ns, nc := int64(le.Uint32(b[48:])), int64(le.Uint32(b[52:]))
+	ns, nc, nz := int64(le.Uint32(b[48:])), int64(le.Uint32(b[52:])), int64(le.Uint32(b[12:]))
 	p := int64(journalHdrSize)
-	if p+16*(ns+nc) > n || total < 0 {
+	if p+16*(ns+nc+nz) > n || total < 0 {
 		return nil, fmt.Errorf("journal record tables: %w", errNoRecord)
 	}
 	for range ns {
@@ -161,6 +174,10 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 	}
 	if sum != total {
 		return nil, fmt.Errorf("journal record commit length: %w", errNoRecord)
+	}
+	for range nz {
+		r.zeros = append(r.zeros, extent{int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))})
+		p += 16
 	}
 	var payload []byte
 	if r.spill == 0 {

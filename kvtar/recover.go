@@ -89,6 +89,11 @@ func (s *Store) replayJournal() error {
 				return err
 			}
 			if ok {
+				for _, e := range rec.zeros {
+					if err := blockio.Zero(s.dev, e.off, e.len); err != nil {
+						return err
+					}
+				}
 				b := blockio.NewBatch(s.dev)
 				for _, w := range rec.commits {
 					b.Write(w.off, w.data)

@@ -40,8 +40,12 @@ type scanResult struct {
 	loneZero bool // the end of archive is a lone zero block followed by data
 }
 
-// reader is a sequential window over the device for the scan: it reads in
-// large aligned chunks and serves the decoder's small requests from them.
+// reader is a window over the device for the scan: it serves the
+// decoder's small requests from large reads. Reading on from the end of the
+// window doubles the next read, up to scanWindow, so runs of small members
+// cost a few large sequential reads; a jump (over the data of a large
+// member, or from one hole chunk to the next) starts again at minWindow, so
+// that skipped data is not read.
 type reader struct {
 	s    *Store
 	buf  []byte
@@ -49,14 +53,23 @@ type reader struct {
 	size int64 // device size
 }
 
-// get returns n bytes at off (n <= scanWindow/2), reading a new window when
+// minWindow is the first read after a jump.
+const minWindow = 64 << 10
+
+// get returns n bytes at off (n <= minWindow), reading a new window when
 // they are not in the current one.
 func (r *reader) get(off int64, n int) ([]byte, error) {
-	if off >= r.off && off+int64(n) <= r.off+int64(len(r.buf)) {
+	end := r.off + int64(len(r.buf))
+	if off >= r.off && off+int64(n) <= end {
 		return r.buf[off-r.off:][:n], nil
 	}
+	w := int64(minWindow)
+	if l := int64(len(r.buf)); l > 0 && off >= r.off && off < end+l {
+		w = min(2*l, scanWindow)
+	}
 	start := off / r.s.ss * r.s.ss
-	l := min(int64(scanWindow), r.size-start)
+	w = max(w, off+int64(n)-start)
+	l := min(w, r.size-start)
 	if l < off+int64(n)-start {
 		return nil, fmt.Errorf("read past the end of the device at %d", off)
 	}
@@ -226,6 +239,9 @@ func (res *scanResult) add(tm *tarfmt.Member) error {
 		m.size, m.dataSize, m.sparse = t.size, t.dataSize, t.sparse
 		t.linked++
 	case tarfmt.TypeDir:
+		// Marked, so that a rename rewrites it as a directory member
+		// (memberHeader), not as an empty regular file.
+		m.dir = true
 		return res.addDir(k, m, tm)
 	default:
 		return notExposed(fmt.Sprintf("%s member: not exposed", typeName(tm.Typeflag)))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sort"
 
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
@@ -34,6 +35,9 @@ type txn struct {
 	// tail past diskEOA+512 is checked separately). Writes there are
 	// stage writes.
 	invisible []extent
+
+	// zeros are invisible extents to zero in step 1.
+	zeros []extent
 
 	// streamed is data already staged on the device by streaming writes
 	// (SetFrom), in order, with the CRC-32C of their bytes.
@@ -75,6 +79,7 @@ func (t *txn) consume(chunks []extent) {
 			t.invisible = append(t.invisible, extent{c.off + 2*blockSize, c.len - 3*blockSize})
 		}
 	}
+	slices.SortFunc(t.invisible, func(a, b extent) int { return cmp64(a.off, b.off) })
 }
 
 // hole queues the writes that lay out e as hole chunks and records them in
@@ -99,38 +104,61 @@ func (t *txn) isInvisible(off, n int64) bool {
 	if off >= t.diskEOA+blockSize {
 		return true
 	}
-	for _, e := range t.invisible {
-		if off >= e.off && off+n <= e.end() {
-			return true
-		}
-	}
-	return false
+	i := t.invisibleAt(off)
+	return i < len(t.invisible) && t.invisible[i].off <= off && off+n <= t.invisible[i].end()
 }
 
-// split cuts w at block boundaries into stage and commit parts.
-func (t *txn) split(w write, stage, commit *[]write) {
-	for len(w.data) > 0 {
-		n := blockSize - w.off%blockSize
-		if n > int64(len(w.data)) {
-			n = int64(len(w.data))
-		}
-		// Grow the piece while it stays in the same class.
-		inv := t.isInvisible(w.off, n)
-		for n < int64(len(w.data)) {
-			m := min(n+blockSize, int64(len(w.data)))
-			if t.isInvisible(w.off+n, m-n) != inv {
-				break
+// invisibleAt returns the index of the first invisible extent that ends
+// after off. t.invisible is sorted and its extents do not overlap.
+func (t *txn) invisibleAt(off int64) int {
+	return sort.Search(len(t.invisible), func(i int) bool { return t.invisible[i].end() > off })
+}
+
+// classify cuts [off, off+n) into runs that are invisible (stage space) or
+// not, in order. The class can only change at the block-aligned edges of
+// the invisible space, so each run goes from one edge to the next.
+func (t *txn) classify(off, n int64, fn func(e extent, invisible bool)) {
+	for n > 0 {
+		next := off + n
+		edge := func(b int64) {
+			if b > off && b < next {
+				next = b
 			}
-			n = m
 		}
-		part := write{w.off, w.data[:n]}
+		edge(t.diskEOA + blockSize)
+		if i := t.invisibleAt(off); i < len(t.invisible) {
+			edge(t.invisible[i].off)
+			edge(t.invisible[i].end())
+		}
+		l := next - off
+		fn(extent{off, l}, t.isInvisible(off, l))
+		off, n = next, n-l
+	}
+}
+
+// split cuts w into stage and commit parts.
+func (t *txn) split(w write, stage, commit *[]write) {
+	t.classify(w.off, int64(len(w.data)), func(e extent, inv bool) {
+		part := write{e.off, w.data[e.off-w.off:][:e.len]}
 		if inv {
 			*stage = append(*stage, part)
 		} else {
 			*commit = append(*commit, part)
 		}
-		w = write{w.off + n, w.data[n:]}
-	}
+	})
+}
+
+// zero queues zeroes over [off, off+n) without holding them in memory: the
+// invisible parts are zeroed in step 1 (and again on replay, doc §4), the
+// rest is queued as small writes.
+func (t *txn) zero(off, n int64) {
+	t.classify(off, n, func(e extent, inv bool) {
+		if inv {
+			t.zeros = append(t.zeros, e)
+		} else {
+			t.put(e.off, make([]byte, e.len))
+		}
+	})
 }
 
 // finish processes the released members and the end of archive: it is the
@@ -166,7 +194,7 @@ func (t *txn) run(op string, k kv.Key) error {
 		t.split(w, &stage, &commit)
 	}
 	commit = append(commit, t.forced...)
-	if len(stage) == 0 && len(commit) == 0 && len(t.streamed) == 0 && len(t.apply) == 0 && len(t.released) == 0 {
+	if len(stage) == 0 && len(commit) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 && len(t.apply) == 0 && len(t.released) == 0 {
 		return nil
 	}
 
@@ -174,7 +202,7 @@ func (t *txn) run(op string, k kv.Key) error {
 	// sector.
 	var rec *record
 	if !oneSector(commit, s.ss) {
-		rec = &record{commits: commit}
+		rec = &record{commits: commit, zeros: t.zeros}
 		stage = mergeWrites(stage)
 		crc := t.streamedCRC
 		rec.stage = append(rec.stage, t.streamed...)
@@ -211,6 +239,11 @@ func (t *txn) run(op string, k kv.Key) error {
 		b.Write(s.limit, make([]byte, blockSize))
 	}
 	err := s.capture(zs, stage)
+	for _, e := range t.zeros {
+		if err == nil {
+			err = blockio.Zero(s.dev, e.off, e.len)
+		}
+	}
 	if err == nil {
 		err = b.Issue()
 	}
@@ -260,6 +293,9 @@ func (t *txn) undo() { t.s.sp = t.saved }
 func (t *txn) spillAt(stage []write, n int64) (int64, bool) {
 	off := max(t.s.sp.eoa+eoaSize, t.diskEOA+eoaSize)
 	for _, e := range t.streamed {
+		off = max(off, e.end())
+	}
+	for _, e := range t.zeros {
 		off = max(off, e.end())
 	}
 	for _, w := range stage {

@@ -347,20 +347,10 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 		if err != nil {
 			return err
 		}
-		if err := t.stream(op, k, m.dataOff, zeroReader{}, size); err != nil {
-			return err
-		}
+		t.zero(m.dataOff, size)
 		t.bind(k, m)
 		return nil
 	})
-}
-
-// zeroReader reads zeroes forever.
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }
 
 // Remove unbinds k and everything below it.

@@ -85,3 +85,32 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	}
 	return nil
 }
+
+// Zero writes zeroes over the n bytes at off (any offset and length): the
+// whole sectors in the middle with hw.WriteZeroes (the device's
+// write-zeroes command when it has one, else writes of zero buffers), the
+// partial sectors at either end by read-modify-write.
+func Zero(dev hw.Block, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	ss := int64(dev.Info().SectorSize)
+	lo := (off + ss - 1) / ss * ss
+	hi := (off + n) / ss * ss
+	if lo >= hi {
+		b := NewBatch(dev)
+		b.Write(off, make([]byte, n))
+		return b.Issue()
+	}
+	b := NewBatch(dev)
+	if off < lo {
+		b.Write(off, make([]byte, lo-off))
+	}
+	if off+n > hi {
+		b.Write(hi, make([]byte, off+n-hi))
+	}
+	if err := b.Issue(); err != nil {
+		return err
+	}
+	return hw.WriteZeroes(dev, uint64(lo/ss), uint64((hi-lo)/ss))
+}
