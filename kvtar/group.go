@@ -30,13 +30,14 @@ func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
 	r := &request{op: op, keys: keys, plan: plan, wake: make(chan struct{})}
 	s.qmu.Lock()
 	s.queue = append(s.queue, r)
-	if !s.leading {
+	lead := !s.leading
+	if lead {
 		s.leading = true
 		r.lead = true
 	}
 	s.qmu.Unlock()
-	if !r.lead {
-		<-r.wake
+	if !lead {
+		<-r.wake // r.lead and r.err were set before the close
 		if !r.lead {
 			return r.err
 		}
@@ -153,7 +154,6 @@ type txnMark struct {
 	sp                                               space
 	invisible                                        []extent
 	writes, forced, released, apply, streamed, zeros int
-	streamedCRC                                      uint32
 }
 
 func (t *txn) mark() txnMark {
@@ -161,7 +161,7 @@ func (t *txn) mark() txnMark {
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
 		writes: len(t.writes), forced: len(t.forced), released: len(t.released), apply: len(t.apply),
-		streamed: len(t.streamed), zeros: len(t.zeros), streamedCRC: t.streamedCRC}
+		streamed: len(t.streamed), zeros: len(t.zeros)}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -173,5 +173,4 @@ func (t *txn) rollback(m txnMark) {
 	t.invisible = m.invisible
 	t.streamed = t.streamed[:m.streamed]
 	t.zeros = t.zeros[:m.zeros]
-	t.streamedCRC = m.streamedCRC
 }

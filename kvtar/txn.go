@@ -40,9 +40,11 @@ type txn struct {
 	zeros []extent
 
 	// streamed is data already staged on the device by streaming writes
-	// (SetFrom), in order, with the CRC-32C of their bytes.
-	streamed    []extent
-	streamedCRC uint32
+	// (SetFrom, copies). When the transaction has a journal record, run
+	// flushes it before writing the record, so that the record need not
+	// vouch for it (it can be large: a CRC over it would cost as much as
+	// the flush saves).
+	streamed []extent
 }
 
 // begin starts a transaction. The caller holds s.wmu and s.mu.
@@ -92,9 +94,38 @@ func (t *txn) hole(e extent) {
 	if err != nil {
 		panic(fmt.Sprintf("kvtar: hole %v: %v", e, err)) // extents are block-aligned and positive by construction
 	}
-	for _, w := range hw {
-		t.put(w.Offset, w.Data)
+	// Whole blocks: the filler next to a record prefix and to the final
+	// newline may be anything, and writing whole blocks spares a
+	// read-modify-write. A chunk of two blocks has its prefix and its
+	// newline in the same block.
+	var blk []byte
+	blkOff := int64(-1)
+	flush := func() {
+		if blk != nil {
+			t.put(blkOff, blk)
+		}
+		blk, blkOff = nil, -1
 	}
+	block := func(off int64) []byte {
+		if off != blkOff {
+			flush()
+			blk, blkOff = make([]byte, blockSize), off
+		}
+		return blk
+	}
+	for _, w := range hw {
+		switch w.Part {
+		case tarfmt.HolePrefixPart:
+			copy(block(w.Offset), w.Data)
+		case tarfmt.HoleNewlinePart:
+			start := w.Offset + 1 - blockSize
+			block(start)[blockSize-1] = '\n'
+		default:
+			flush()
+			t.put(w.Offset, w.Data)
+		}
+	}
+	flush()
 	t.s.sp.addHole(e)
 }
 
@@ -175,7 +206,10 @@ func (t *txn) finish() {
 	}
 	sp.reclaimTail()
 	if sp.eoa != t.diskEOA {
-		t.put(sp.eoa, make([]byte, eoaSize))
+		// The marker, and zeroes to the end of its sector: free space, and
+		// no read-modify-write.
+		end := min((sp.eoa+eoaSize+t.s.ss-1)/t.s.ss*t.s.ss, t.s.limit)
+		t.put(sp.eoa, make([]byte, end-sp.eoa))
 	}
 }
 
@@ -204,8 +238,7 @@ func (t *txn) run(op string, k kv.Key) error {
 	if !oneSector(commit, s.ss) {
 		rec = &record{commits: commit, zeros: t.zeros}
 		stage = mergeWrites(stage)
-		crc := t.streamedCRC
-		rec.stage = append(rec.stage, t.streamed...)
+		crc := uint32(0)
 		for _, w := range stage {
 			rec.stage = append(rec.stage, extent{w.off, int64(len(w.data))})
 			crc = crc32.Update(crc, castagnoli, w.data)
@@ -224,6 +257,10 @@ func (t *txn) run(op string, k kv.Key) error {
 	// Step 1: stage writes and the journal record (or a cleared journal).
 	zs := s.zombieList()
 	s.mu.Unlock()
+	var err error
+	if rec != nil && len(t.streamed) > 0 {
+		err = s.dev.Flush()
+	}
 	b := blockio.NewBatch(s.dev)
 	for _, w := range stage {
 		b.Write(w.off, w.data)
@@ -231,14 +268,16 @@ func (t *txn) run(op string, k kv.Key) error {
 	switch {
 	case rec != nil:
 		head, sp := rec.encode()
-		b.Write(s.limit, head)
+		b.Write(s.limit, padSector(head, s.ss))
 		if sp != nil {
-			b.Write(rec.spill, sp)
+			b.Write(rec.spill, padSector(sp, s.ss))
 		}
 	case s.journalDirty:
-		b.Write(s.limit, make([]byte, blockSize))
+		b.Write(s.limit, make([]byte, s.ss))
 	}
-	err := s.capture(zs, stage)
+	if err == nil {
+		err = s.capture(zs, stage)
+	}
 	for _, e := range t.zeros {
 		if err == nil {
 			err = blockio.Zero(s.dev, e.off, e.len)
@@ -303,6 +342,15 @@ func (t *txn) spillAt(stage []write, n int64) (int64, bool) {
 	}
 	off = (off + t.s.ss - 1) / t.s.ss * t.s.ss
 	return off, off+n <= t.s.limit
+}
+
+// padSector returns b padded with zeroes to a whole number of sectors, so
+// that writing it at a sector boundary needs no read-modify-write.
+func padSector(b []byte, ss int64) []byte {
+	if r := int64(len(b)) % ss; r != 0 {
+		b = append(b, make([]byte, ss-r)...)
+	}
+	return b
 }
 
 // oneSector reports whether all writes fall in a single device sector, so

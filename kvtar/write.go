@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"time"
 
@@ -56,9 +55,12 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 	h := int64(len(hdr))
 	padded := size + tarfmt.PadLen(size)
 	n := h + padded
+	// Values of a page or more start on a sector boundary, and on a 4 KiB
+	// boundary on 512-byte-sector devices, whose physical blocks are
+	// usually 4 KiB.
 	align := int64(blockSize)
-	if size >= s.ss {
-		align = s.ss
+	if size >= max(s.ss, 4096) {
+		align = max(s.ss, 4096)
 	}
 	p, ok := s.sp.place(n, h, align, s.avoid())
 	if !ok {
@@ -169,26 +171,58 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 }
 
 // stream copies size bytes from r to the device at off, in the planning of
-// t: parts in space no reader can see are written at once (stage writes,
-// their CRC kept for the journal); the rest is queued. It releases s.mu
-// while it reads r, so that readers go on; the caller holds s.wmu.
+// t: parts in space no reader can see are written at once (stage writes);
+// the rest is queued. Reading r and writing the device overlap: a
+// goroutine fills one buffer while the previous one is written. stream
+// releases s.mu meanwhile, so that readers go on; the caller holds s.wmu.
 func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) error {
 	s := t.s
 	s.mu.Unlock()
 	defer s.mu.Lock()
-	buf := hw.AllocBuffer(s.dev, streamChunk)
+	type chunk struct {
+		p   []byte
+		err error
+	}
+	full := make(chan chunk, 1)
+	free := make(chan []byte, 2)
+	stop := make(chan struct{})
+	defer close(stop)
+	free <- hw.AllocBuffer(s.dev, streamChunk)
+	free <- hw.AllocBuffer(s.dev, streamChunk)
+	go func() {
+		for done := int64(0); done < size; {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			n := min(int64(streamChunk), size-done)
+			_, err := io.ReadFull(r, buf[:n])
+			select {
+			case full <- chunk{buf[:n], err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+			done += n
+		}
+	}()
 	for done := int64(0); done < size; {
-		n := min(int64(streamChunk), size-done)
-		if _, err := io.ReadFull(r, buf[:n]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		c := <-full
+		if c.err != nil {
+			if errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF) {
 				return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
 			}
-			return kv.Storage(op, k, fmt.Errorf("reading the value: %w", err))
+			return kv.Storage(op, k, fmt.Errorf("reading the value: %w", c.err))
 		}
-		if err := t.stage(off+done, buf[:n]); err != nil {
+		if err := t.stage(off+done, c.p); err != nil {
 			return kv.Storage(op, k, err)
 		}
-		done += n
+		done += int64(len(c.p))
+		free <- c.p[:cap(c.p)]
 	}
 	return nil
 }
@@ -213,7 +247,6 @@ func (t *txn) stage(off int64, p []byte) error {
 		} else {
 			t.streamed = append(t.streamed, e)
 		}
-		t.streamedCRC = crc32.Update(t.streamedCRC, castagnoli, w.data)
 	}
 	return b.Issue()
 }
