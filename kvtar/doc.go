@@ -28,8 +28,8 @@
 // dictionary that loses its last value disappears (SPEC §3). Directory
 // members of foreign archives are kept and make their key a dictionary.
 //
-// Values of at least one sector are placed so that their data starts on a
-// sector boundary: reads and writes of large values are then whole-sector
+// Values of 64 KiB or more are placed so that their data starts on a
+// sector boundary (and a 4 KiB one): reads and writes of large values are then whole-sector
 // direct I/O into the caller's buffers (zero-copy), and only the last
 // sector of a value is shared with what follows it.
 //

@@ -16,6 +16,9 @@ import (
 // streamChunk is the unit of streamed writes and copies.
 const streamChunk = 1 << 20
 
+// alignMin is the size from which a value's data is sector-aligned.
+const alignMin = 64 << 10
+
 // mtime is the store's time for a new member: whole seconds, as ustar
 // keeps them without an extra PAX header block.
 func (s *Store) now() time.Time { return s.clk.Now().Truncate(time.Second) }
@@ -55,11 +58,12 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 	h := int64(len(hdr))
 	padded := size + tarfmt.PadLen(size)
 	n := h + padded
-	// Values of a page or more start on a sector boundary, and on a 4 KiB
-	// boundary on 512-byte-sector devices, whose physical blocks are
-	// usually 4 KiB.
+	// Large values start on a sector boundary, and on a 4 KiB boundary on
+	// 512-byte-sector devices, whose physical blocks are usually 4 KiB:
+	// their reads and writes are then whole-sector direct I/O. Small
+	// values are packed; the alignment gap would cost more than it saves.
 	align := int64(blockSize)
-	if size >= max(s.ss, 4096) {
+	if size >= alignMin {
 		align = max(s.ss, 4096)
 	}
 	p, ok := s.sp.place(n, h, align, s.avoid())

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/tarstore/tarstore/hw"
 )
@@ -35,8 +36,48 @@ type Batch struct {
 	pieces   []piece // writes resolved: disjoint, sorted; valid when resolved
 	resolved bool
 
-	arena []byte   // bounce buffers of the request being assembled
-	bufs  [][]byte // buffers of the request being issued
+	inflight inflight // the writes issued and not yet complete
+}
+
+// MaxInFlight is the number of device writes an Issue keeps in flight at
+// once. The sectors of its requests are disjoint, so they may complete in
+// any order; a device with several queues (or merely a long write latency)
+// finishes a transaction's scattered writes in the time of the slowest
+// rather than the sum.
+const MaxInFlight = 16
+
+// inflight runs device writes concurrently, at most MaxInFlight at a
+// time, and keeps the first error.
+type inflight struct {
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	once sync.Once
+}
+
+func (f *inflight) start(write func() error) {
+	f.once.Do(func() { f.sem = make(chan struct{}, MaxInFlight) })
+	f.sem <- struct{}{}
+	f.wg.Add(1)
+	go func() {
+		defer func() { <-f.sem; f.wg.Done() }()
+		if err := write(); err != nil {
+			f.mu.Lock()
+			if f.err == nil {
+				f.err = err
+			}
+			f.mu.Unlock()
+		}
+	}()
+}
+
+// wait waits for every write started and returns the first error.
+func (f *inflight) wait() error {
+	f.wg.Wait()
+	err := f.err
+	f.err = nil
+	return err
 }
 
 // write is one recorded Write; its index in Batch.writes is its rank.
@@ -173,6 +214,15 @@ func (b *Batch) Issue() error {
 	if b.err != nil {
 		return b.err
 	}
+	err := b.issue()
+	if werr := b.inflight.wait(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// issue assembles the requests and starts their writes.
+func (b *Batch) issue() error {
 	pieces := b.resolve()
 	if len(pieces) == 0 {
 		return nil
@@ -223,7 +273,9 @@ func (b *Batch) Issue() error {
 	return nil
 }
 
-// writeRequest assembles the bounce segments of one request and writes it.
+// writeRequest assembles the bounce segments of one request and starts
+// its write. The request owns its bounce memory and buffer list until the
+// write completes.
 func (b *Batch) writeRequest(segs []seg) error {
 	var bounce int64
 	for _, s := range segs {
@@ -231,23 +283,23 @@ func (b *Batch) writeRequest(segs []seg) error {
 			bounce += s.n
 		}
 	}
-	if int64(len(b.arena)) < bounce {
-		b.arena = hw.AllocBuffer(b.dev, int(min(max(bounce, 2*int64(len(b.arena))), b.g.maxBytes)))
+	var arena []byte
+	if bounce > 0 {
+		arena = hw.AllocBuffer(b.dev, int(bounce))
 	}
-	arena := b.arena
+	bufs := make([][]byte, len(segs))
 	for i := range segs {
-		if segs[i].data != nil {
-			continue
+		if segs[i].data == nil {
+			segs[i].data, arena = arena[:segs[i].n], arena[segs[i].n:]
+			if err := b.assemble(segs[i].off, segs[i].data); err != nil {
+				return err
+			}
 		}
-		segs[i].data, arena = arena[:segs[i].n], arena[segs[i].n:]
-		if err := b.assemble(segs[i].off, segs[i].data); err != nil {
-			return err
-		}
+		bufs[i] = segs[i].data
 	}
-	b.bufs = bufs(b.bufs, segs)
-	err := b.dev.Write(b.g.lba(segs[0].off), b.bufs...)
-	clear(b.bufs)
-	return err
+	lba := b.g.lba(segs[0].off)
+	b.inflight.start(func() error { return b.dev.Write(lba, bufs...) })
+	return nil
 }
 
 // assemble fills buf, whole sectors at byte offset off, with their new
