@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"iter"
 	"strings"
 )
 
@@ -30,24 +31,42 @@ var Root = Key{}
 // and "//" are the root and "//a//b/" is /a/b. It fails with ErrInvalidKey
 // for keys tarstore cannot store or extract safely.
 func ParseKey(s string) (Key, error) {
-	segs := strings.Split(s, "/")
-	var b strings.Builder
-	for _, seg := range segs {
+	// One pass over the segments; a canonical input ("a/b", no empty
+	// segments) is used as it is, without building a new string.
+	canonical := true
+	n := 0
+	for seg := range strings.SplitSeq(s, "/") {
 		if seg == "" {
+			canonical = false
 			continue
 		}
 		if err := checkSegment(seg); err != nil {
 			return Root, &Error{Op: "parse", Err: ErrInvalidKey, Detail: fmt.Sprintf("%q: %v", s, err)}
 		}
-		if b.Len() > 0 {
-			b.WriteByte('/')
+		n++
+	}
+	if canonical || n == 0 {
+		if n == 0 {
+			s = ""
 		}
-		b.WriteString(seg)
+	} else {
+		var b strings.Builder
+		b.Grow(len(s))
+		for seg := range strings.SplitSeq(s, "/") {
+			if seg == "" {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('/')
+			}
+			b.WriteString(seg)
+		}
+		s = b.String()
 	}
-	if b.Len()+1 > MaxKeyLen {
-		return Root, &Error{Op: "parse", Err: ErrInvalidKey, Detail: fmt.Sprintf("key of %d bytes is longer than %d", b.Len()+1, MaxKeyLen)}
+	if len(s)+1 > MaxKeyLen {
+		return Root, &Error{Op: "parse", Err: ErrInvalidKey, Detail: fmt.Sprintf("key of %d bytes is longer than %d", len(s)+1, MaxKeyLen)}
 	}
-	return Key{s: b.String()}, nil
+	return Key{s: s}, nil
 }
 
 // MustKey is ParseKey for keys known to be valid; it panics otherwise. It is
@@ -128,6 +147,20 @@ func (k Key) Segments() []string {
 		return nil
 	}
 	return strings.Split(k.s, "/")
+}
+
+// All returns the segments of k in order, without allocating.
+func (k Key) All() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if k.s == "" {
+			return
+		}
+		for seg := range strings.SplitSeq(k.s, "/") {
+			if !yield(seg) {
+				return
+			}
+		}
+	}
 }
 
 // Depth is the number of segments.

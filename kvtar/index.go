@@ -79,7 +79,7 @@ func newIndex() *index {
 // or nil.
 func (ix *index) walk(k kv.Key) (n *node, prefixValue *node) {
 	n = &ix.root
-	for _, seg := range k.Segments() {
+	for seg := range k.All() {
 		if n.isValue() {
 			return nil, n
 		}
@@ -126,7 +126,7 @@ func (n *node) sortedChildren() []*node {
 // k) is a value.
 func (ix *index) ensureDict(k kv.Key) *node {
 	n := &ix.root
-	for _, seg := range k.Segments() {
+	for seg := range k.All() {
 		c := n.children[seg]
 		if c == nil {
 			c = &node{name: seg, parent: n, children: map[string]*node{}}

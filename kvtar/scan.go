@@ -38,6 +38,7 @@ type scanResult struct {
 	foreign  []*unexposed // members kept but not exposed (symlinks, devices, unsafe names, global headers)
 	problems []Problem
 	loneZero bool // the end of archive is a lone zero block followed by data
+	links    bool // hard links were found
 }
 
 // reader is a window over the device for the scan: it serves the
@@ -45,23 +46,45 @@ type scanResult struct {
 // window doubles the next read, up to scanWindow, so runs of small members
 // cost a few large sequential reads; a jump (over the data of a large
 // member, or from one hole chunk to the next) starts again at minWindow, so
-// that skipped data is not read.
+// that skipped data is not read. Once reads reach scanWindow the reader
+// reads the next window ahead, on a goroutine, while the decoder works
+// through the current one.
 type reader struct {
-	s    *Store
+	s     *Store
+	buf   []byte
+	off   int64 // device offset of buf[0]
+	size  int64 // device size
+	ahead *readAhead
+	spare []byte // a scanWindow buffer for the next read ahead
+}
+
+// readAhead is a window being read on a goroutine.
+type readAhead struct {
+	off  int64
 	buf  []byte
-	off  int64 // device offset of buf[0]
-	size int64 // device size
+	err  error
+	done chan struct{}
 }
 
 // minWindow is the first read after a jump.
 const minWindow = 64 << 10
 
-// get returns n bytes at off (n <= minWindow), reading a new window when
-// they are not in the current one.
+// get returns n bytes at off (n <= MaxExtendedSize), reading a new window
+// when they are not in the current one.
 func (r *reader) get(off int64, n int) ([]byte, error) {
 	end := r.off + int64(len(r.buf))
 	if off >= r.off && off+int64(n) <= end {
 		return r.buf[off-r.off:][:n], nil
+	}
+	if a := r.ahead; a != nil {
+		r.ahead = nil
+		<-a.done
+		if a.err == nil && off >= a.off && off+int64(n) <= a.off+int64(len(a.buf)) {
+			r.spare, r.buf, r.off = r.buf[:cap(r.buf)], a.buf, a.off
+			r.readAhead()
+			return r.buf[off-r.off:][:n], nil
+		}
+		r.spare = a.buf[:cap(a.buf)]
 	}
 	w := int64(minWindow)
 	if l := int64(len(r.buf)); l > 0 && off >= r.off && off < end+l {
@@ -82,7 +105,37 @@ func (r *reader) get(off int64, n int) ([]byte, error) {
 		return nil, err
 	}
 	r.off = start
+	if l == scanWindow {
+		r.readAhead()
+	}
 	return r.buf[off-start:][:n], nil
+}
+
+// readAhead starts reading the window after the current one.
+func (r *reader) readAhead() {
+	off := r.off + int64(len(r.buf))
+	l := min(int64(scanWindow), r.size-off)
+	if l <= 0 {
+		return
+	}
+	if cap(r.spare) < scanWindow {
+		r.spare = make([]byte, scanWindow)
+	}
+	a := &readAhead{off: off, buf: r.spare[:l], done: make(chan struct{})}
+	r.spare = nil
+	r.ahead = a
+	go func() {
+		defer close(a.done)
+		a.err = blockio.ReadAt(r.s.dev, a.buf, a.off)
+	}()
+}
+
+// close waits for a read ahead in flight.
+func (r *reader) close() {
+	if a := r.ahead; a != nil {
+		<-a.done
+		r.ahead = nil
+	}
 }
 
 // scan reads the archive from the start of the device and builds the index
@@ -92,6 +145,7 @@ func (s *Store) scan() (*scanResult, error) {
 	size := s.dev.Info().Size()
 	res := &scanResult{ix: newIndex()}
 	rd := &reader{s: s, size: size}
+	defer rd.close()
 	dec := tarfmt.NewDecoder(size)
 	off := int64(0)
 	var tb tarfmt.Block
@@ -173,6 +227,9 @@ func memberKey(name string) (kv.Key, string) {
 	case strings.HasPrefix(name, "/"):
 		name = name[1:]
 	}
+	if k, err := kv.ParseKey(name); err == nil {
+		return k, "" // the common case: a plain name
+	}
 	for _, seg := range strings.Split(name, "/") {
 		if seg == ".." {
 			return kv.Root, "unsafe name (a \"..\" segment): not exposed"
@@ -236,6 +293,7 @@ func (res *scanResult) add(tm *tarfmt.Member) error {
 			t = t.link
 		}
 		m.link = t
+		res.links = true
 		m.size, m.dataSize, m.sparse = t.size, t.dataSize, t.sparse
 		t.linked++
 	case tarfmt.TypeDir:
