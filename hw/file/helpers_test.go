@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -15,39 +14,10 @@ import (
 	"testing"
 
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/internal/testenv"
 )
 
-// inCI reports whether missing capabilities must fail tests instead of
-// skipping them.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// needLoop fails the test in CI, and skips it elsewhere, when loop devices
-// cannot be set up: not root, no /dev/loop-control, or no losetup/blockdev.
-func needLoop(t testing.TB) {
-	t.Helper()
-	var missing string
-	switch {
-	case os.Geteuid() != 0:
-		missing = "root"
-	default:
-		if _, err := os.Stat("/dev/loop-control"); err != nil {
-			missing = "/dev/loop-control"
-			break
-		}
-		for _, tool := range []string{"losetup", "blockdev"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				missing = tool
-			}
-		}
-	}
-	if missing == "" {
-		return
-	}
-	if inCI() {
-		t.Fatalf("loop devices need %s (CI=true, not skipping)", missing)
-	}
-	t.Skipf("loop devices need %s", missing)
-}
+func inCI() bool { return testenv.InCI() }
 
 // newImage creates a sparse image of size bytes in a fresh temporary
 // directory and returns its path.
@@ -60,24 +30,10 @@ func newImage(t testing.TB, size int64) string {
 	return path
 }
 
-// loopDevice attaches file to a new loop device with the given logical
-// sector size and direct I/O, detaches it when the test ends, and returns
-// its path. Extra losetup arguments (such as -r) go before the file.
+// loopDevice attaches file to a loop device (testenv.LoopDevice).
 func loopDevice(t testing.TB, file string, sectorSize int, extra ...string) string {
 	t.Helper()
-	needLoop(t)
-	args := append([]string{"--find", "--show", "--sector-size", strconv.Itoa(sectorSize), "--direct-io=on"}, extra...)
-	out, err := exec.Command("losetup", append(args, file)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup %v: %v: %s", args, err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup --detach %s: %v: %s", dev, err, out)
-		}
-	})
-	return dev
+	return testenv.LoopDevice(t, file, sectorSize, extra...)
 }
 
 // blockdev runs blockdev(8) with one query flag and returns the number.
