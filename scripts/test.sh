@@ -16,6 +16,7 @@ declare -A need=(
 	[tar]=tar              # GNU tar, bsdtar and Python's tarfile read every archive the store writes
 	[bsdtar]=libarchive-tools
 	[python3]=python3
+	[curl]=curl            # the HTTP API is also tested with real curl
 )
 
 install_missing() {

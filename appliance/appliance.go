@@ -1,0 +1,206 @@
+// Package appliance composes tarstore's parts into the appliance (SPEC §1,
+// §5, §6): it is the one place that names concrete drivers. The
+// constructors apply like OCaml functors:
+//
+//	dev   := OpenDevice(cfg, readOnly)        // hw/file today; virtio and NVMe to come
+//	clk   := Clock()                          // clock.OpenRTC("/dev/rtc0") or clock.System
+//	store := kvtar.New(clk, dev)              // Make_KV_RW(CLOCK)(BLOCK)
+//	h     := httpapi.New(store, opts)         // the HTTP API over any kv.RW
+//	Serve(ctx, cfg, ...)                      // an http.Server around h
+//
+// The configuration (appliance/config) names the target; the command line
+// (appliance/cli) and PID 1 (boot) call these constructors.
+//
+// Decisions made here:
+//
+//   - Only the default disk (nothing named a target: ./tarstore.img) is
+//     created on first use, as a 1 GiB sparse image formatted empty. A disk
+//     named explicitly must exist, so that a typo does not serve a fresh
+//     empty store; `tarstore format` creates one.
+//   - The hardware clock is used when /dev/rtc0 exists (the appliance
+//     booted as PID 1, where nothing sets the system clock); otherwise the
+//     system clock.
+//   - --virtio and --nvme are accepted and fail with ErrNoDriver: this
+//     build has no userspace virtio-blk or NVMe driver yet.
+//   - A server listening anywhere but loopback requires a token file
+//     (ErrNeedToken), as SPEC §6 says.
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/tarstore/tarstore/appliance/config"
+	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/clock"
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/file"
+	"github.com/tarstore/tarstore/kvtar"
+)
+
+// Version is the appliance's version, reported by /v1/status and `tarstore
+// help`. Release builds set it with
+// -ldflags "-X github.com/tarstore/tarstore/appliance.Version=v1.2.3".
+var Version = "0.1.0-dev"
+
+// DefaultImageSize is the size of the image created on first use.
+const DefaultImageSize = 1 << 30
+
+// The drivers this build has, as compile-time proof that they are devices.
+var _ hw.Block = (*file.Device)(nil)
+
+var (
+	// ErrNoDriver: the configuration names a device this build has no
+	// driver for (virtio-blk, NVMe).
+	ErrNoDriver = errors.New("this build has no driver for it yet")
+	// ErrNeedToken: serve was asked to listen on a non-loopback address
+	// without a token file.
+	ErrNeedToken = errors.New("refusing to listen on a non-loopback address without --token-file")
+	// ErrBadToken: the token file cannot be read or holds no token.
+	ErrBadToken = errors.New("bad token file")
+	// ErrNoImage: the disk does not exist.
+	ErrNoImage = errors.New("no such disk image or device")
+)
+
+// DeviceError is an error opening the device, with the path or spec.
+type DeviceError struct {
+	Device string
+	Err    error
+}
+
+func (e *DeviceError) Error() string { return e.Device + ": " + e.Err.Error() }
+func (e *DeviceError) Unwrap() error { return e.Err }
+
+// Describe names the target device of cfg for humans: the disk path, or
+// "virtio SPEC" / "nvme SPEC".
+func Describe(cfg config.Config) string {
+	switch {
+	case cfg.Virtio != "":
+		return "virtio " + cfg.Virtio
+	case cfg.NVMe != "":
+		return "nvme " + cfg.NVMe
+	case cfg.Remote != "":
+		return cfg.Remote
+	}
+	return cfg.Disk
+}
+
+// OpenDevice opens the block device cfg names, read-only when asked (a
+// shared lock, so several readers can run at once but not next to a
+// writer). Errors are *DeviceError wrapping ErrNoDriver, ErrNoImage (and
+// fs.ErrNotExist), or the driver's *hw.Error (hw.ErrBusy when another
+// process holds the device).
+func OpenDevice(cfg config.Config, readOnly bool) (hw.Block, error) {
+	switch {
+	case cfg.Virtio != "":
+		return nil, &DeviceError{Device: Describe(cfg), Err: fmt.Errorf("virtio-blk: %w (use --disk with an image or a /dev node)", ErrNoDriver)}
+	case cfg.NVMe != "":
+		return nil, &DeviceError{Device: Describe(cfg), Err: fmt.Errorf("NVMe: %w (use --disk with an image or a /dev node)", ErrNoDriver)}
+	case cfg.Disk == "":
+		return nil, &DeviceError{Device: "", Err: fmt.Errorf("%w: no disk configured", ErrNoImage)}
+	}
+	dev, err := file.Open(cfg.Disk, file.Options{ReadOnly: readOnly, SectorSize: cfg.SectorSize})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &DeviceError{Device: cfg.Disk, Err: fmt.Errorf("%w: %w", ErrNoImage, err)}
+		}
+		return nil, &DeviceError{Device: cfg.Disk, Err: err}
+	}
+	return dev, nil
+}
+
+// Clock returns the wall clock for the store: the hardware RTC when
+// /dev/rtc0 can be read, the system clock otherwise.
+func Clock() clock.PClock {
+	if _, err := os.Stat(clock.DefaultRTC); err == nil {
+		if rtc, err := clock.OpenRTC(clock.DefaultRTC); err == nil {
+			return rtc
+		}
+	}
+	return clock.System{}
+}
+
+// OpenStore opens the store on the device cfg names: kvtar.New(Clock(),
+// OpenDevice(cfg, readOnly)). A writable open recovers from a crash first.
+func OpenStore(cfg config.Config, readOnly bool) (*kvtar.Store, error) {
+	dev, err := OpenDevice(cfg, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	s, err := kvtar.New(Clock(), dev)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// CreateImage creates a sparse image file of size bytes at path (which
+// must not exist) and formats it as an empty store. On failure the file is
+// removed again.
+func CreateImage(path string, size int64, sectorSize int) error {
+	if err := file.Create(path, size); err != nil {
+		return err
+	}
+	dev, err := file.Open(path, file.Options{SectorSize: sectorSize})
+	if err == nil {
+		err = kvtar.Format(dev)
+		if cerr := dev.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// EnsureDefaultImage creates the default image (DefaultImageSize, sparse,
+// formatted) when nothing named a target and it does not exist yet. It
+// reports whether it created it.
+func EnsureDefaultImage(cfg config.Config) (bool, error) {
+	if !cfg.DefaultTarget() {
+		return false, nil
+	}
+	if _, err := os.Stat(cfg.Disk); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err := CreateImage(cfg.Disk, DefaultImageSize, cfg.SectorSize); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// StatusFunc returns the status of store s for the HTTP API and `df`.
+func StatusFunc(s *kvtar.Store) func() (httpapi.Status, error) {
+	return func() (httpapi.Status, error) {
+		info, err := s.Stat()
+		if err != nil {
+			return httpapi.Status{}, err
+		}
+		return Status(info), nil
+	}
+}
+
+// Status converts a store's Info into the API's Status.
+func Status(info kvtar.Info) httpapi.Status {
+	d := info.Device
+	return httpapi.Status{
+		Version:  Version,
+		Capacity: info.Size,
+		Free:     info.Free,
+		Largest:  info.Largest,
+		Entries:  info.Values,
+		ReadOnly: d.ReadOnly,
+		Device: httpapi.DeviceStatus{
+			Driver:     d.Driver,
+			Model:      d.Model,
+			Serial:     d.Serial,
+			SectorSize: d.SectorSize,
+			Sectors:    d.Sectors,
+		},
+	}
+}

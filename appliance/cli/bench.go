@@ -1,0 +1,351 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar"
+)
+
+// Bench defaults.
+const (
+	benchSize   = 64 << 20
+	benchOps    = 256
+	benchRounds = 3
+	// benchKeys is how many 4 KiB values write-flush rotates through.
+	benchKeys = 8
+	// benchSlack is room for the store's headers, alignment and small
+	// values beyond its sequential test value.
+	benchSlack = 8 << 20
+)
+
+// benchPrefix holds the store's test values during a run.
+var benchPrefix = kv.MustKey("/.tarstore-bench")
+
+// benchResult is one measurement, raw and through the store.
+type benchResult struct {
+	Name  string  `json:"name"`
+	Unit  string  `json:"unit"` // "MiB/s" or "IOPS"
+	Raw   float64 `json:"raw"`
+	Store float64 `json:"store"`
+	Ratio float64 `json:"ratio"` // store / raw
+}
+
+// benchReport is what bench --json prints.
+type benchReport struct {
+	Disk       string        `json:"disk"`
+	Driver     string        `json:"driver"`
+	SectorSize int           `json:"sector_size"`
+	Size       int64         `json:"size"` // bytes per sequential round
+	Ops        int           `json:"ops"`
+	Rounds     int           `json:"rounds"`
+	RawRegion  [2]int64      `json:"raw_region"` // [start, end) of the raw I/O on the device
+	Results    []benchResult `json:"results"`
+}
+
+// bench is one run: the store and, on the same device, the region raw I/O
+// may use.
+type bench struct {
+	dev      hw.Block
+	store    *kvtar.Store
+	ss       int64
+	chunk    int64 // sequential request size: 1 MiB rounded down to sectors
+	small    int64 // random request size: 4 KiB rounded up to sectors
+	rawStart int64 // the raw region [rawStart, rawStart+size)
+	size     int64
+	ops      int
+	buf      []byte // aligned, chunk bytes
+	pattern  []byte // what is written, chunk bytes
+	rng      *rand.Rand
+}
+
+// accum sums one side of a measurement over the rounds.
+type accum struct {
+	amount float64 // bytes or operations
+	took   time.Duration
+}
+
+func (a accum) rate(unit string) float64 {
+	if a.took <= 0 {
+		return 0
+	}
+	r := a.amount / a.took.Seconds()
+	if unit == "MiB/s" {
+		r /= 1 << 20
+	}
+	return r
+}
+
+func runBench(c *cmdCtx) (err error) {
+	size, ops, rounds := int64(benchSize), benchOps, benchRounds
+	if c.a.has("size") {
+		if size, err = parseSize("--size", c.a.get("size")); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"ops", &ops}, {"rounds", &rounds}} {
+		if c.a.has(f.name) {
+			n, err := strconv.Atoi(c.a.get(f.name))
+			if err != nil || n < 1 {
+				return usagef("--%s: %q is not a positive number", f.name, c.a.get(f.name))
+			}
+			*f.v = n
+		}
+	}
+	dev, err := appliance.OpenDevice(c.cfg, false)
+	if err != nil {
+		return openError(c.cfg, err)
+	}
+	store, err := kvtar.New(appliance.Clock(), dev)
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	defer closeInto(store, &err)
+	disk := appliance.Describe(c.cfg)
+
+	info, err := store.Stat()
+	if err != nil {
+		return err
+	}
+	b := &bench{dev: dev, store: store, ss: int64(info.Device.SectorSize), ops: ops,
+		rng: rand.New(rand.NewPCG(1, 2))}
+	b.chunk = max(b.ss, (1<<20)/b.ss*b.ss)
+	b.small = (4096 + b.ss - 1) / b.ss * b.ss
+	size = max(size/b.chunk*b.chunk, b.chunk)
+	b.size = size
+
+	// The raw region is the last size bytes of the archive area, before
+	// the journal. The store writes only below it: past its end of
+	// archive, its test values need at most twice the sequential value
+	// (a replacement is written before the old one is freed) and slack.
+	tail := info.End + 1024
+	b.rawStart = (info.Size - size) / b.ss * b.ss
+	need := 2*size + benchSlack + size
+	if b.rawStart < tail+2*size+benchSlack {
+		return &opError{"bench", disk, fmt.Sprintf(
+			"not enough free space at the end of the archive: the run needs %s (%s for the store's test values, then %s for raw I/O), the free tail has %s; try a smaller --size",
+			human(need), human(2*size+benchSlack), human(size), human(max(0, info.Size-tail))), kv.ErrNoSpace.Error()}
+	}
+	if k, err := store.Exists(benchPrefix); err != nil {
+		return err
+	} else if k != kv.None {
+		return &opError{"bench", benchPrefix.String(), "the store already holds this key (left by an interrupted bench?); remove it with 'tarstore rm " +
+			benchPrefix.String() + "' if it is not yours", kv.ErrAlreadyPresent.Error()}
+	}
+	defer func() {
+		if rerr := store.Remove(benchPrefix); err == nil {
+			err = rerr
+		}
+		// Give the raw region back to a sparse image (best effort: the
+		// region is free space, invisible to tar readers either way).
+		if d, ok := dev.(hw.Discarder); ok {
+			d.Discard(uint64(b.rawStart/b.ss), uint64(size/b.ss))
+		}
+	}()
+	b.buf = hw.AllocBuffer(dev, int(b.chunk))
+	b.pattern = make([]byte, b.chunk)
+	for i := range b.pattern {
+		b.pattern[i] = byte(b.rng.Uint32())
+	}
+
+	type workload struct {
+		name, unit string
+		raw, store func() (float64, error)
+	}
+	works := []workload{
+		{"seq-write", "MiB/s", b.rawSeqWrite, b.storeSeqWrite},
+		{"seq-read", "MiB/s", b.rawSeqRead, b.storeSeqRead},
+		{"rand-read", "IOPS", b.rawRandRead, b.storeRandRead},
+		{"write-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush},
+	}
+	raw := make([]accum, len(works))
+	st := make([]accum, len(works))
+	measure := func(f func() (float64, error), a *accum) error {
+		start := time.Now()
+		n, err := f()
+		a.took += time.Since(start)
+		a.amount += n
+		return err
+	}
+	for r := 0; r < rounds; r++ {
+		for i, w := range works {
+			// Alternate which side goes first, so that neither always
+			// runs on a device warmed (or tired) by the other.
+			first, second := measure, measure
+			fa, sa := &raw[i], &st[i]
+			ff, sf := w.raw, w.store
+			if r%2 == 1 {
+				fa, sa, ff, sf = sa, fa, sf, ff
+			}
+			if err := first(ff, fa); err != nil {
+				return err
+			}
+			if err := second(sf, sa); err != nil {
+				return err
+			}
+		}
+	}
+
+	rep := benchReport{Disk: disk, Driver: info.Device.Driver, SectorSize: info.Device.SectorSize,
+		Size: size, Ops: ops, Rounds: rounds, RawRegion: [2]int64{b.rawStart, b.rawStart + size}}
+	for i, w := range works {
+		res := benchResult{Name: w.name, Unit: w.unit, Raw: raw[i].rate(w.unit), Store: st[i].rate(w.unit)}
+		if res.Raw > 0 {
+			res.Ratio = res.Store / res.Raw
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	if c.a.on("json") {
+		return writeJSON(c.env.Stdout, rep)
+	}
+	printBench(c.env.Stdout, rep)
+	return nil
+}
+
+func printBench(out io.Writer, rep benchReport) {
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	fmt.Fprintf(w, "bench %s (%s driver, %d-byte sectors): %s per sequential round, %d ops per random round, %d rounds\n",
+		rep.Disk, rep.Driver, rep.SectorSize, human(rep.Size), rep.Ops, rep.Rounds)
+	fmt.Fprintf(w, "%-12s %16s %16s %9s\n", "test", "raw", "store", "store/raw")
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-12s %16s %16s %9.2f\n", r.Name, fmt.Sprintf("%.1f %s", r.Raw, r.Unit),
+			fmt.Sprintf("%.1f %s", r.Store, r.Unit), r.Ratio)
+	}
+}
+
+// errShort: a store read returned less than asked.
+var errShort = errors.New("short read")
+
+func (b *bench) rawSeqWrite() (float64, error) {
+	copy(b.buf, b.pattern)
+	for off := int64(0); off < b.size; off += b.chunk {
+		if err := b.dev.Write(uint64((b.rawStart+off)/b.ss), b.buf); err != nil {
+			return 0, err
+		}
+	}
+	return float64(b.size), b.dev.Flush()
+}
+
+// patternReader yields size bytes of the pattern.
+type patternReader struct {
+	p    []byte
+	left int64
+	off  int
+}
+
+func (r *patternReader) Read(b []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(int64(len(b)), r.left)], r.p[r.off:])
+	r.off = (r.off + n) % len(r.p)
+	r.left -= int64(n)
+	return n, nil
+}
+
+func (b *bench) seqKey() kv.Key {
+	k, _ := benchPrefix.Add("seq")
+	return k
+}
+
+func (b *bench) storeSeqWrite() (float64, error) {
+	return float64(b.size), b.store.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
+}
+
+func (b *bench) rawSeqRead() (float64, error) {
+	for off := int64(0); off < b.size; off += b.chunk {
+		if err := b.dev.Read(uint64((b.rawStart+off)/b.ss), b.buf); err != nil {
+			return 0, err
+		}
+	}
+	return float64(b.size), nil
+}
+
+func (b *bench) storeSeqRead() (float64, error) {
+	r, err := b.store.Open(b.seqKey())
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	for off := int64(0); off < b.size; off += b.chunk {
+		if n, err := r.ReadAt(b.buf, off); n < len(b.buf) {
+			return 0, errors.Join(errShort, err)
+		}
+	}
+	return float64(b.size), nil
+}
+
+// randOffsets returns ops random offsets of small requests in [0, size).
+func (b *bench) randOffsets() []int64 {
+	offs := make([]int64, b.ops)
+	n := b.size / b.small
+	for i := range offs {
+		offs[i] = b.rng.Int64N(n) * b.small
+	}
+	return offs
+}
+
+func (b *bench) rawRandRead() (float64, error) {
+	buf := b.buf[:b.small]
+	for _, off := range b.randOffsets() {
+		if err := b.dev.Read(uint64((b.rawStart+off)/b.ss), buf); err != nil {
+			return 0, err
+		}
+	}
+	return float64(b.ops), nil
+}
+
+func (b *bench) storeRandRead() (float64, error) {
+	r, err := b.store.Open(b.seqKey())
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	buf := b.buf[:b.small]
+	for _, off := range b.randOffsets() {
+		if n, err := r.ReadAt(buf, off); n < len(buf) {
+			return 0, errors.Join(errShort, err)
+		}
+	}
+	return float64(b.ops), nil
+}
+
+func (b *bench) rawWriteFlush() (float64, error) {
+	buf := b.buf[:b.small]
+	copy(buf, b.pattern)
+	slots := b.size / b.small
+	for i := 0; i < b.ops; i++ {
+		off := int64(i) % slots * b.small
+		if err := b.dev.Write(uint64((b.rawStart+off)/b.ss), buf); err != nil {
+			return 0, err
+		}
+		if err := b.dev.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(b.ops), nil
+}
+
+func (b *bench) storeWriteFlush() (float64, error) {
+	v := b.pattern[:4096]
+	for i := 0; i < b.ops; i++ {
+		k, _ := benchPrefix.Add("w" + strconv.Itoa(i%benchKeys))
+		if err := b.store.Set(k, v); err != nil {
+			return 0, err
+		}
+	}
+	return float64(b.ops), nil
+}

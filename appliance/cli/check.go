@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar"
+)
+
+// problem is a kvtar.Problem for --json.
+type problem struct {
+	Offset int64  `json:"offset"`
+	Name   string `json:"name,omitempty"`
+	What   string `json:"what"`
+	Fatal  bool   `json:"fatal"`
+}
+
+// checkReport is what check --json prints.
+type checkReport struct {
+	Disk         string    `json:"disk"`
+	OK           bool      `json:"ok"` // no fatal problem
+	Values       int       `json:"values"`
+	End          int64     `json:"end"`      // offset of the end-of-archive marker
+	Capacity     int64     `json:"capacity"` // bytes of the archive area
+	Free         int64     `json:"free"`
+	Problems     []problem `json:"problems"`
+	BeforeRepair []problem `json:"before_repair,omitempty"` // with --repair: what a read-only look found first
+}
+
+func toProblems(ps []kvtar.Problem) []problem {
+	out := []problem{}
+	for _, p := range ps {
+		out = append(out, problem{p.Offset, p.Name, p.What, p.Fatal})
+	}
+	return out
+}
+
+// openProblem turns a failed open (a damaged archive) into a fatal
+// problem, or returns nil when the failure is not about the archive.
+func openProblem(err error) *problem {
+	var ke *kv.Error
+	if errors.As(err, &ke) && (errors.Is(err, kv.ErrCorrupt) || errors.Is(err, kv.ErrStorage)) {
+		return &problem{What: ke.Message(), Fatal: true}
+	}
+	return nil
+}
+
+func runCheck(c *cmdCtx) (err error) {
+	rep := checkReport{Disk: appliance.Describe(c.cfg), Problems: []problem{}}
+	fail := func(err error) error {
+		p := openProblem(err)
+		if p == nil {
+			return openError(c.cfg, err)
+		}
+		rep.Problems = append(rep.Problems, *p)
+		if c.a.on("json") {
+			writeJSON(c.env.Stdout, rep)
+		}
+		return err
+	}
+	if c.a.on("repair") {
+		// First a read-only look, to report what the repair is about.
+		s, err := appliance.OpenStore(c.cfg, true)
+		if err != nil {
+			if p := openProblem(err); p != nil {
+				rep.BeforeRepair = []problem{*p}
+			} else {
+				return openError(c.cfg, err)
+			}
+		} else {
+			ps, err := s.Check()
+			s.Close()
+			if err != nil {
+				return err
+			}
+			rep.BeforeRepair = toProblems(ps)
+		}
+	}
+	s, err := appliance.OpenStore(c.cfg, !c.a.on("repair"))
+	if err != nil {
+		return fail(err)
+	}
+	defer closeInto(s, &err)
+	ps, err := s.Check()
+	if err != nil {
+		return fail(err)
+	}
+	info, err := s.Stat()
+	if err != nil {
+		return err
+	}
+	rep.Problems = toProblems(ps)
+	rep.Values, rep.End, rep.Capacity, rep.Free = info.Values, info.End, info.Size, info.Free
+	fatal := 0
+	for _, p := range ps {
+		if p.Fatal {
+			fatal++
+		}
+	}
+	rep.OK = fatal == 0
+	if c.a.on("json") {
+		if err := writeJSON(c.env.Stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printCheck(c.env.Stdout, rep, c.a.on("repair"))
+	}
+	if fatal > 0 {
+		return &opError{"check", rep.Disk, fmt.Sprintf("%s: the archive is damaged, or the store and the device disagree",
+			plural(int64(fatal), "fatal problem")), kv.ErrCorrupt.Error()}
+	}
+	return nil
+}
+
+func printCheck(out io.Writer, rep checkReport, repair bool) {
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	line := func(p problem) {
+		s := fmt.Sprintf("offset %d", p.Offset)
+		if p.Name != "" {
+			s += fmt.Sprintf(" (%q)", p.Name)
+		}
+		s += ": " + p.What
+		if p.Fatal {
+			s += " [fatal]"
+		}
+		fmt.Fprintln(w, s)
+	}
+	if repair && len(rep.BeforeRepair) > 0 {
+		fmt.Fprintf(w, "before repair:\n")
+		for _, p := range rep.BeforeRepair {
+			fmt.Fprint(w, "  ")
+			line(p)
+		}
+		fmt.Fprintf(w, "after repair:\n")
+	}
+	for _, p := range rep.Problems {
+		line(p)
+	}
+	fatal := 0
+	for _, p := range rep.Problems {
+		if p.Fatal {
+			fatal++
+		}
+	}
+	status := "ok"
+	if fatal > 0 {
+		status = "DAMAGED"
+	}
+	fmt.Fprintf(w, "check: %s: %s, %s (%d fatal); %s, archive ends at %d, %d of %d bytes free\n",
+		rep.Disk, status, plural(int64(len(rep.Problems)), "problem"), fatal,
+		plural(int64(rep.Values), "value"), rep.End, rep.Free, rep.Capacity)
+}

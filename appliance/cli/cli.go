@@ -1,0 +1,257 @@
+// Package cli is the tarstore command line (SPEC §5): every command, its
+// help, its flags and its exit statuses.
+//
+// Commands work on a disk (embedded mode: the command opens the image or
+// block device itself with hw/file and kvtar, read-only for the commands
+// that only read) or through a running server (remote mode: --remote URL
+// or TARSTORE_URL, through appliance/client). The command code sees only a
+// kv.RW and a status function, so output and exit statuses are the same in
+// both modes. Where each setting comes from (flags, environment, kernel
+// command line, defaults) is appliance/config's business.
+//
+// Decisions made here, where SPEC §5 is silent:
+//
+//   - Flags are GNU style (parseArgs); flags may also stand before the
+//     command name (`tarstore --disk x.img ls`).
+//   - A disk held by another process (hw.ErrBusy: a server has it) is
+//     reported as a storage error (exit 10) with a hint to use --remote. A
+//     missing image is a storage error too, with a hint to create one; only
+//     serve creates the default image on first use.
+//   - stat prints the last-modified time in RFC 3339 to the second, in UTC:
+//     that is what HTTP's Last-Modified carries, so embedded and remote
+//     output agree. --json has the same fields.
+//   - A key that does not parse is an invalid_key error (exit 9) reported
+//     under the command's operation with the key as typed.
+//   - Local files that cannot be read (put FILE, patch FILE, import DIR)
+//     are usage errors (exit 2): the argument is wrong, not the store.
+//   - serve, format, check and bench work on a disk only; naming a server
+//     for them is a usage error.
+//   - patch sends its data in chunks of 1 MiB (one set_partial each), so
+//     its memory is bounded; a large patch is durable but not atomic.
+//   - import and export do not carry modification times over: the store's
+//     clock stamps what they write (kv.RW has no way to set a time on a
+//     written value). Empty directories are not imported: the store has no
+//     empty dictionaries of its own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/config"
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/kv"
+)
+
+// Exit statuses (SPEC §5).
+const (
+	ExitOK                 = 0
+	ExitInternal           = 1
+	ExitUsage              = 2
+	ExitNotFound           = 3
+	ExitValueExpected      = 4
+	ExitDictionaryExpected = 5
+	ExitAlreadyPresent     = 6
+	ExitNoSpace            = 7
+	ExitRenameSourcePrefix = 8
+	ExitInvalid            = 9
+	ExitStorage            = 10
+	ExitReadOnly           = 11
+)
+
+// ExitCode maps an error code (kv.Code) to the exit status.
+func ExitCode(code string) int {
+	switch code {
+	case "":
+		return ExitOK
+	case kv.ErrNotFound.Error():
+		return ExitNotFound
+	case kv.ErrValueExpected.Error():
+		return ExitValueExpected
+	case kv.ErrDictionaryExpected.Error():
+		return ExitDictionaryExpected
+	case kv.ErrAlreadyPresent.Error():
+		return ExitAlreadyPresent
+	case kv.ErrNoSpace.Error():
+		return ExitNoSpace
+	case kv.ErrRenameSourcePrefix.Error():
+		return ExitRenameSourcePrefix
+	case kv.ErrInvalidKey.Error(), kv.ErrInvalidArgument.Error():
+		return ExitInvalid
+	case kv.ErrStorage.Error(), kv.ErrCorrupt.Error():
+		return ExitStorage
+	case kv.ErrReadOnly.Error():
+		return ExitReadOnly
+	}
+	return ExitInternal
+}
+
+// Env is what a command runs with. Main fills it from the process; tests
+// pass buffers.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// LookupEnv reads the environment (os.LookupEnv); nil is an empty one.
+	LookupEnv func(string) (string, bool)
+	// Cmdline is the kernel command line when it applies (PID 1), else "".
+	Cmdline string
+	// Context stops serve when it is done. Nil: serve stops on SIGINT or
+	// SIGTERM.
+	Context context.Context
+	// IsTerminal tells whether progress bars may be drawn on w. Nil:
+	// detect a terminal with TCGETS.
+	IsTerminal func(w io.Writer) bool
+	// HTTPClient is used in remote mode; nil uses the client's default.
+	HTTPClient *http.Client
+}
+
+// Main runs the command line args (without the program name) of the
+// process and returns its exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return Run(Env{
+		Stdin:     stdin,
+		Stdout:    stdout,
+		Stderr:    stderr,
+		LookupEnv: os.LookupEnv,
+		Cmdline:   config.KernelCmdline(),
+	}, args)
+}
+
+// Run runs one command line in env and returns the exit status.
+func Run(env Env, argv []string) int {
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	name, rest := splitCommand(argv)
+	if name == "" {
+		for _, a := range argv {
+			if a == "--help" || a == "-h" {
+				usage(env.Stdout)
+				return ExitOK
+			}
+		}
+		if len(argv) > 0 {
+			fmt.Fprintf(env.Stderr, "tarstore: no command in %q\n", strings.Join(argv, " "))
+		}
+		usage(env.Stderr)
+		return ExitUsage
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		fmt.Fprintf(env.Stderr, "tarstore: unknown command %q\nRun 'tarstore help' for the list of commands.\n", name)
+		return ExitUsage
+	}
+	a, err := parseArgs(rest, cmd.allFlags())
+	if err == nil && a.on("help") {
+		cmd.printHelp(env.Stdout)
+		return ExitOK
+	}
+	if err == nil {
+		err = cmd.checkArgs(a)
+	}
+	if err != nil {
+		return report(env.Stderr, cmd, &usageError{err.Error()})
+	}
+	if cmd.noTarget {
+		return report(env.Stderr, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a}))
+	}
+	flags := map[string]string{}
+	for _, s := range cmd.settings {
+		if a.has(s) {
+			flags[s] = a.get(s)
+		}
+	}
+	cfg, err := config.Load(config.Sources{Flags: flags, LookupEnv: env.LookupEnv, Cmdline: env.Cmdline})
+	if err != nil {
+		return report(env.Stderr, cmd, &usageError{err.Error()})
+	}
+	if cmd.diskOnly && cfg.IsRemote() {
+		return report(env.Stderr, cmd, &usageError{fmt.Sprintf(
+			"%s works on a disk, not through a server (%s from the %s): name the disk with --disk",
+			cmd.name, cfg.Remote, cfg.From[config.Remote])})
+	}
+	return report(env.Stderr, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a, cfg: cfg}))
+}
+
+// usageError is a bad command line: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// opError is a failure outside the store's own errors (opening the disk,
+// a failed check) in the form of a store error: op, subject, message, code.
+type opError struct {
+	op, subject, msg, code string
+}
+
+func (e *opError) Error() string { return e.op + " " + e.subject + ": " + e.msg }
+
+// report prints err to stderr in the form SPEC §5 gives and returns the
+// exit status.
+func report(w io.Writer, cmd *command, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var (
+		ue *usageError
+		oe *opError
+		ke *kv.Error
+	)
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(w, "tarstore: %s: %s\nRun 'tarstore help %s' for usage.\n", cmd.name, ue.msg, cmd.name)
+		return ExitUsage
+	case errors.As(err, &oe):
+		fmt.Fprintf(w, "tarstore: %s (%s)\n", oe.Error(), oe.code)
+		return ExitCode(oe.code)
+	case errors.As(err, &ke):
+		fmt.Fprintf(w, "tarstore: %s %s: %s (%s)\n", ke.Op, ke.Key, ke.Message(), ke.Code())
+		return ExitCode(ke.Code())
+	}
+	code := kv.Code(err)
+	fmt.Fprintf(w, "tarstore: %s: %v (%s)\n", cmd.name, err, code)
+	return ExitCode(code)
+}
+
+// openError turns an error opening the device into one the user can act on.
+func openError(cfg config.Config, err error) error {
+	var ke *kv.Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	dev := appliance.Describe(cfg)
+	switch {
+	case errors.Is(err, appliance.ErrNoDriver):
+		return &usageError{err.Error()}
+	case errors.Is(err, appliance.ErrNoImage):
+		return &opError{"open", dev, "no such disk image; create one with 'tarstore format --disk " + dev +
+			" --size 1G', or run 'tarstore serve', which creates " + config.DefaultDisk + " on first use", kv.ErrStorage.Error()}
+	case errors.Is(err, hw.ErrBusy):
+		return &opError{"open", dev, "the disk is in use by another process (a 'tarstore serve'?); " +
+			"go through that server with --remote http://ADDR or TARSTORE_URL", kv.ErrStorage.Error()}
+	}
+	var he *hw.Error
+	if errors.As(err, &he) {
+		msg := he.Kind.Error()
+		if he.Err != nil {
+			msg += ": " + he.Err.Error()
+		}
+		return &opError{"open", dev, msg, kv.ErrStorage.Error()}
+	}
+	return &opError{"open", dev, err.Error(), kv.ErrStorage.Error()}
+}

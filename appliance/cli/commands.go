@@ -1,0 +1,489 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/config"
+)
+
+// command is one tarstore command.
+type command struct {
+	name     string
+	synopsis string // the arguments, for the usage line
+	summary  string // one line for `tarstore help`
+	help     string // the long description
+	examples []string
+	op       string // the store operation reported for keys that do not parse
+	flags    []flagDef
+	settings []string // the configuration settings it takes as flags
+	minArgs  int
+	maxArgs  int  // -1: any number
+	diskOnly bool // works on a disk only, not through a server
+	noTarget bool // needs no configuration at all (help)
+	run      func(c *cmdCtx) error
+}
+
+var (
+	// clientSettings: commands that work on a disk or through a server.
+	clientSettings = []string{config.Disk, config.Remote, config.TokenFile, config.ReadOnly,
+		config.SectorSize, config.Virtio, config.NVMe}
+	// diskSettings: commands that work on a disk only.
+	diskSettings  = []string{config.Disk, config.SectorSize, config.Virtio, config.NVMe}
+	serveSettings = []string{config.Disk, config.Virtio, config.NVMe, config.Listen, config.TokenFile,
+		config.ReadOnly, config.SectorSize, config.MaxConns}
+)
+
+var helpFlag = flagDef{name: "help", help: "show this help"}
+var jsonFlag = flagDef{name: "json", help: "print machine-readable JSON"}
+
+// allFlags are the flags the command accepts: its own, its settings, --help.
+func (c *command) allFlags() []flagDef {
+	defs := append([]flagDef{}, c.flags...)
+	for _, name := range c.settings {
+		s, _ := config.Lookup(name)
+		arg := s.Arg
+		if s.Bool {
+			arg = ""
+		}
+		defs = append(defs, flagDef{name: s.Name, arg: arg, help: s.Help})
+	}
+	return append(defs, helpFlag)
+}
+
+func (c *command) checkArgs(a args) error {
+	n := len(a.pos)
+	switch {
+	case n < c.minArgs:
+		return fmt.Errorf("missing argument: usage: tarstore %s %s", c.name, c.synopsis)
+	case c.maxArgs >= 0 && n > c.maxArgs:
+		return fmt.Errorf("unexpected argument %q: usage: tarstore %s %s", a.pos[c.maxArgs], c.name, c.synopsis)
+	}
+	return nil
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// commands is the table of every command, in the order `tarstore help`
+// lists them. It is filled in init to break the reference cycle through
+// runHelp.
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{
+			name: "serve", synopsis: "[--disk PATH | --virtio SPEC | --nvme SPEC] [--listen ADDR] [--token-file F] [--read-only]",
+			summary:  "serve the store over HTTP",
+			settings: serveSettings, maxArgs: 0, diskOnly: true, run: runServe,
+			help: `Opens the disk and serves the store over the HTTP API (/v1/kv/..., /v1/status,
+/metrics, /healthz) until SIGINT or SIGTERM, then shuts down gracefully: it
+stops accepting, lets requests in flight finish, and closes the store, which
+flushes the device.
+
+With no disk named anywhere (no --disk, no TARSTORE_DISK, no tarstore.disk=
+on the kernel command line) it serves ./tarstore.img and creates it on first
+use: a 1 GiB sparse image, formatted empty. A disk named explicitly must
+exist (create it with 'tarstore format').
+
+While it runs, the disk is locked: other tarstore commands cannot open it and
+must go through the server with --remote (or TARSTORE_URL).
+
+When it is ready it prints one line to stderr:
+    tarstore: serving ./tarstore.img on http://127.0.0.1:7070
+(with --listen 127.0.0.1:0 the port is picked by the system and shown there).
+
+Listening on anything but loopback requires --token-file: clients must then
+send "Authorization: Bearer <token>" (the CLI does, with --token-file).
+
+--virtio and --nvme are accepted but this build has no userspace virtio-blk
+or NVMe driver yet: they fail with a usage error. Block devices such as
+/dev/vdb or /dev/nvme0n1 work with --disk through the kernel's driver.`,
+			examples: []string{
+				"tarstore serve                                  # ./tarstore.img on 127.0.0.1:7070",
+				"tarstore serve --disk /dev/vdb --listen 0.0.0.0:7070 --token-file /etc/tarstore.token",
+				"tarstore serve --disk data.img --read-only      # writes get 403 read_only",
+			},
+		},
+		{
+			name: "format", synopsis: "--disk PATH --size SIZE [--force]",
+			summary: "create an empty store on an image or device",
+			flags: []flagDef{
+				{name: "size", arg: "SIZE", help: "size of a new image file (K, M, G, T: powers of 1024)"},
+				{name: "force", help: "format even if the device holds data"},
+			},
+			settings: diskSettings, maxArgs: 0, diskOnly: true, run: runFormat,
+			help: `Makes PATH an empty store. When PATH does not exist, it creates a sparse image
+file of --size bytes there. When it exists (an image file or a block device),
+it formats it in place, and --size, if given, must match its size.
+
+It refuses to overwrite data: if anything in the first 1 MiB of the device is
+not zero (a file system, a partition table, a tar archive, a store with
+values), it says what it found and stops, unless --force is given.`,
+			examples: []string{
+				"tarstore format --disk data.img --size 4G",
+				"tarstore format --disk /dev/vdb --force",
+			},
+		},
+		{
+			name: "put", synopsis: "KEY [FILE|-]", op: "set",
+			summary:  "store a value (set)",
+			settings: clientSettings, minArgs: 1, maxArgs: 2, run: runPut,
+			help: `Binds KEY to the bytes of FILE, or of standard input when FILE is "-" or
+missing. Whatever KEY held is replaced (a dictionary is replaced whole), and
+missing parent dictionaries are created. The write is durable and atomic:
+after a crash KEY holds either the old or the whole new value.
+
+The value is streamed with bounded memory, whatever its size. The store needs
+the size up front: it is taken from FILE, or from standard input when that is
+a regular file (a redirection). Otherwise (a pipe, a terminal) standard input
+is first buffered into a temporary file in $TMPDIR, then sent.`,
+			examples: []string{
+				"tarstore put /docs/readme.txt README.md",
+				"echo hello | tarstore put /greeting",
+				"tarstore put /backup/home.tar - < home.tar",
+				"tarstore --remote http://127.0.0.1:7070 put /a a.bin",
+			},
+		},
+		{
+			name: "get", synopsis: "KEY [--offset N] [--length N]", op: "get",
+			summary: "write a value to standard output",
+			flags: []flagDef{
+				{name: "offset", arg: "N", help: "start at byte N (K, M, G, T suffixes allowed)"},
+				{name: "length", arg: "N", help: "write at most N bytes"},
+			},
+			settings: clientSettings, minArgs: 1, maxArgs: 1, run: runGet,
+			help: `Writes the value bound to KEY to standard output, streaming it with bounded
+memory. With --offset and --length, writes that part of it (get_partial): an
+offset at or past the end writes nothing, and a range that runs past the end
+stops there. A negative offset or length is invalid_argument (exit 9).`,
+			examples: []string{
+				"tarstore get /docs/readme.txt",
+				"tarstore get /big.iso --offset 1G --length 4K | xxd | head",
+				"tarstore get /a --offset 1        # the same as: tarstore get --offset 1 /a",
+			},
+		},
+		{
+			name: "stat", synopsis: "KEY [--json]", op: "stat",
+			summary:  "show what a key is: kind, size, digest, last-modified",
+			flags:    []flagDef{jsonFlag},
+			settings: clientSettings, minArgs: 1, maxArgs: 1, run: runStat,
+			help: `Shows what KEY is bound to: its kind (value or dictionary), its size (values
+only), its digest in hex (SHA-256 of a value's bytes; for a dictionary a
+Merkle digest over its entries, which changes whenever anything below it
+changes) and its last-modified time in RFC 3339 (UTC, to the second; for a
+dictionary the latest time of the values directly in it). A key bound to
+nothing is not_found (exit 3).`,
+			examples: []string{
+				"tarstore stat /docs/readme.txt",
+				"tarstore stat / --json",
+			},
+		},
+		{
+			name: "ls", synopsis: "[KEY] [--json]", op: "list",
+			summary:  "list a dictionary",
+			flags:    []flagDef{jsonFlag},
+			settings: clientSettings, maxArgs: 1, run: runLs,
+			help: `Lists the direct children of the dictionary KEY (the root when KEY is
+missing), one "<kind>\t<key>" line each, sorted by key, kind being "value"
+or "dictionary". Listing a value is dictionary_expected (exit 5).`,
+			examples: []string{
+				"tarstore ls",
+				"tarstore ls /docs",
+				"tarstore ls /docs --json",
+			},
+		},
+		{
+			name: "rm", synopsis: "KEY", op: "remove",
+			summary:  "remove a value or a whole dictionary",
+			settings: clientSettings, minArgs: 1, maxArgs: 1, run: runRm,
+			help: `Removes KEY: a value, or a dictionary with everything below it; rm / empties
+the store. Removing a key that is not there succeeds. Dictionaries left empty
+disappear. Durable and atomic.`,
+			examples: []string{
+				"tarstore rm /docs/old.txt",
+				"tarstore rm /docs",
+			},
+		},
+		{
+			name: "mv", synopsis: "SRC DST", op: "rename",
+			summary:  "rename a value or a dictionary",
+			settings: clientSettings, minArgs: 2, maxArgs: 2, run: runMv,
+			help: `Renames SRC to DST, atomically. A value replaces the value at DST; when DST
+is an existing dictionary, SRC moves into it (DST/base(SRC)). A dictionary
+moves with everything below it. Moving a key below itself is
+rename_source_prefix (exit 8).`,
+			examples: []string{
+				"tarstore mv /a.txt /b.txt",
+				"tarstore mv /a.txt /archive      # /archive/a.txt when /archive is a dictionary",
+			},
+		},
+		{
+			name: "alloc", synopsis: "KEY SIZE [--mtime RFC3339]", op: "allocate",
+			summary: "create a zero-filled value",
+			flags: []flagDef{
+				{name: "mtime", arg: "RFC3339", help: "modification time to record (default: now)"},
+			},
+			settings: clientSettings, minArgs: 2, maxArgs: 2, run: runAlloc,
+			help: `Creates KEY as SIZE zero bytes (K, M, G, T suffixes: powers of 1024), for
+example to fill it later with patch. KEY must not exist (already_present,
+exit 6); no room is no_space (exit 7).`,
+			examples: []string{
+				"tarstore alloc /disk.raw 10G",
+				"tarstore alloc /log 1M --mtime 2024-01-01T00:00:00Z",
+			},
+		},
+		{
+			name: "patch", synopsis: "KEY OFFSET [FILE|-]", op: "set_partial",
+			summary:  "write bytes into a value at an offset",
+			settings: clientSettings, minArgs: 2, maxArgs: 3, run: runPatch,
+			help: `Writes the bytes of FILE (or standard input) into the value KEY at byte
+OFFSET (set_partial). An offset past the end appends at the end, without a
+gap; a missing KEY is created with the bytes. Data is sent in pieces of 1 MiB,
+so memory stays bounded; each piece is durable when patch moves on, but a
+large patch interrupted midway leaves the pieces before the interruption.`,
+			examples: []string{
+				"printf 'HELLO' | tarstore patch /greeting 0",
+				"tarstore patch /disk.raw 1M sector.bin",
+			},
+		},
+		{
+			name: "df", synopsis: "[--json]", op: "status",
+			summary:  "show capacity and free space",
+			flags:    []flagDef{jsonFlag},
+			settings: clientSettings, maxArgs: 0, run: runDf,
+			help: `Shows the store's capacity (the archive area of the device, in bytes), the
+free bytes (the tail past the archive plus reusable holes), the largest value
+that fits now, the number of values, and the device.`,
+			examples: []string{
+				"tarstore df",
+				"tarstore df --json | jq .free",
+			},
+		},
+		{
+			name: "check", synopsis: "[--repair] [--json]", op: "check",
+			summary: "verify the archive on a disk",
+			flags: []flagDef{
+				{name: "repair", help: "open the disk writable first, which repairs what recovery can"},
+				jsonFlag,
+			},
+			settings: diskSettings, maxArgs: 0, diskOnly: true, run: runCheck,
+			help: `Opens the disk read-only, scans the archive afresh and compares it with what
+the store made of it: members, holes (space of removed data), shadowed
+duplicate members, the end-of-archive marker, damage, and members the store
+does not expose (symbolic links, devices, unsafe names). Each problem is
+printed with its offset; "fatal" ones mean the archive is damaged or the
+store and the device disagree, and make check exit 10.
+
+With --repair it first opens the disk writable: recovery replays an
+interrupted transaction from the journal, repairs a lone zero block at the
+end of the archive, turns shadowed duplicates into holes and gives a hole at
+the tail back. Then it checks.`,
+			examples: []string{
+				"tarstore check --disk data.img",
+				"tarstore check --disk data.img --repair",
+			},
+		},
+		{
+			name: "import", synopsis: "DIR [PREFIX]", op: "set",
+			summary:  "copy a host directory into the store",
+			settings: clientSettings, minArgs: 1, maxArgs: 2, run: runImport,
+			help: `Copies every regular file below the host directory DIR into the store, under
+PREFIX (the root when missing): DIR/a/b becomes PREFIX/a/b. Values are
+streamed with bounded memory. Symbolic links and special files are skipped,
+and so are empty directories (the store keeps no empty dictionaries).
+Modification times are not carried over: the store stamps the time of the
+copy. The directory is read through the loopback store, which keeps a
+.tarstore-staging directory in DIR while it runs.`,
+			examples: []string{
+				"tarstore import ./site /www",
+			},
+		},
+		{
+			name: "export", synopsis: "PREFIX DIR", op: "get",
+			summary:  "copy values from the store into a host directory",
+			settings: clientSettings, minArgs: 2, maxArgs: 2, run: runExport,
+			help: `Copies every value below PREFIX into the host directory DIR (created when
+missing): PREFIX/a/b becomes DIR/a/b, replacing a file of that name. When
+PREFIX is a value, it becomes DIR/<its last segment>. Each file is written
+and fsynced before it is renamed into place.`,
+			examples: []string{
+				"tarstore export /www ./site-copy",
+				"tarstore export / ./everything",
+			},
+		},
+		{
+			name: "bench", synopsis: "[--disk PATH] [--json]", op: "bench",
+			summary: "measure the device's raw speed and the store's",
+			flags: []flagDef{
+				{name: "size", arg: "SIZE", help: "bytes per sequential round (default 64M)"},
+				{name: "ops", arg: "N", help: "operations per random-read and write+flush round (default 256)"},
+				{name: "rounds", arg: "N", help: "rounds of each measurement, alternating raw and store (default 3)"},
+				jsonFlag,
+			},
+			settings: diskSettings, maxArgs: 0, diskOnly: true, run: runBench,
+			help: `Measures, in one run, the device's own speed and the store's on it, and prints
+each figure with the ratio store/raw:
+
+  seq-write   sequential writes of 1 MiB, then a flush     (MiB/s)
+  seq-read    sequential reads of 1 MiB                    (MiB/s)
+  rand-read   random reads of 4 KiB                        (IOPS)
+  write-flush a 4 KiB write made durable: raw write+flush,
+              store set of a 4 KiB value                   (IOPS)
+
+Raw and store rounds alternate, so both see the same device conditions. The
+store's data is never touched by raw I/O: raw reads and writes go only to the
+free space at the end of the archive area, past everything the store holds
+and will write during the run. The store's test values live under
+/.tarstore-bench and are removed at the end. When the free tail is too small
+for --size, bench says so and stops (no_space, exit 7): try a smaller --size.`,
+			examples: []string{
+				"tarstore bench --disk data.img",
+				"tarstore bench --disk /dev/vdb --size 256M --json",
+			},
+		},
+		{
+			name: "help", synopsis: "[COMMAND]",
+			summary: "show help for tarstore or a command",
+			maxArgs: 1, noTarget: true, run: runHelp,
+			help: `Shows the list of commands, or the help of one: 'tarstore help put' is the
+same as 'tarstore put --help'.`,
+		},
+	}
+}
+
+// printHelp prints the command's help: usage, description, flags,
+// settings, examples.
+func (c *command) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "usage: tarstore %s %s\n\n%s\n", c.name, c.synopsis, c.summary)
+	fmt.Fprintf(w, "\n%s\n", c.help)
+	if len(c.flags) > 0 {
+		fmt.Fprintf(w, "\nflags:\n")
+		printFlags(w, c.flags, nil)
+	}
+	if len(c.settings) > 0 {
+		fmt.Fprintf(w, "\nsettings (flag, environment variable; see 'tarstore help'):\n")
+		var defs []flagDef
+		var envs []string
+		for _, name := range c.settings {
+			s, _ := config.Lookup(name)
+			arg := s.Arg
+			if s.Bool {
+				arg = ""
+			}
+			h := s.Help
+			if s.Default != "" && !s.Bool && s.Default != "0" {
+				h += " (default " + s.Default + ")"
+			}
+			defs = append(defs, flagDef{name: s.Name, arg: arg, help: h})
+			envs = append(envs, s.Env)
+		}
+		printFlags(w, defs, envs)
+	}
+	if len(c.examples) > 0 {
+		fmt.Fprintf(w, "\nexamples:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	if !c.noTarget {
+		fmt.Fprintf(w, "\nFlags may come before or after the arguments; -- ends them.\n")
+	}
+}
+
+func printFlags(w io.Writer, defs []flagDef, envs []string) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for i, d := range defs {
+		f := "--" + d.name
+		if d.arg != "" {
+			f += " " + d.arg
+		}
+		if envs != nil {
+			f += "\t" + envs[i]
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", f, d.help)
+	}
+	tw.Flush()
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `usage: tarstore <command> [arguments] [flags]
+
+tarstore (version %s) keeps a key-value store on a disk image or block
+device as a valid tar archive, and serves it over HTTP. Commands work on the
+disk directly (embedded: --disk, default %s) or through a
+running server (--remote URL).
+
+commands:
+`, appliance.Version, config.DefaultDisk)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, firstArgs(c.synopsis), c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, `
+settings: each comes from the first of: the flag, the environment variable,
+the kernel command line (key=value, read only when tarstore runs as PID 1),
+the default.
+`)
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "  flag\tenvironment\tkernel\tdefault\n")
+	for _, s := range config.Settings {
+		f := "--" + s.Name
+		if !s.Bool {
+			f += " " + s.Arg
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", f, s.Env, s.Kernel, s.Default)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, `
+The disk, virtio, nvme and remote settings name one target together: the
+first layer that names any of them decides (--disk beats TARSTORE_URL).
+
+Flags may come before or after the arguments (GNU style); --flag=value and
+--flag value are the same; -- ends the flags. Sizes take K, M, G, T suffixes
+(powers of 1024). Structured output (ls, stat, df, check, bench) has --json.
+
+exit status: 0 ok, 1 internal error, 2 usage, 3 not_found, 4 value_expected,
+5 dictionary_expected, 6 already_present, 7 no_space, 8 rename_source_prefix,
+9 invalid_key or invalid_argument, 10 storage_error or corrupt, 11 read_only.
+Errors go to stderr as "tarstore: <op> <key>: <message> (<code>)".
+
+Run 'tarstore help <command>' (or 'tarstore <command> --help') for details
+and examples.
+`)
+}
+
+// firstArgs shortens a synopsis for the command list: the positional part.
+func firstArgs(s string) string {
+	var out []string
+	for _, f := range strings.Fields(s) {
+		if strings.HasPrefix(f, "[--") || strings.HasPrefix(f, "--") || strings.HasPrefix(f, "|") {
+			break
+		}
+		out = append(out, f)
+	}
+	return strings.Join(out, " ")
+}
+
+func runHelp(c *cmdCtx) error {
+	if len(c.a.pos) == 0 {
+		usage(c.env.Stdout)
+		return nil
+	}
+	cmd := lookup(c.a.pos[0])
+	if cmd == nil {
+		return usagef("unknown command %q", c.a.pos[0])
+	}
+	cmd.printHelp(c.env.Stdout)
+	return nil
+}

@@ -1,0 +1,119 @@
+// Package httpapi is tarstore's HTTP API v1 (SPEC §6): an http.Handler
+// over any kv.RW. appliance/client is its Go client, itself a kv.RW.
+//
+// # Routes
+//
+//	GET    /v1/kv/{key}                  get; Range → 206 (get_partial); ETag, Last-Modified; If-None-Match → 304
+//	GET    /v1/kv/{key}?list             list → ListBody
+//	HEAD   /v1/kv/{key}                  exists/stat: X-Tarstore-Kind, Content-Length (values), ETag, Last-Modified; 404
+//	PUT    /v1/kv/{key}                  set, streamed; Content-Length required (411); 201 new / 204 replaced; ETag of the new value
+//	PATCH  /v1/kv/{key}?offset=N         set_partial; body ≤ Options.MaxPatch (413); 204
+//	POST   /v1/kv/{key}?allocate=SIZE[&mtime=RFC3339]   allocate; 201
+//	POST   /v1/kv/{key}?rename-to={dst}  rename; 204
+//	POST   /v1/kv/{key}?open             open a reader session (below); 201 ReaderBody
+//	DELETE /v1/kv/{key}                  remove; 204
+//	GET    /v1/readers/{id}              read a reader session (Range → 206); DELETE closes it (204); 410 when gone
+//	GET    /v1/status                    Status
+//	GET    /metrics                      Prometheus text format 0.0.4
+//	GET    /healthz                      "ok" (no authentication)
+//
+// Keys are taken from the escaped request path after "/v1/kv", by hand:
+// net/http's ServeMux would clean /v1/kv/a/../b into a redirect, and a key
+// with a "." or ".." segment must be refused instead. "/v1/kv" and
+// "/v1/kv/" are the root; empty segments are dropped, as kv.ParseKey does;
+// each segment is percent-decoded on its own, so %2F cannot make a segment
+// and %2e%2e is still "..". Bad keys — ".", "..", NUL, a segment over 255
+// bytes, a key over Options.MaxKeyLen — are 400 invalid_key. KeyPath builds
+// the path of a key.
+//
+// ?no-digest on GET and HEAD leaves the ETag out (unless a precondition
+// needs it): the client uses it for Exists, Size, LastModified, Get and
+// GetPartial, which do not need a digest that may cost a read of the whole
+// value or subtree.
+//
+// # Errors
+//
+// Errors are JSON ErrorBody {"error":{"code","key","message"}} (plus "op"
+// and, for rename_source_prefix, "dest"), the message being kv's Message in
+// the Mirage wording, with the status of StatusCode: 404 not_found; 409
+// value_expected, dictionary_expected, already_present,
+// rename_source_prefix; 507 no_space; 400 invalid_key, invalid_argument
+// (411 for a PUT without Content-Length); 403 read_only; 401 unauthorized
+// (with WWW-Authenticate: Bearer); 412 precondition_failed; 413 too_large;
+// 405 method_not_allowed (with Allow); 416 range_not_satisfiable (with
+// Content-Range: bytes */size); 410 reader_gone; 503 closed and
+// too_many_readers; 500 storage_error, corrupt and internal. Every error
+// response also carries its code in the X-Tarstore-Error header, so that
+// HEAD responses, which have no body, tell it too. A negative PATCH offset
+// or allocate size is passed to the store, so that it is refused in the
+// store's words, as it is embedded.
+//
+// # Design decisions
+//
+// ETag: the strong entity tag "<lowercase hex of the kv digest>", SHA-256
+// of a value or kv.DictDigest of a dictionary, as SPEC §3 defines Digest. A
+// GET computes it from the very reader it streams from, so the tag always
+// describes the bytes sent. Digests cost a full read, so the handler caches
+// them per key until a write to a related key (the key, an ancestor or a
+// descendant) ends, and a PUT caches the digest it computed while storing
+// (coord.go). The cache assumes the handler is the store's only writer, as
+// it is in the appliance (the image is locked); a GET of a value not yet
+// cached reads it twice (to hash, then to send).
+//
+// PUT answers 201 Created (with Location) when the key was absent and 204
+// No Content when something — a value or a dictionary, which set replaces
+// whole — was there; both carry the new ETag. A PUT whose Content-Length
+// exceeds the free space (Options.Status().Free, else store.Free()) is
+// refused with 507 before its body is read; clients that send
+// "Expect: 100-continue" never send it. A body that ends early is 400
+// invalid_argument and changes nothing.
+//
+// Conditional writes: If-Match, If-None-Match (* or tags) and
+// If-Unmodified-Since are honoured by PUT, PATCH, POST and DELETE (for
+// rename, on the source), in the order of RFC 9110 §13.2.2, with 412
+// precondition_failed. Every write holds a lock on its key(s) from the
+// precondition check to the store's acknowledgement; locks conflict when
+// one key is a segment-wise prefix of the other, since a write to /a
+// changes /a/b and the other way round. Writes on unrelated keys run
+// concurrently, so a store can still group their commits; a slow PUT body
+// delays writes to related keys only.
+//
+// Ranges: one range "a-b", "a-" or "-n" is served as 206, clamped to the
+// value; a range starting at or past the end (every range of an empty
+// value, and "-0") is 416. Several ranges are answered with the whole value
+// (200): RFC 9110 lets a server ignore Range, and this avoids
+// multipart/byteranges and the overlapping-range amplification it invites.
+// A malformed Range, one with last < first, or another unit is ignored
+// likewise (200). If-Range with a strong tag or an exact date is honoured.
+// GET and HEAD honour If-Match, If-Unmodified-Since, If-None-Match and
+// If-Modified-Since (304 with the ETag).
+//
+// Reader sessions: kv.Reader is a snapshot — it keeps reading the bytes it
+// was opened on after the key is replaced or removed — which Range
+// requests pinned to an ETag cannot give. POST ?open therefore opens a
+// kv.Reader on the server and returns its id; the client reads it with
+// Range requests and closes it with DELETE. Sessions idle for
+// Options.ReaderTimeout are closed lazily, at most Options.MaxReaders are
+// open (503 too_many_readers beyond), and Handler.Close closes them all;
+// call it before closing the store.
+//
+// Authentication: with Options.Token, every route but /healthz needs
+// "Authorization: Bearer <token>", compared in constant time (of SHA-256
+// digests, so the token's length does not leak either). Read-only: every
+// write is 403 read_only; opening readers is a read.
+//
+// Metrics (/metrics, text format 0.0.4): tarstore_requests_total{op,code}
+// (op is the kv operation — get, get_partial, list, exists for HEAD, set,
+// set_partial, allocate, rename, remove, open, read, close_reader — or the
+// route: status, metrics, healthz, other; code is the HTTP status),
+// tarstore_request_duration_seconds{op} (histogram), tarstore_bytes_read_total,
+// tarstore_bytes_written_total, tarstore_open_readers, and from the status
+// tarstore_free_bytes, tarstore_read_only, tarstore_build_info{version}
+// and, with Options.Status, tarstore_capacity_bytes,
+// tarstore_largest_value_bytes and tarstore_entries.
+//
+// Bounds: PUT bodies are streamed to the store (bounded memory, length
+// fixed by Content-Length); PATCH bodies are held in memory up to
+// Options.MaxPatch; error bodies and JSON are small. Header sizes, timeouts
+// and connection counts are the http.Server's, set by the appliance.
+package httpapi

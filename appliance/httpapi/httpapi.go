@@ -1,0 +1,291 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tarstore/tarstore/kv"
+)
+
+// Options configure a Handler.
+type Options struct {
+	Token    string                 // bearer token; "" = no authentication
+	ReadOnly bool                   // refuse writes with 403 read_only
+	Version  string                 // reported by /v1/status and /metrics
+	Status   func() (Status, error) // for /v1/status; nil = only what the handler knows (version, free, read-only)
+	MaxPatch int64                  // largest PATCH body (held in memory); 0 = 64 MiB
+	// MaxKeyLen is the longest key accepted, in bytes of its string form;
+	// 0 = kv.MaxKeyLen. It can only lower kv's limit.
+	MaxKeyLen int
+	Logger    *slog.Logger // nil = discard
+
+	// ReaderTimeout is how long an idle reader session (POST ?open) lives;
+	// 0 = DefaultReaderTimeout.
+	ReaderTimeout time.Duration
+	// MaxReaders bounds the open reader sessions; 0 = DefaultMaxReaders.
+	MaxReaders int
+	// DigestCacheEntries bounds the digest cache (coord.go); 0 = 4096,
+	// negative = no cache.
+	DigestCacheEntries int
+}
+
+// DefaultMaxPatch is the default Options.MaxPatch.
+const DefaultMaxPatch = 64 << 20
+
+// Handler serves the HTTP API v1 over a kv.RW. It is safe for concurrent
+// use. See the package documentation.
+type Handler struct {
+	store     kv.RW
+	opts      Options
+	log       *slog.Logger
+	tokenHash [sha256.Size]byte
+	co        *coord
+	readers   *readerTable
+	metrics   *metrics
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the API handler over store.
+func New(store kv.RW, opts Options) *Handler {
+	if opts.MaxPatch <= 0 {
+		opts.MaxPatch = DefaultMaxPatch
+	}
+	if opts.MaxKeyLen <= 0 || opts.MaxKeyLen > kv.MaxKeyLen {
+		opts.MaxKeyLen = kv.MaxKeyLen
+	}
+	if opts.ReaderTimeout <= 0 {
+		opts.ReaderTimeout = DefaultReaderTimeout
+	}
+	if opts.MaxReaders <= 0 {
+		opts.MaxReaders = DefaultMaxReaders
+	}
+	switch {
+	case opts.DigestCacheEntries == 0:
+		opts.DigestCacheEntries = defaultCacheEntries
+	case opts.DigestCacheEntries < 0:
+		opts.DigestCacheEntries = 0
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{
+		store:     store,
+		opts:      opts,
+		log:       log,
+		tokenHash: sha256.Sum256([]byte(opts.Token)),
+		co:        newCoord(opts.DigestCacheEntries),
+		readers:   newReaderTable(opts.ReaderTimeout, opts.MaxReaders),
+		metrics:   newMetrics(),
+	}
+}
+
+// Close closes the reader sessions still open, so that the store can be
+// closed without readers pinning it. It does not close the store. Requests
+// after Close are still served.
+func (h *Handler) Close() error {
+	h.readers.closeAll()
+	return nil
+}
+
+// call is one request being served.
+type call struct {
+	w   *statusRecorder
+	r   *http.Request
+	q   url.Values
+	key kv.Key
+	op  string // metrics label
+}
+
+// route is what a request path names.
+type route int
+
+const (
+	routeUnknown route = iota
+	routeHealth
+	routeKV
+	routeReader
+	routeStatus
+	routeMetrics
+)
+
+// ServeHTTP serves one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c := &call{w: &statusRecorder{ResponseWriter: w}, r: r, op: "other"}
+	defer func() {
+		code := c.w.code()
+		h.metrics.observe(c.op, code, time.Since(start))
+		level := slog.LevelDebug
+		if code >= 500 {
+			level = slog.LevelError
+		}
+		h.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.EscapedPath(),
+			"op", c.op, "status", code, "duration", time.Since(start))
+	}()
+
+	path := r.URL.EscapedPath()
+	rt, rest := classify(path)
+	c.op = opOf(rt, r)
+	if rt == routeHealth {
+		h.health(c)
+		return
+	}
+	if !h.authorized(r) {
+		writeError(c.w, newError(CodeUnauthorized, nil, "Missing or invalid bearer token"))
+		return
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(c.w, newError("invalid_argument", nil, "Invalid argument: query: "+err.Error()))
+		return
+	}
+	c.q = q
+	switch rt {
+	case routeKV:
+		h.serveKV(c, rest)
+	case routeReader:
+		h.serveReader(c, strings.TrimPrefix(rest, "/"))
+	case routeStatus:
+		if h.methods(c, http.MethodGet, http.MethodHead) {
+			h.serveStatus(c)
+		}
+	case routeMetrics:
+		if h.methods(c, http.MethodGet, http.MethodHead) {
+			c.w.Header().Set("Content-Type", metricsContentType)
+			h.writeMetrics(c.w)
+		}
+	default:
+		writeError(c.w, newError("not_found", nil, "Unknown path "+path))
+	}
+}
+
+// classify splits an escaped path into its route and the rest.
+func classify(path string) (route, string) {
+	switch path {
+	case "/healthz":
+		return routeHealth, ""
+	case "/v1/status":
+		return routeStatus, ""
+	case "/metrics":
+		return routeMetrics, ""
+	}
+	for _, p := range []struct {
+		prefix string
+		rt     route
+	}{{"/v1/kv", routeKV}, {"/v1/readers", routeReader}} {
+		if rest, ok := strings.CutPrefix(path, p.prefix); ok && (rest == "" || rest[0] == '/') {
+			return p.rt, rest
+		}
+	}
+	return routeUnknown, ""
+}
+
+// opOf is the metrics label of a request: the kv operation of a /v1/kv
+// request ("get", "set", "exists" for HEAD, ...), else the route's name.
+func opOf(rt route, r *http.Request) string {
+	switch rt {
+	case routeHealth:
+		return "healthz"
+	case routeStatus:
+		return "status"
+	case routeMetrics:
+		return "metrics"
+	case routeReader:
+		if r.Method == http.MethodDelete {
+			return "close_reader"
+		}
+		return "read"
+	case routeKV:
+		return kvOp(r, r.URL.Query())
+	}
+	return "other"
+}
+
+// authorized checks the bearer token in constant time (the comparison is of
+// SHA-256 digests, so not even the token's length leaks).
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.opts.Token == "" {
+		return true
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
+}
+
+// methods reports whether c's method is one of allowed, and answers 405
+// with an Allow header otherwise.
+func (h *Handler) methods(c *call, allowed ...string) bool {
+	for _, m := range allowed {
+		if c.r.Method == m {
+			return true
+		}
+	}
+	c.w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(c.w, newError(CodeMethodNotAllowed, nil, fmt.Sprintf("Method %s not allowed; allowed: %s", c.r.Method, strings.Join(allowed, ", "))))
+	return false
+}
+
+func (h *Handler) health(c *call) {
+	if !h.methods(c, http.MethodGet, http.MethodHead) {
+		return
+	}
+	c.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	c.w.Header().Set("Cache-Control", "no-store")
+	c.w.Write([]byte("ok\n"))
+}
+
+// status returns the Status: Options.Status's, or what the handler knows.
+func (h *Handler) status() (Status, error) {
+	var st Status
+	if h.opts.Status != nil {
+		var err error
+		if st, err = h.opts.Status(); err != nil {
+			return Status{}, err
+		}
+	} else {
+		free, err := h.store.Free()
+		if err != nil {
+			return Status{}, err
+		}
+		st.Free = free
+	}
+	if st.Version == "" {
+		st.Version = h.opts.Version
+	}
+	st.ReadOnly = st.ReadOnly || h.opts.ReadOnly
+	return st, nil
+}
+
+func (h *Handler) serveStatus(c *call) {
+	st, err := h.status()
+	if err != nil {
+		writeError(c.w, kvError(err))
+		return
+	}
+	writeJSON(c.w, http.StatusOK, st)
+}
+
+// writeJSON sends v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, newError(CodeInternal, nil, err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,21 @@
+package httpapi
+
+// DeviceStatus describes the block device under the store.
+type DeviceStatus struct {
+	Driver     string `json:"driver"`
+	Model      string `json:"model"`
+	Serial     string `json:"serial,omitempty"`
+	SectorSize int    `json:"sector_size"`
+	Sectors    uint64 `json:"sectors"`
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Version  string       `json:"version"`
+	Capacity int64        `json:"capacity"`  // bytes the store can hold (archive area)
+	Free     int64        `json:"free"`      // unused bytes
+	Largest  int64        `json:"largest"`   // largest value that fits now
+	Entries  int          `json:"entries"`   // number of values
+	ReadOnly bool         `json:"read_only"` // writes are refused
+	Device   DeviceStatus `json:"device"`
+}

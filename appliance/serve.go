@@ -1,0 +1,166 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tarstore/tarstore/appliance/config"
+	"github.com/tarstore/tarstore/appliance/httpapi"
+)
+
+// Limits of the HTTP server (SPEC §6: headers and connections are bounded,
+// slow clients time out). Request bodies are bounded by the handler.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	IdleTimeout       = 2 * time.Minute
+	MaxHeaderBytes    = 64 << 10
+	// ShutdownTimeout is how long a graceful shutdown waits for requests
+	// in flight before it closes their connections.
+	ShutdownTimeout = 30 * time.Second
+)
+
+// ServeOptions are the process-level parts of Serve.
+type ServeOptions struct {
+	// Log receives the "serving" line, the shutdown line and the
+	// handler's log (the command's stderr).
+	Log io.Writer
+	// Ready, when set, is called with the listening address once the
+	// server accepts connections.
+	Ready func(addr net.Addr)
+}
+
+// Serve opens the store cfg names (creating the default image on first
+// use), serves the HTTP API on cfg.Listen until ctx is done, then shuts down
+// gracefully: it stops accepting, waits up to ShutdownTimeout for requests
+// in flight, and closes the store, which flushes the device. It prints one
+// line "tarstore: serving DISK on http://ADDR" to opts.Log when it is ready
+// (ADDR is the real address, so port 0 is usable). The steps, in order:
+//
+//  1. read the token file, if any; refuse a non-loopback address without one;
+//  2. create the default image if it is missing (EnsureDefaultImage);
+//  3. open the device and the store (OpenStore; read-only with
+//     cfg.ReadOnly), which recovers from a crash;
+//  4. listen, at most cfg.MaxConns connections at once (LimitListener);
+//  5. serve httpapi.New(store) with the timeouts above.
+func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	if cfg.IsRemote() {
+		return fmt.Errorf("serve needs a disk, not a remote server (%s)", cfg.Remote)
+	}
+	token := ""
+	if cfg.TokenFile != "" {
+		t, err := ReadToken(cfg.TokenFile)
+		if err != nil {
+			return err
+		}
+		token = t
+	}
+	if !IsLoopback(cfg.Listen) && token == "" {
+		return fmt.Errorf("%s: %w: anyone who can reach it could read and change the store", cfg.Listen, ErrNeedToken)
+	}
+	if _, err := EnsureDefaultImage(cfg); err != nil {
+		return &DeviceError{Device: cfg.Disk, Err: err}
+	}
+	store, err := OpenStore(cfg, cfg.ReadOnly)
+	if err != nil {
+		return err
+	}
+	closeStore := func() error {
+		if err := store.Close(); err != nil {
+			return fmt.Errorf("closing the store: %w", err)
+		}
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		closeStore()
+		return err
+	}
+	ln = LimitListener(ln, cfg.MaxConns)
+
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+	h := httpapi.New(store, httpapi.Options{
+		Token:    token,
+		ReadOnly: cfg.ReadOnly,
+		Version:  Version,
+		Status:   StatusFunc(store),
+		Logger:   logger,
+	})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(logw, "tarstore: serving %s on http://%s\n", Describe(cfg), ln.Addr())
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+
+	select {
+	case err := <-errc:
+		// The listener failed: nothing more will be accepted.
+		srv.Close()
+		h.Close()
+		return errors.Join(err, closeStore())
+	case <-ctx.Done():
+	}
+	fmt.Fprintf(logw, "tarstore: shutting down\n")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		srv.Close()
+	}
+	h.Close() // reader sessions no longer pin the store
+	errs = append(errs, closeStore())
+	return errors.Join(errs...)
+}
+
+// ReadToken reads a bearer token from path: the file's content without
+// surrounding white space. A missing, empty or multi-line file is an error
+// wrapping ErrBadToken.
+func ReadToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadToken, err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("%w: %s is empty", ErrBadToken, path)
+	}
+	if strings.ContainsAny(t, "\r\n") {
+		return "", fmt.Errorf("%w: %s holds more than one line", ErrBadToken, path)
+	}
+	return t, nil
+}
+
+// IsLoopback reports whether the listen address addr (HOST:PORT) is on the
+// loopback interface only: a loopback IP address or "localhost". An empty
+// host (all interfaces) and other names are not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
