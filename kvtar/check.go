@@ -33,6 +33,17 @@ func (s *Store) Check() ([]Problem, error) {
 	bad := func(off int64, name, format string, args ...any) {
 		probs = append(probs, Problem{Offset: off, Name: name, What: fmt.Sprintf(format, args...), Fatal: true})
 	}
+	// needsRepair reports what a writable open repairs (doc §5): fatal on
+	// a writable store, which must have repaired it; on a read-only store,
+	// or one whose archive reaches into the journal area (open cannot
+	// write), the store and the device agree and the repair waits.
+	needsRepair := func(off int64, format string, args ...any) {
+		if !s.readOnly && s.sp.eoa+eoaSize <= s.limit {
+			bad(off, "", format, args...)
+			return
+		}
+		probs = append(probs, Problem{Offset: off, What: fmt.Sprintf(format, args...) + " (repaired by a writable open)"})
+	}
 
 	// Keys: the same values and dictionaries at the same places.
 	seen := map[kv.Key]bool{}
@@ -60,8 +71,16 @@ func (s *Store) Check() ([]Problem, error) {
 	if res.ix.count != s.ix.count {
 		bad(0, "", "%d values on the device, %d in the index", res.ix.count, s.ix.count)
 	}
-	if len(res.shadowed) > 0 {
-		bad(res.shadowed[0].start, "", "%d shadowed duplicate members", len(res.shadowed))
+	// A shadowed member that hard links still use holds their bytes: it
+	// stays (doc §5 step 4 releases only the others).
+	var stray []*member
+	for _, m := range res.shadowed {
+		if m.linked == 0 {
+			stray = append(stray, m)
+		}
+	}
+	if len(stray) > 0 {
+		needsRepair(stray[0].start, "%d shadowed duplicate members", len(stray))
 	}
 
 	// Space: the same end of archive and the same holes.
@@ -72,12 +91,12 @@ func (s *Store) Check() ([]Problem, error) {
 		bad(0, "", "holes on the device %v, in the space map %v", res.sp.chunks, s.sp.chunks)
 	}
 	if n := len(res.sp.chunks); n > 0 && res.sp.chunks[n-1].end() == res.sp.eoa {
-		bad(res.sp.chunks[n-1].off, "", "a hole stands right before the end of archive")
+		needsRepair(res.sp.chunks[n-1].off, "a hole stands right before the end of archive")
 	}
 	if res.loneZero {
-		bad(res.sp.eoa, "", "lone zero block followed by data at the end of archive")
+		needsRepair(res.sp.eoa, "lone zero block followed by data at the end of archive")
 	}
-	if eoa := res.sp.eoa; eoa+eoaSize <= s.dev.Info().Size() {
+	if eoa := res.sp.eoa; eoa+eoaSize <= s.dev.Info().Size() && !res.loneZero {
 		var z [eoaSize]byte
 		if err := blockio.ReadAt(s.dev, z[:], eoa); err != nil {
 			return nil, kv.Storage("check", kv.Root, err)

@@ -111,12 +111,21 @@
 //     the free-space map (holes, tail).
 //  3. Repairs a lone zero block at E: zeroes the block after it (flush).
 //  4. Resolves duplicate names in archive order, as tar extraction does: a
-//     later member replaces an earlier one with the same key, a value
-//     replaces a dictionary with everything below it, and a member below a
-//     value replaces that value. What is replaced is shadowed; the store
-//     turns shadowed members into holes in one transaction.
+//     later value replaces an earlier value with the same key (a later
+//     directory member an earlier one). What is replaced is shadowed; the
+//     store turns shadowed members into holes in one transaction, except
+//     those that hard links still use, which go with their last link. A
+//     member whose kind conflicts with an earlier one — a file where a
+//     directory is or below a file, a directory where a file is — is
+//     damage: tar extraction fails or depends on the disk, so the open
+//     fails with kv.ErrCorrupt and the offset.
 //
-// A read-only open does steps 2 and 4 in memory only and writes nothing.
+// A read-only open does steps 2 and 4 in memory only and writes nothing;
+// when the journal holds a record a writable open would replay, it reads
+// the device through that record (patched), so that it sees the last
+// transaction whole. An archive with PAX global headers that carry records
+// (not holes) is opened read-only: members written after them would
+// inherit the records.
 // Damage (bad checksums, truncated members, unsafe names) fails the open
 // with kv.ErrCorrupt and the offset; Check reports it, Repair fixes what
 // can be fixed without losing a valid member.

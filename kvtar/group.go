@@ -114,6 +114,9 @@ func (s *Store) writable(op string, k kv.Key) error {
 	case s.closed:
 		return kv.Closed(op, k)
 	case s.readOnly:
+		if s.whyReadOnly != "" {
+			return &kv.Error{Op: op, Key: k, Err: kv.ErrReadOnly, Detail: s.whyReadOnly}
+		}
 		return kv.ReadOnly(op, k)
 	case s.failed != nil:
 		return kv.Storage(op, k, fmt.Errorf("an earlier write failed, reopen the store: %w", s.failed))

@@ -10,6 +10,8 @@ import (
 // (SPEC §4 Invariant C).
 //
 // Hard links: a link member holds no data; its value is its target's bytes.
+// A target replaced by a later member of the same name stays in the
+// archive (shadowed, "kept") while links use it, and goes with the last.
 // Tar resolves a link by the target's name at extraction, so when a
 // transaction releases or renames a target that links still use, each link
 // is first materialized: its key gets a regular member holding the bytes,
@@ -86,5 +88,34 @@ func (t *txn) materializeLinks() error {
 			t.apply = append(t.apply, func() { ln.val = nm })
 		}
 	}
+	t.releaseKept(released)
 	return nil
+}
+
+// releaseKept releases the kept shadowed members (see Store.kept) whose
+// last link this transaction releases: nothing uses their bytes any more,
+// and left in place they would be stray duplicates.
+func (t *txn) releaseKept(released map[*member]bool) {
+	s := t.s
+	var done []*member
+	for k := range s.kept {
+		inUse := false
+		for _, ln := range k.links {
+			if lm := ln.val; lm != nil && lm.owner() == k && !released[lm] {
+				inUse = true
+				break
+			}
+		}
+		if !inUse {
+			t.release(k)
+			done = append(done, k)
+		}
+	}
+	if len(done) > 0 {
+		t.apply = append(t.apply, func() {
+			for _, k := range done {
+				delete(s.kept, k)
+			}
+		})
+	}
 }

@@ -14,6 +14,8 @@ func (s *Store) open() error {
 		if err := s.replayJournal(); err != nil {
 			return kv.Storage("open", kv.Root, err)
 		}
+	} else if err := s.viewJournal(); err != nil {
+		return kv.Storage("open", kv.Root, err)
 	}
 	res, err := s.scan()
 	if err != nil {
@@ -21,9 +23,23 @@ func (s *Store) open() error {
 	}
 	s.ix = res.ix
 	s.sp = res.sp
+	if s.sp.eoa+eoaSize > s.limit {
+		// The archive reaches into the journal area: what lies there is
+		// archive data, which Close must not clear.
+		s.journalDirty = false
+	}
 	s.unexposed = res.foreign
-	indexLinks(&s.ix.root)
+	if res.links {
+		indexLinks(&s.ix.root)
+	}
 	s.sp.limit = s.limit
+	if res.globals && !s.readOnly {
+		// Members written after a PAX global header with records would
+		// inherit them (a global mtime, uname, even path or size): the
+		// store does not write to such an archive.
+		s.readOnly = true
+		s.whyReadOnly = "the archive has PAX global headers with records, which new members would inherit"
+	}
 	if s.readOnly {
 		return nil
 	}
@@ -50,6 +66,8 @@ func (s *Store) open() error {
 	for _, m := range res.shadowed {
 		if m.linked == 0 {
 			t.release(m)
+		} else {
+			s.kept[m] = true
 		}
 	}
 	if err := t.run("open", kv.Root); err != nil {
@@ -61,6 +79,14 @@ func (s *Store) open() error {
 // replayJournal applies the journal record left by a transaction that did
 // not finish (doc §4), or discards it when its stage writes did not reach
 // the device, then clears the journal.
+//
+// Bytes that start with the magic but are no valid record are left as they
+// are, with journalDirty set: they are a record torn before its step 1
+// completed (nothing depends on it; the next transaction's step 1, or
+// Close, overwrites it), or the data of a foreign archive that fills the
+// device and reaches into the journal area, which open must not change
+// (open clears journalDirty then, once the scan has found the archive's
+// end).
 func (s *Store) replayJournal() error {
 	head := make([]byte, s.ss)
 	if err := blockio.ReadAt(s.dev, head, s.limit); err != nil {
@@ -70,46 +96,85 @@ func (s *Store) replayJournal() error {
 	if errors.Is(err, errNoRecord) && string(head[:len(journalMagic)]) != journalMagic {
 		return nil // never used, or cleared
 	}
-	if err == nil && n <= s.jsize {
-		full := make([]byte, n)
-		if err := blockio.ReadAt(s.dev, full, s.limit); err != nil {
+	if err != nil || n > s.jsize {
+		s.journalDirty = true // the magic, but no record
+		return nil
+	}
+	full := make([]byte, n)
+	if err := blockio.ReadAt(s.dev, full, s.limit); err != nil {
+		return err
+	}
+	rec, err := decodeRecord(full, func(off, n int64) ([]byte, error) {
+		if off < 0 || n < 0 || off+n > s.limit {
+			return nil, errNoRecord
+		}
+		p := make([]byte, n)
+		return p, blockio.ReadAt(s.dev, p, off)
+	})
+	switch {
+	case err == nil:
+		ok, err := s.stageIntact(rec)
+		if err != nil {
 			return err
 		}
-		rec, err := decodeRecord(full, func(off, n int64) ([]byte, error) {
-			if off < 0 || n < 0 || off+n > s.limit {
-				return nil, errNoRecord
+		if ok {
+			for _, e := range rec.zeros {
+				if err := blockio.Zero(s.dev, e.off, e.len); err != nil {
+					return err
+				}
 			}
-			p := make([]byte, n)
-			return p, blockio.ReadAt(s.dev, p, off)
-		})
-		switch {
-		case err == nil:
-			ok, err := s.stageIntact(rec)
-			if err != nil {
+			b := blockio.NewBatch(s.dev)
+			for _, w := range rec.commits {
+				b.Write(w.off, w.data)
+			}
+			if err := b.Issue(); err != nil {
 				return err
 			}
-			if ok {
-				for _, e := range rec.zeros {
-					if err := blockio.Zero(s.dev, e.off, e.len); err != nil {
-						return err
-					}
-				}
-				b := blockio.NewBatch(s.dev)
-				for _, w := range rec.commits {
-					b.Write(w.off, w.data)
-				}
-				if err := b.Issue(); err != nil {
-					return err
-				}
-				if err := s.dev.Flush(); err != nil {
-					return err
-				}
+			if err := s.dev.Flush(); err != nil {
+				return err
 			}
-		case !errors.Is(err, errNoRecord):
-			return err
 		}
+	case errors.Is(err, errNoRecord):
+		s.journalDirty = true // the magic, but no valid record
+		return nil
+	default:
+		return err
 	}
 	return s.clearJournal()
+}
+
+// viewJournal, for a read-only open, reads a journal record left by a
+// transaction that did not finish and, when its stage writes are intact,
+// reads the device through it (patched): the store sees what a writable
+// open would make of the device, without writing.
+func (s *Store) viewJournal() error {
+	head := make([]byte, s.ss)
+	if err := blockio.ReadAt(s.dev, head, s.limit); err != nil {
+		return err
+	}
+	n, err := decodeHead(head)
+	if err != nil || n > s.jsize {
+		return nil
+	}
+	full := make([]byte, n)
+	if err := blockio.ReadAt(s.dev, full, s.limit); err != nil {
+		return err
+	}
+	rec, err := decodeRecord(full, func(off, n int64) ([]byte, error) {
+		if off < 0 || n < 0 || off+n > s.limit {
+			return nil, errNoRecord
+		}
+		p := make([]byte, n)
+		return p, blockio.ReadAt(s.dev, p, off)
+	})
+	if err != nil {
+		return nil // no record a replay would apply
+	}
+	if ok, err := s.stageIntact(rec); err != nil || !ok {
+		return err
+	}
+	s.dev = &patched{Block: s.dev, rec: rec}
+	return nil
 }
 
 // stageIntact reports whether the stage extents of rec hold the bytes that

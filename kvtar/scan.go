@@ -39,6 +39,7 @@ type scanResult struct {
 	problems []Problem
 	loneZero bool // the end of archive is a lone zero block followed by data
 	links    bool // hard links were found
+	globals  bool // PAX global headers with records were found
 }
 
 // reader is a window over the device for the scan: it serves the
@@ -191,7 +192,8 @@ func (s *Store) scan() (*scanResult, error) {
 				res.sp.chunks = append(res.sp.chunks, extent{g.Start, g.End - g.Start})
 			} else {
 				res.foreign = append(res.foreign, &unexposed{m: &member{start: g.Start, hdr: g.Start, dataOff: g.DataOffset, end: g.End}})
-				res.problems = append(res.problems, Problem{Offset: g.Start, What: "PAX global header with records (kept, applies to later members)"})
+				res.problems = append(res.problems, Problem{Offset: g.Start, What: "PAX global header with records (kept, applies to later members): the store is read-only"})
+				res.globals = true
 			}
 			off = st.Next
 			continue

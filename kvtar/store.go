@@ -20,6 +20,8 @@ type Store struct {
 	limit    int64 // end of the archive area: the journal area starts here
 	jsize    int64 // size of the journal area
 	readOnly bool
+	// whyReadOnly says why a writable device is used read-only.
+	whyReadOnly string
 
 	// wmu serializes write transactions. A group leader holds it from
 	// planning to acknowledgement (group.go).
@@ -37,6 +39,9 @@ type Store struct {
 	ix      *index
 	sp      space
 	zombies map[*member]struct{} // freed members that readers still hold
+	// kept are shadowed members (replaced by later ones of the same name)
+	// kept only because hard links use their data (links.go).
+	kept map[*member]bool
 	// unexposed are the members of a foreign archive the store keeps but
 	// does not expose (links.go).
 	unexposed []*unexposed
@@ -103,6 +108,7 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		jsize:    js,
 		readOnly: info.ReadOnly,
 		zombies:  map[*member]struct{}{},
+		kept:     map[*member]bool{},
 	}, nil
 }
 
