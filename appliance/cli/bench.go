@@ -2,14 +2,22 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/client"
+	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar"
@@ -25,6 +33,8 @@ const (
 	// benchSlack is room for the store's headers, alignment and small
 	// values beyond its sequential test value.
 	benchSlack = 8 << 20
+	// benchClients is how many clients http-put-4k-16 runs at once.
+	benchClients = 16
 )
 
 // benchPrefix holds the store's test values during a run.
@@ -47,7 +57,8 @@ type benchReport struct {
 	Size       int64         `json:"size"` // bytes per sequential round
 	Ops        int           `json:"ops"`
 	Rounds     int           `json:"rounds"`
-	RawRegion  [2]int64      `json:"raw_region"` // [start, end) of the raw I/O on the device
+	HTTP       bool          `json:"http,omitempty"` // the store side went through the HTTP API
+	RawRegion  [2]int64      `json:"raw_region"`     // [start, end) of the raw I/O on the device
 	Results    []benchResult `json:"results"`
 }
 
@@ -65,6 +76,12 @@ type bench struct {
 	buf      []byte // aligned, chunk bytes
 	pattern  []byte // what is written, chunk bytes
 	rng      *rand.Rand
+
+	// With --http: the store side goes through the API, served over
+	// loopback in process.
+	base string         // http://127.0.0.1:PORT
+	hc   *http.Client   // shared by cl and the plain GETs
+	cl   *client.Client // over base
 }
 
 // accum sums one side of a measurement over the rounds.
@@ -159,6 +176,18 @@ func runBench(c *cmdCtx) (err error) {
 	for i := range b.pattern {
 		b.pattern[i] = byte(b.rng.Uint32())
 	}
+	if c.a.on("http") {
+		stop, err := b.startHTTP()
+		if err != nil {
+			return err
+		}
+		// Runs before the test values are removed and the store closed.
+		defer func() {
+			if serr := stop(); err == nil {
+				err = serr
+			}
+		}()
+	}
 
 	type workload struct {
 		name, unit string
@@ -169,6 +198,13 @@ func runBench(c *cmdCtx) (err error) {
 		{"seq-read", "MiB/s", b.rawSeqRead, b.storeSeqRead},
 		{"rand-read", "IOPS", b.rawRandRead, b.storeRandRead},
 		{"write-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush},
+	}
+	if b.cl != nil {
+		works = []workload{
+			{"http-put-seq", "MiB/s", b.rawSeqWrite, b.httpPutSeq},
+			{"http-get-seq", "MiB/s", b.rawSeqRead, b.httpGetSeq},
+			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k},
+		}
 	}
 	raw := make([]accum, len(works))
 	st := make([]accum, len(works))
@@ -199,7 +235,7 @@ func runBench(c *cmdCtx) (err error) {
 	}
 
 	rep := benchReport{Disk: disk, Driver: info.Device.Driver, SectorSize: info.Device.SectorSize,
-		Size: size, Ops: ops, Rounds: rounds, RawRegion: [2]int64{b.rawStart, b.rawStart + size}}
+		Size: size, Ops: ops, Rounds: rounds, HTTP: b.cl != nil, RawRegion: [2]int64{b.rawStart, b.rawStart + size}}
 	for i, w := range works {
 		res := benchResult{Name: w.name, Unit: w.unit, Raw: raw[i].rate(w.unit), Store: st[i].rate(w.unit)}
 		if res.Raw > 0 {
@@ -217,11 +253,19 @@ func runBench(c *cmdCtx) (err error) {
 func printBench(out io.Writer, rep benchReport) {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	fmt.Fprintf(w, "bench %s (%s driver, %d-byte sectors): %s per sequential round, %d ops per random round, %d rounds\n",
-		rep.Disk, rep.Driver, rep.SectorSize, human(rep.Size), rep.Ops, rep.Rounds)
-	fmt.Fprintf(w, "%-12s %16s %16s %9s\n", "test", "raw", "store", "store/raw")
+	via := ""
+	if rep.HTTP {
+		via = ", store through HTTP over loopback"
+	}
+	fmt.Fprintf(w, "bench %s (%s driver, %d-byte sectors): %s per sequential round, %d ops per random round, %d rounds%s\n",
+		rep.Disk, rep.Driver, rep.SectorSize, human(rep.Size), rep.Ops, rep.Rounds, via)
+	width := 12
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%-12s %16s %16s %9.2f\n", r.Name, fmt.Sprintf("%.1f %s", r.Raw, r.Unit),
+		width = max(width, len(r.Name))
+	}
+	fmt.Fprintf(w, "%-*s %16s %16s %9s\n", width, "test", "raw", "store", "store/raw")
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-*s %16s %16s %9.2f\n", width, r.Name, fmt.Sprintf("%.1f %s", r.Raw, r.Unit),
 			fmt.Sprintf("%.1f %s", r.Store, r.Unit), r.Ratio)
 	}
 }
@@ -346,6 +390,108 @@ func (b *bench) storeWriteFlush() (float64, error) {
 		if err := b.store.Set(k, v); err != nil {
 			return 0, err
 		}
+	}
+	return float64(b.ops), nil
+}
+
+// startHTTP serves the API over b.store on a loopback port, in process and
+// with serve's limits, and connects b.cl to it. stop shuts the server down;
+// the store stays open.
+func (b *bench) startHTTP() (stop func() error, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := httpapi.New(b.store, httpapi.Options{Version: appliance.Version})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: appliance.ReadHeaderTimeout,
+		IdleTimeout:       appliance.IdleTimeout,
+		MaxHeaderBytes:    appliance.MaxHeaderBytes,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	b.base = "http://" + ln.Addr().String()
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 2 * benchClients
+	b.hc = &http.Client{Transport: t}
+	if b.cl, err = client.New(b.base, client.Options{HTTPClient: b.hc}); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return func() error {
+		b.cl.Close()
+		b.hc.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), appliance.ShutdownTimeout)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if err != nil {
+			srv.Close()
+		}
+		h.Close()
+		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return err
+	}, nil
+}
+
+// httpPutSeq PUTs the sequential value, streamed from memory.
+func (b *bench) httpPutSeq() (float64, error) {
+	return float64(b.size), b.cl.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
+}
+
+// httpGetSeq GETs the sequential value in one streamed response, into
+// io.Discard.
+func (b *bench) httpGetSeq() (float64, error) {
+	k := b.seqKey()
+	resp, err := b.hc.Get(b.base + httpapi.KeyPath(k) + "?no-digest")
+	if err != nil {
+		return 0, kv.Storage("get", k, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, kv.Storage("get", k, fmt.Errorf("server answered %s", resp.Status))
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && n != b.size {
+		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
+	}
+	if err != nil {
+		return 0, kv.Storage("get", k, err)
+	}
+	return float64(b.size), nil
+}
+
+// httpPut4k makes b.ops durable 4 KiB PUTs from benchClients concurrent
+// clients, over benchKeys keys.
+func (b *bench) httpPut4k() (float64, error) {
+	v := b.pattern[:4096]
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, benchClients)
+	)
+	for g := range benchClients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.ops) {
+					return
+				}
+				k, _ := benchPrefix.Add("w" + strconv.Itoa(int(i%benchKeys)))
+				if err := b.cl.Set(k, v); err != nil {
+					errs[g] = err
+					next.Store(int64(b.ops)) // stop the others
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
 	}
 	return float64(b.ops), nil
 }

@@ -322,12 +322,13 @@ and fsynced before it is renamed into place.`,
 			},
 		},
 		{
-			name: "bench", synopsis: "[--disk PATH] [--json]", op: "bench",
+			name: "bench", synopsis: "[--disk PATH] [--http] [--json]", op: "bench",
 			summary: "measure the device's raw speed and the store's",
 			flags: []flagDef{
 				{name: "size", arg: "SIZE", help: "bytes per sequential round (default 64M)"},
 				{name: "ops", arg: "N", help: "operations per random-read and write+flush round (default 256)"},
 				{name: "rounds", arg: "N", help: "rounds of each measurement, alternating raw and store (default 3)"},
+				{name: "http", help: "measure the store through the HTTP API over loopback instead"},
 				jsonFlag,
 			},
 			settings: diskSettings, maxArgs: 0, diskOnly: true, run: runBench,
@@ -340,6 +341,18 @@ each figure with the ratio store/raw:
   write-flush a 4 KiB write made durable: raw write+flush,
               store set of a 4 KiB value                   (IOPS)
 
+With --http, the store side goes through the whole HTTP stack instead: bench
+serves the API over loopback (127.0.0.1, a free port) in process and measures
+as a client, against the same raw figures:
+
+  http-put-seq    PUT of a --size value streamed from memory   (MiB/s)
+                  raw: sequential writes of 1 MiB, then a flush
+  http-get-seq    GET of that value, streamed and discarded    (MiB/s)
+                  raw: sequential reads of 1 MiB
+  http-put-4k-16  durable 4 KiB PUTs from 16 concurrent clients,
+                  --ops in all                                 (IOPS)
+                  raw: 4 KiB write+flush from one writer
+
 Raw and store rounds alternate, so both see the same device conditions. The
 store's data is never touched by raw I/O: raw reads and writes go only to the
 free space at the end of the archive area, past everything the store holds
@@ -349,6 +362,7 @@ for --size, bench says so and stops (no_space, exit 7): try a smaller --size.`,
 			examples: []string{
 				"tarstore bench --disk data.img",
 				"tarstore bench --disk /dev/vdb --size 256M --json",
+				"tarstore bench --disk data.img --http",
 			},
 		},
 		{
