@@ -415,6 +415,22 @@ func (h *Handler) kindForWrite(c *call, always bool) (kv.Kind, *apiError) {
 	return kind, nil
 }
 
+// preconditions checks the request's conditions (If-Match, If-None-Match)
+// against the key's current binding, under the write lock w, and answers
+// the request with an error when they fail. It returns the key's kind when
+// it looked it up (always, or because a condition needed it).
+func (h *Handler) preconditions(c *call, w *writeLock, always bool) (kv.Kind, bool) {
+	kind, e := h.kindForWrite(c, always)
+	if e == nil {
+		e = h.checkWrite(c, w, kind)
+	}
+	if e != nil {
+		writeError(c.w, e)
+		return kind, false
+	}
+	return kind, true
+}
+
 // targetError returns the error the store gives a set of k before it looks
 // for room — value_expected for the root, dictionary_expected for a prefix
 // bound to a value — or otherwise err.
@@ -485,12 +501,8 @@ func (h *Handler) put(c *call) {
 	w := h.co.lock(c.key)
 	var stored []byte // the digest of the new value
 	defer func() { h.co.unlock(w, c.key, stored) }()
-	kind, e := h.kindForWrite(c, true)
-	if e == nil {
-		e = h.checkWrite(c, w, kind)
-	}
-	if e != nil {
-		writeError(c.w, e)
+	kind, ok := h.preconditions(c, w, true)
+	if !ok {
 		return
 	}
 	// A value larger than the free space is refused before its body is
@@ -553,12 +565,7 @@ func (h *Handler) patch(c *call) {
 	}
 	w := h.co.lock(c.key)
 	defer h.co.unlock(w, c.key, nil)
-	kind, e := h.kindForWrite(c, false)
-	if e == nil {
-		e = h.checkWrite(c, w, kind)
-	}
-	if e != nil {
-		writeError(c.w, e)
+	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
 	if err := h.store.SetPartial(c.key, off, data); err != nil {
@@ -613,12 +620,7 @@ func (h *Handler) allocate(c *call) {
 	}
 	w := h.co.lock(c.key)
 	defer h.co.unlock(w, c.key, nil)
-	kind, e := h.kindForWrite(c, false)
-	if e == nil {
-		e = h.checkWrite(c, w, kind)
-	}
-	if e != nil {
-		writeError(c.w, e)
+	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
 	if err := h.store.Allocate(c.key, size, mtime); err != nil {
@@ -640,12 +642,7 @@ func (h *Handler) rename(c *call) {
 	}
 	w := h.co.lock(c.key, dst)
 	defer h.co.unlock(w, c.key, nil)
-	kind, e := h.kindForWrite(c, false)
-	if e == nil {
-		e = h.checkWrite(c, w, kind)
-	}
-	if e != nil {
-		writeError(c.w, e)
+	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
 	if err := h.store.Rename(c.key, dst); err != nil {
@@ -661,12 +658,7 @@ func (h *Handler) remove(c *call) {
 	}
 	w := h.co.lock(c.key)
 	defer h.co.unlock(w, c.key, nil)
-	kind, e := h.kindForWrite(c, false)
-	if e == nil {
-		e = h.checkWrite(c, w, kind)
-	}
-	if e != nil {
-		writeError(c.w, e)
+	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
 	if err := h.store.Remove(c.key); err != nil {
