@@ -17,8 +17,6 @@ import (
 	"github.com/tarstore/tarstore/internal/testenv"
 )
 
-func inCI() bool { return testenv.InCI() }
-
 // newImage creates a sparse image of size bytes in a fresh temporary
 // directory and returns its path.
 func newImage(t testing.TB, size int64) string {

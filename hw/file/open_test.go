@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/internal/testenv"
 )
 
 // target is a kind of storage the driver-specific tests run on.
@@ -393,10 +394,7 @@ func tmpfsDir(t *testing.T) string {
 		return dir
 	}
 	if os.Geteuid() != 0 {
-		if inCI() {
-			t.Fatal("no tmpfs at /dev/shm and not root to mount one (CI=true, not skipping)")
-		}
-		t.Skip("no tmpfs at /dev/shm and not root to mount one")
+		testenv.Need(t, "a tmpfs at /dev/shm, or root to mount one")
 	}
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
