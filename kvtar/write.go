@@ -187,12 +187,35 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 		p   []byte
 		err error
 	}
+	fail := func(err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
+		}
+		return kv.Storage(op, k, fmt.Errorf("reading the value: %w", err))
+	}
+	// Buffers of a chunk, or of the value when it is smaller (rounded up
+	// to 4 KiB for aligned I/O).
+	bufSize := min(streamChunk, (size+4095)/4096*4096)
+	if size == 0 {
+		return nil
+	}
+	if size <= bufSize {
+		// One chunk: nothing to overlap.
+		buf := hw.AllocBuffer(s.dev, int(bufSize))[:size]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fail(err)
+		}
+		if err := t.stage(off, buf); err != nil {
+			return kv.Storage(op, k, err)
+		}
+		return nil
+	}
 	full := make(chan chunk, 1)
 	free := make(chan []byte, 2)
 	stop := make(chan struct{})
 	defer close(stop)
-	free <- hw.AllocBuffer(s.dev, streamChunk)
-	free <- hw.AllocBuffer(s.dev, streamChunk)
+	free <- hw.AllocBuffer(s.dev, int(bufSize))
+	free <- hw.AllocBuffer(s.dev, int(bufSize))
 	go func() {
 		for done := int64(0); done < size; {
 			var buf []byte
@@ -201,7 +224,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 			case <-stop:
 				return
 			}
-			n := min(int64(streamChunk), size-done)
+			n := min(bufSize, size-done)
 			_, err := io.ReadFull(r, buf[:n])
 			select {
 			case full <- chunk{buf[:n], err}:
@@ -217,10 +240,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 	for done := int64(0); done < size; {
 		c := <-full
 		if c.err != nil {
-			if errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF) {
-				return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
-			}
-			return kv.Storage(op, k, fmt.Errorf("reading the value: %w", c.err))
+			return fail(c.err)
 		}
 		if err := t.stage(off+done, c.p); err != nil {
 			return kv.Storage(op, k, err)
