@@ -339,19 +339,19 @@ func TestKillRestart(t *testing.T) {
 	assert.Contains(t, ok(t, "", "check", "--disk", img), ": ok, 0 problems")
 }
 
-// TestLargeValueMemory streams a 2 GiB value into a server with put and
+// TestLargeValueMemory streams a 4 GiB value into a server with put and
 // out with get, both remote: the server's peak RSS stays under 64 MiB, and
 // so does each client's.
 func TestLargeValueMemory(t *testing.T) {
-	const size = 2 << 30
+	const size = 4 << 30
 	const limit = 64 << 20
 	dir := t.TempDir()
 	img := filepath.Join(dir, "store.img")
-	ok(t, "", "format", "--disk", img, "--size", "3G")
+	ok(t, "", "format", "--disk", img, "--size", "5G")
 
 	// A sparse source file with marks here and there, so that misplaced
 	// bytes show; its CRC comes from the same content made in memory.
-	marks := map[int64]string{0: "MARK0", 4095: "MARK1", 1 << 20: "MARK2", 1<<30 + 12345: "MARK3", size - 5: "MARK4"}
+	marks := map[int64]string{0: "MARK0", 4095: "MARK1", 1 << 20: "MARK2", 1<<30 + 12345: "MARK3", 3<<30 + 777: "MARK4", size - 5: "MARK5"}
 	src := filepath.Join(sparseDir(t), "src.bin")
 	f, err := os.Create(src)
 	require.NoError(t, err)
