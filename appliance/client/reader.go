@@ -11,8 +11,10 @@ import (
 	"github.com/tarstore/tarstore/kv"
 )
 
-// readAhead is the window a sequential read fetches.
-const readAhead = 1 << 20
+// readAhead is the window a sequential read fetches: large enough that
+// the round trip of each range request costs little next to its transfer,
+// small enough to keep a streaming client's memory bounded.
+const readAhead = 8 << 20
 
 // reader is the kv.Reader of Open: a reader session on the server.
 type reader struct {
@@ -79,7 +81,7 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if sequential && n < readAhead {
+	if sequential && n <= readAhead/2 {
 		win := make([]byte, min(readAhead, r.size-off))
 		if err := r.fetch(off, win); err != nil {
 			return 0, err

@@ -291,9 +291,13 @@ func (h *Handler) headFast(c *call) {
 	}
 	hdr.Set("X-Tarstore-Kind", kind.String())
 	v := validators{exists: true}
-	if lm, err := h.store.LastModified(c.key); err == nil {
-		v.mtime = lm
+	lm, err := h.store.LastModified(c.key)
+	if err != nil {
+		// Changed since Exists (a concurrent remove): answer as it is now.
+		writeError(c.w, kvError(kv.WithOp(err, "exists")))
+		return
 	}
+	v.mtime = lm
 	setValidators(hdr, v)
 	if status, why := preconditions(c.r, v); status != 0 {
 		if status == http.StatusNotModified {
@@ -315,9 +319,12 @@ func (h *Handler) headDictionary(c *call) {
 		return
 	}
 	v := validators{exists: true, etag: ETag(d)}
-	if lm, err := h.store.LastModified(c.key); err == nil {
-		v.mtime = lm
+	lm, err := h.store.LastModified(c.key)
+	if err != nil {
+		writeError(c.w, kvError(kv.WithOp(err, "exists")))
+		return
 	}
+	v.mtime = lm
 	hdr := c.w.Header()
 	hdr.Set("X-Tarstore-Kind", kv.Dictionary.String())
 	setValidators(hdr, v)
