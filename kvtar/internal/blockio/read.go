@@ -23,18 +23,27 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	g := newGeometry(info)
 	end := off + int64(len(p))
 	first, last := g.down(off), g.up(end)
+	// Requests go out concurrently (up to MaxInFlight): a large read
+	// overlaps the device's latency, and the page faults of a fresh
+	// buffer, across its requests.
+	var fl inflight
 	r := requests{maxBytes: g.maxBytes}
-	var dst [][]byte
 	r.issue = func(segs []seg) error {
-		dst = bufs(dst, segs)
-		return dev.Read(g.lba(segs[0].off), dst...)
+		dst := bufs(nil, segs)
+		lba := g.lba(segs[0].off)
+		fl.start(func() error { return dev.Read(lba, dst...) })
+		return nil
 	}
 	if off == first && end == last {
 		// Aligned at both ends: all of p is whole sectors.
-		if err := r.add(seg{off: off, n: int64(len(p)), data: p}); err != nil {
-			return err
+		err := r.add(seg{off: off, n: int64(len(p)), data: p})
+		if err == nil {
+			err = r.flush()
 		}
-		return r.flush()
+		if werr := fl.wait(); err == nil {
+			err = werr
+		}
+		return err
 	}
 	if last-first == g.ss {
 		// Part of one sector.
@@ -74,7 +83,11 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 			return err
 		}
 	}
-	if err := r.flush(); err != nil {
+	err := r.flush()
+	if werr := fl.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
 		return err
 	}
 	if head != nil {
