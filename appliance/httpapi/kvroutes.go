@@ -298,7 +298,13 @@ func (h *Handler) headFast(c *call) {
 		return
 	}
 	v.mtime = lm
-	setValidators(hdr, v)
+	h.answerHead(c, v)
+}
+
+// answerHead sets the validators of a HEAD answer and answers it: 200, or
+// what the request's conditions make of it (304, 412).
+func (h *Handler) answerHead(c *call, v validators) {
+	setValidators(c.w.Header(), v)
 	if status, why := preconditions(c.r, v); status != 0 {
 		if status == http.StatusNotModified {
 			c.w.WriteHeader(status)
@@ -327,16 +333,7 @@ func (h *Handler) headDictionary(c *call) {
 	v.mtime = lm
 	hdr := c.w.Header()
 	hdr.Set("X-Tarstore-Kind", kv.Dictionary.String())
-	setValidators(hdr, v)
-	if status, why := preconditions(c.r, v); status != 0 {
-		if status == http.StatusNotModified {
-			c.w.WriteHeader(status)
-			return
-		}
-		writeError(c.w, newError(CodePreconditionFailed, &c.key, "Precondition failed on "+c.key.String()+": "+why))
-		return
-	}
-	c.w.WriteHeader(http.StatusOK)
+	h.answerHead(c, v)
 }
 
 // ListBody is the JSON body of GET /v1/kv/{key}?list.
