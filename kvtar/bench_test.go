@@ -669,6 +669,6 @@ func TestGroupCommitGroups(t *testing.T) {
 			require.Equal(t, pattern(byte(w), 700+r), got[key(w, r).String()])
 		}
 	}
-	checkStore(t, s, base.ReaderAt())
+	checkStore(t, s, deviceReader(g))
 	require.NoError(t, s.Close())
 }

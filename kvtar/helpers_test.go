@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
 )
 
 // contents returns every value of the store, by key string.
@@ -86,4 +88,21 @@ func checkStore(t testing.TB, s *Store, image io.Reader) {
 			t.Errorf("archive/tar extracts %s as %d bytes, the store has %d", k, len(got[k]), len(v))
 		}
 	}
+}
+
+// deviceReader reads dev from its first byte as a stream: what a tar
+// reader sees of a device, through any cache the device keeps (a
+// crash.Device holds its unflushed writes).
+func deviceReader(dev hw.Block) io.Reader {
+	info := dev.Info()
+	return io.NewSectionReader(readerAt{dev}, 0, int64(info.SectorSize)*int64(info.Sectors))
+}
+
+type readerAt struct{ dev hw.Block }
+
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := blockio.ReadAt(r.dev, p, off); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -7,11 +7,13 @@ import (
 	"hash/crc32"
 )
 
-// The journal record (doc §4). It lives at the start of the journal area,
-// the last sectors of the device. All integers are little-endian.
+// The journal record (doc §4). The journal area, the last sectors of the
+// device, holds two slots of half its size each; the record of transaction
+// number seq lives at the start of slot seq%2. All integers are
+// little-endian.
 //
 //	off  size  field
-//	0    8     magic "TSJRNL01"
+//	0    8     magic "TSJRNL02"
 //	8    4     CRC-32C of bytes [12, length) of the record
 //	12   4     number of zero extents (nz)
 //	16   8     length of the record in the journal area (bytes)
@@ -21,19 +23,35 @@ import (
 //	44   4     CRC-32C of the stage bytes, in stage-extent order
 //	48   4     number of stage extents (ns)
 //	52   4     number of commit writes (nc)
-//	56   16×ns stage extents: offset, length
+//	56   8     seq: the transaction's number, one more than the previous record's
+//	64   4     flags: flagPrevPending
+//	68   4     reserved, zero
+//	72   8     the end of archive before the transaction
+//	80   8     the end of archive after it
+//	88   16×ns stage extents: offset, length
 //	...  16×nc commit writes: offset, length
 //	...  16×nz zero extents: offset, length
 //	...        commit bytes, concatenated in order (when inline)
+//
+// The stage extents are the parts of the stage writes that the archive
+// shows once the transaction is applied (member data, the first block of
+// the end-of-archive marker): what must have reached the device for the
+// record to be replayed. The rest of the stage writes is free space after
+// the transaction, which later transactions may overwrite.
 //
 // Replaying a record zeroes the zero extents (space a transaction zeroed
 // in step 1 for an allocated value: zeroing again is idempotent, and cheaper
 // to check than a CRC over gigabytes of zeroes) and then applies the commit
 // writes in order.
 const (
-	journalMagic   = "TSJRNL01"
-	journalHdrSize = 56
+	journalMagic   = "TSJRNL02"
+	journalHdrSize = 88
 )
+
+// flagPrevPending says that the commit writes of the previous record
+// (seq-1) were not yet flushed when this record was written: a replay of
+// this record, or a discard of it, needs the previous one replayed first.
+const flagPrevPending = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -47,6 +65,13 @@ type record struct {
 	commits  []write  // the commit writes, to apply in order
 	zeros    []extent // space to zero before the commit writes
 	spill    int64    // offset of the commit bytes when not inline; 0 when inline
+
+	seq         uint64 // the transaction's number
+	prevPending bool   // flagPrevPending
+	// eoaBefore and eoaAfter are the end of archive before and after the
+	// transaction: where the archive ends once the record is discarded or
+	// replayed. A checkpoint (a record with no writes) has them equal.
+	eoaBefore, eoaAfter int64
 }
 
 // A write is one byte-range write of a transaction.
@@ -83,6 +108,12 @@ func (r *record) encode() (head, spill []byte) {
 	le.PutUint32(b[44:], r.stageCRC)
 	le.PutUint32(b[48:], uint32(len(r.stage)))
 	le.PutUint32(b[52:], uint32(len(r.commits)))
+	le.PutUint64(b[56:], r.seq)
+	if r.prevPending {
+		le.PutUint32(b[64:], flagPrevPending)
+	}
+	le.PutUint64(b[72:], uint64(r.eoaBefore))
+	le.PutUint64(b[80:], uint64(r.eoaAfter))
 	p := journalHdrSize
 	for _, e := range r.stage {
 		le.PutUint64(b[p:], uint64(e.off))
@@ -150,8 +181,12 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 		return nil, fmt.Errorf("journal record checksum: %w", errNoRecord)
 	}
 	r := &record{
-		spill:    int64(le.Uint64(b[24:])),
-		stageCRC: le.Uint32(b[44:]),
+		spill:       int64(le.Uint64(b[24:])),
+		stageCRC:    le.Uint32(b[44:]),
+		seq:         le.Uint64(b[56:]),
+		prevPending: le.Uint32(b[64:])&flagPrevPending != 0,
+		eoaBefore:   int64(le.Uint64(b[72:])),
+		eoaAfter:    int64(le.Uint64(b[80:])),
 	}
 	total := int64(le.Uint64(b[32:]))
 	ns, nc, nz := int64(le.Uint32(b[48:])), int64(le.Uint32(b[52:])), int64(le.Uint32(b[12:]))

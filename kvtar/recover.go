@@ -3,6 +3,7 @@ package kvtar
 import (
 	"errors"
 	"hash/crc32"
+	"slices"
 
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
@@ -73,107 +74,167 @@ func (s *Store) open() error {
 	if err := t.run("open", kv.Root); err != nil {
 		return err
 	}
+	// Leave the journal as open found it, empty: the repairs are done.
+	if err := s.clearJournal(); err != nil {
+		return kv.Storage("open", kv.Root, err)
+	}
 	return nil
 }
 
-// replayJournal applies the journal record left by a transaction that did
-// not finish (doc §4), or discards it when its stage writes did not reach
-// the device, then clears the journal.
+// readJournal reads the two journal slots (doc §4) and works out what a
+// recovery applies.
 //
-// Bytes that start with the magic but are no valid record are left as they
-// are, with journalDirty set: they are a record torn before its step 1
-// completed (nothing depends on it; the next transaction's step 1, or
-// Close, overwrites it), or the data of a foreign archive that fills the
-// device and reaches into the journal area, which open must not change
-// (open clears journalDirty then, once the scan has found the archive's
-// end).
-func (s *Store) replayJournal() error {
+// The record to replay is the valid one with the highest number, when its
+// stage extents hold the bytes its step 1 wrote; its predecessor in the
+// other slot is replayed first when the record says that the
+// predecessor's commit writes were not yet flushed. When the stage
+// extents do not match, step 1 of that transaction did not complete (it
+// was not acknowledged and is discarded), but its predecessor's commit
+// writes may still be lost: the predecessor is replayed alone when the
+// record says so. The predecessor needs no stage check: a later record
+// exists only once its step 1 was flushed. Either way the replay ends with
+// the end-of-archive marker written where the record says the archive
+// ends, which undoes the header of an append committed in step 1.
+func (s *Store) readJournal() (journalState, error) {
+	var js journalState
+	var recs [2]*record
+	for i := range recs {
+		var err error
+		recs[i], err = s.readSlot(i)
+		switch {
+		case errors.Is(err, errNoRecord):
+			js.dirty = true
+		case err != nil:
+			return js, err
+		}
+	}
+	last, other := recs[0], recs[1]
+	if last == nil || (other != nil && other.seq > last.seq) {
+		last, other = other, last
+	}
+	if last == nil {
+		return js, nil
+	}
+	js.seq = last.seq
+	var prev *record
+	if last.prevPending && other != nil && other.seq == last.seq-1 {
+		prev = &record{commits: other.commits}
+	}
+	ok, err := s.stageIntact(last)
+	end := last.eoaAfter
+	switch {
+	case err != nil:
+		return js, err
+	case !ok:
+		js.replay, end = prev, last.eoaBefore
+	case prev == nil:
+		js.replay = last
+	default:
+		js.replay = &record{commits: append(slices.Clip(prev.commits), last.commits...), zeros: last.zeros}
+	}
+	if js.replay == nil {
+		js.replay = &record{}
+	}
+	// The end-of-archive marker where the archive ends once the records
+	// are applied: it may hold the header of an append whose step 1 did
+	// not complete (doc §3).
+	if end >= 0 && end < s.limit {
+		js.replay.zeros = append(slices.Clip(js.replay.zeros), extent{end, min(eoaSize, s.limit-end)})
+	}
+	return js, nil
+}
+
+// A journalState is what readJournal found.
+type journalState struct {
+	// replay is what a recovery applies (the commit writes of the
+	// records to replay, in order, and the zero extents of the last one);
+	// nil when the journal holds no valid record.
+	replay *record
+	// dirty reports bytes in a slot that start with the magic but are no
+	// valid record.
+	dirty bool
+	// seq is the highest record number found.
+	seq uint64
+}
+
+// readSlot reads journal slot i: a record, nil when the slot holds none
+// (never used, or cleared), or errNoRecord when it starts with the magic
+// but holds no valid record.
+func (s *Store) readSlot(i int) (*record, error) {
+	at := s.slotOff(i)
 	head := make([]byte, s.ss)
-	if err := blockio.ReadAt(s.dev, head, s.limit); err != nil {
-		return err
+	if err := blockio.ReadAt(s.dev, head, at); err != nil {
+		return nil, err
+	}
+	if string(head[:len(journalMagic)]) != journalMagic {
+		return nil, nil
 	}
 	n, err := decodeHead(head)
-	if errors.Is(err, errNoRecord) && string(head[:len(journalMagic)]) != journalMagic {
-		return nil // never used, or cleared
+	if err != nil {
+		return nil, err
 	}
-	if err != nil || n > s.jsize {
-		s.journalDirty = true // the magic, but no record
-		return nil
+	if n > s.slotSize() {
+		return nil, errNoRecord
 	}
-	full := make([]byte, n)
-	if err := blockio.ReadAt(s.dev, full, s.limit); err != nil {
-		return err
+	full := head
+	if n > int64(len(head)) {
+		full = make([]byte, n)
+		if err := blockio.ReadAt(s.dev, full, at); err != nil {
+			return nil, err
+		}
 	}
-	rec, err := decodeRecord(full, func(off, n int64) ([]byte, error) {
+	return decodeRecord(full, func(off, n int64) ([]byte, error) {
 		if off < 0 || n < 0 || off+n > s.limit {
 			return nil, errNoRecord
 		}
 		p := make([]byte, n)
 		return p, blockio.ReadAt(s.dev, p, off)
 	})
-	switch {
-	case err == nil:
-		ok, err := s.stageIntact(rec)
-		if err != nil {
+}
+
+// replayJournal finishes the transactions the journal holds records of
+// (doc §4), then clears the journal. A journal with no valid record is
+// left as it is, with journalDirty set when it holds bytes that start with
+// the magic: a torn record is overwritten by the next transaction or by
+// Close; the data of a foreign archive that reaches into the journal area
+// must not change (open clears journalDirty then, once the scan has found
+// the archive's end).
+func (s *Store) replayJournal() error {
+	js, err := s.readJournal()
+	if err != nil {
+		return err
+	}
+	s.seq = js.seq
+	rec := js.replay
+	if rec == nil {
+		s.journalDirty = js.dirty
+		return nil
+	}
+	for _, e := range rec.zeros {
+		if err := blockio.Zero(s.dev, e.off, e.len); err != nil {
 			return err
 		}
-		if ok {
-			for _, e := range rec.zeros {
-				if err := blockio.Zero(s.dev, e.off, e.len); err != nil {
-					return err
-				}
-			}
-			b := blockio.NewBatch(s.dev)
-			for _, w := range rec.commits {
-				b.Write(w.off, w.data)
-			}
-			if err := b.Issue(); err != nil {
-				return err
-			}
-			if err := s.dev.Flush(); err != nil {
-				return err
-			}
-		}
-	case errors.Is(err, errNoRecord):
-		s.journalDirty = true // the magic, but no valid record
-		return nil
-	default:
+	}
+	b := blockio.NewBatch(s.dev)
+	for _, w := range rec.commits {
+		b.Write(w.off, w.data)
+	}
+	if err := b.Issue(); err != nil {
 		return err
 	}
 	return s.clearJournal()
 }
 
-// viewJournal, for a read-only open, reads a journal record left by a
-// transaction that did not finish and, when its stage writes are intact,
-// reads the device through it (patched): the store sees what a writable
-// open would make of the device, without writing.
+// viewJournal, for a read-only open, reads the journal as replayJournal
+// does and reads the device through what a replay would write (patched):
+// the store sees what a writable open would make of the device, without
+// writing.
 func (s *Store) viewJournal() error {
-	head := make([]byte, s.ss)
-	if err := blockio.ReadAt(s.dev, head, s.limit); err != nil {
+	js, err := s.readJournal()
+	if err != nil || js.replay == nil {
 		return err
 	}
-	n, err := decodeHead(head)
-	if err != nil || n > s.jsize {
-		return nil
-	}
-	full := make([]byte, n)
-	if err := blockio.ReadAt(s.dev, full, s.limit); err != nil {
-		return err
-	}
-	rec, err := decodeRecord(full, func(off, n int64) ([]byte, error) {
-		if off < 0 || n < 0 || off+n > s.limit {
-			return nil, errNoRecord
-		}
-		p := make([]byte, n)
-		return p, blockio.ReadAt(s.dev, p, off)
-	})
-	if err != nil {
-		return nil // no record a replay would apply
-	}
-	if ok, err := s.stageIntact(rec); err != nil || !ok {
-		return err
-	}
-	s.dev = &patched{Block: s.dev, rec: rec}
+	s.dev = &patched{Block: s.dev, rec: js.replay}
 	return nil
 }
 

@@ -52,6 +52,17 @@ type Store struct {
 	failed error
 	// journalDirty reports that the journal area may hold a record.
 	journalDirty bool
+	// seq is the number of the last journal record written (doc §4).
+	seq uint64
+	// journalBase reports that record seq is durable, will stay readable,
+	// and says where the archive ends on the device: an append may then
+	// commit in step 1 (doc §3).
+	journalBase bool
+	// pending are the byte ranges of the last transaction's commit
+	// writes while they are not yet flushed (doc §3): the next
+	// transaction does not stage writes there, and its record asks for the
+	// last one to be replayed first.
+	pending []extent
 }
 
 var _ kv.RW = (*Store)(nil)
@@ -163,10 +174,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// clearJournal zeroes the journal head and flushes.
+// clearJournal makes every write so far durable, then clears both journal
+// slots and flushes: the journal holds no record afterwards.
 func (s *Store) clearJournal() error {
+	if err := s.dev.Flush(); err != nil {
+		return err
+	}
+	s.pending, s.journalBase = nil, false
 	b := blockio.NewBatch(s.dev)
-	b.Write(s.limit, make([]byte, blockSize))
+	for i := range 2 {
+		b.Write(s.slotOff(i), make([]byte, blockSize))
+	}
 	if err := b.Issue(); err != nil {
 		return err
 	}
@@ -176,6 +194,13 @@ func (s *Store) clearJournal() error {
 	s.journalDirty = false
 	return nil
 }
+
+// slotSize is the size of a journal slot: half the journal area, in whole
+// sectors (the area holds at least two).
+func (s *Store) slotSize() int64 { return s.jsize / 2 / s.ss * s.ss }
+
+// slotOff is the offset of journal slot i (0 or 1).
+func (s *Store) slotOff(i int) int64 { return s.limit + int64(i)*s.slotSize() }
 
 // Info describes the store for status pages: the device and the space.
 type Info struct {

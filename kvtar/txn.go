@@ -77,8 +77,8 @@ func (t *txn) release(m *member) { t.released = append(t.released, m) }
 // stage space for this txn.
 func (t *txn) consume(chunks []extent) {
 	for _, c := range chunks {
-		if c.len >= 3*blockSize {
-			t.invisible = append(t.invisible, extent{c.off + 2*blockSize, c.len - 3*blockSize})
+		if f := filler(c); f.len > 0 {
+			t.invisible = append(t.invisible, f)
 		}
 	}
 	slices.SortFunc(t.invisible, func(a, b extent) int { return cmp64(a.off, b.off) })
@@ -131,7 +131,15 @@ func (t *txn) hole(e extent) {
 
 // isInvisible reports whether [off, off+n) lies in space no reader of the
 // current on-disk archive can see.
+// Bytes the previous transaction's commit writes covered are not, while
+// those writes are not flushed (s.pending): a replay of its record may
+// write them again (doc §4).
 func (t *txn) isInvisible(off, n int64) bool {
+	for _, p := range t.s.pending {
+		if p.overlaps(extent{off, n}) {
+			return false
+		}
+	}
 	if off >= t.diskEOA+blockSize {
 		return true
 	}
@@ -146,8 +154,9 @@ func (t *txn) invisibleAt(off int64) int {
 }
 
 // classify cuts [off, off+n) into runs that are invisible (stage space) or
-// not, in order. The class can only change at the block-aligned edges of
-// the invisible space, so each run goes from one edge to the next.
+// not, in order. The class can only change at the edges of the invisible
+// space and of the pending extents, so each run goes from one edge to the
+// next.
 func (t *txn) classify(off, n int64, fn func(e extent, invisible bool)) {
 	for n > 0 {
 		next := off + n
@@ -157,6 +166,10 @@ func (t *txn) classify(off, n int64, fn func(e extent, invisible bool)) {
 			}
 		}
 		edge(t.diskEOA + blockSize)
+		for _, p := range t.s.pending {
+			edge(p.off)
+			edge(p.end())
+		}
 		if i := t.invisibleAt(off); i < len(t.invisible) {
 			edge(t.invisible[i].off)
 			edge(t.invisible[i].end())
@@ -232,19 +245,18 @@ func (t *txn) run(op string, k kv.Key) error {
 		return nil
 	}
 
-	// The journal record, when the commit writes span more than one
-	// sector.
+	// The journal record (doc §4), when the transaction changes what the
+	// archive shows.
 	var rec *record
-	if !oneSector(commit, s.ss) {
-		rec = &record{commits: commit, zeros: t.zeros}
+	if len(commit) > 0 || len(t.zeros) > 0 {
 		stage = mergeWrites(stage)
-		crc := uint32(0)
-		for _, w := range stage {
-			rec.stage = append(rec.stage, extent{w.off, int64(len(w.data))})
-			crc = crc32.Update(crc, castagnoli, w.data)
+		rec = &record{
+			seq: s.seq + 1, prevPending: len(s.pending) > 0,
+			commits: commit, zeros: t.zeros,
+			eoaBefore: t.diskEOA, eoaAfter: s.sp.eoa,
 		}
-		rec.stageCRC = crc
-		if rec.headSize() > s.jsize {
+		rec.stage, rec.stageCRC = t.vouched(stage)
+		if rec.headSize() > s.slotSize() {
 			off, ok := t.spillAt(stage, rec.commitLen())
 			if !ok {
 				t.undo()
@@ -253,8 +265,16 @@ func (t *txn) run(op string, k kv.Key) error {
 			rec.spill = off
 		}
 	}
+	// An append whose only commit write is its header at the end of
+	// archive commits in step 1 (doc §3): if step 1 does not complete, the
+	// replay of the journal (this record, or the one before it, which says
+	// where the archive ends) puts the end-of-archive marker back there.
+	eager := rec != nil && s.journalBase && rec.spill == 0 && len(t.released) == 0 &&
+		within(commit, t.diskEOA, t.diskEOA+blockSize)
 
-	// Step 1: stage writes and the journal record (or a cleared journal).
+	// Step 1: the stage writes and the record. Streamed data is flushed
+	// before the record is written, so that the record need not vouch for
+	// it (a CRC over it could cost as much as the flush saves).
 	zs := s.zombieList()
 	s.mu.Unlock()
 	var err error
@@ -265,18 +285,23 @@ func (t *txn) run(op string, k kv.Key) error {
 	for _, w := range stage {
 		b.Write(w.off, w.data)
 	}
-	switch {
-	case rec != nil:
+	if eager {
+		for _, w := range commit {
+			b.Write(w.off, w.data)
+		}
+	}
+	if rec != nil {
 		head, sp := rec.encode()
-		b.Write(s.limit, padSector(head, s.ss))
+		b.Write(s.slotOff(int(rec.seq%2)), padSector(head, s.ss))
 		if sp != nil {
 			b.Write(rec.spill, padSector(sp, s.ss))
 		}
-	case s.journalDirty:
-		b.Write(s.limit, make([]byte, s.ss))
 	}
 	if err == nil {
 		err = s.capture(zs, stage)
+	}
+	if err == nil && eager {
+		err = s.capture(zs, commit)
 	}
 	for _, e := range t.zeros {
 		if err == nil {
@@ -291,37 +316,135 @@ func (t *txn) run(op string, k kv.Key) error {
 	}
 	s.mu.Lock()
 	if err != nil {
-		s.journalDirty = true
+		// The device may hold any part of step 1, the record included:
+		// only a new open knows which state it is in.
+		s.failed = err
 		t.undo()
 		return kv.Storage(op, k, err)
 	}
-	s.journalDirty = rec != nil
-
-	// Step 2: the commit writes.
-	for _, m := range t.released {
-		s.zombify(m)
+	// The transaction is durable: its record, or its only writes, are
+	// on the device. The flush also made the previous transaction's
+	// commit writes durable.
+	s.pending = nil
+	if rec != nil {
+		s.seq = rec.seq
+		s.journalDirty = true
+		s.journalBase = rec.spill == 0
 	}
-	b = blockio.NewBatch(s.dev)
-	for _, w := range commit {
-		b.Write(w.off, w.data)
-	}
-	err = s.capture(s.zombieList(), commit)
-	if err == nil {
-		err = b.Issue()
-	}
-	if err == nil {
-		err = s.dev.Flush()
-	}
-	if err != nil {
-		// The device may hold any mix of old and new commit sectors; the
-		// journal (when there is one) or the next open sorts it out.
-		s.failed = err
-		return kv.Storage(op, k, err)
+	if !eager {
+		if err := t.commitStep(rec, commit); err != nil {
+			s.failed = err
+			return kv.Storage(op, k, err)
+		}
 	}
 	for _, f := range t.apply {
 		f()
 	}
 	return nil
+}
+
+// commitStep is step 2: the commit writes. They are flushed by the next
+// transaction's step 1 (or by Close); until then the record vouches for
+// them. A spilled record is not kept that long — the next transaction may
+// stage writes over its spilled bytes — so its transaction flushes at once
+// and writes a checkpoint (a record with no writes, which says where the
+// archive ends) to the other slot, replacing the stale record there.
+func (t *txn) commitStep(rec *record, commit []write) error {
+	s := t.s
+	for _, m := range t.released {
+		s.zombify(m)
+	}
+	b := blockio.NewBatch(s.dev)
+	for _, w := range commit {
+		b.Write(w.off, w.data)
+	}
+	spilled := rec != nil && rec.spill != 0
+	var cp *record
+	if spilled {
+		cp = &record{seq: rec.seq + 1, eoaBefore: rec.eoaAfter, eoaAfter: rec.eoaAfter}
+		head, _ := cp.encode()
+		b.Write(s.slotOff(int(cp.seq%2)), padSector(head, s.ss))
+	}
+	err := s.capture(s.zombieList(), commit)
+	if err == nil {
+		err = b.Issue()
+	}
+	if err == nil && spilled {
+		err = s.dev.Flush()
+	}
+	if err != nil {
+		// The device may hold any mix of old and new commit sectors; the
+		// journal sorts it out at the next open.
+		return err
+	}
+	if spilled {
+		s.seq, s.journalBase = cp.seq, true
+		return nil
+	}
+	for _, w := range commit {
+		s.pending = append(s.pending, extent{w.off, int64(len(w.data))})
+	}
+	return nil
+}
+
+// within reports whether every write lies in [lo, hi).
+func within(ws []write, lo, hi int64) bool {
+	for _, w := range ws {
+		if w.off < lo || w.off+int64(len(w.data)) > hi {
+			return false
+		}
+	}
+	return true
+}
+
+// vouched returns the parts of the (merged, sorted) stage writes that the
+// archive shows once the transaction is applied, and the CRC-32C of their
+// bytes in order: the stage extents of the record (doc §4). The filler of
+// hole chunks and what lies from the end of archive on are left out: that
+// is free space afterwards, which later transactions may overwrite. (Hole
+// structure the transaction lays out in free space is in; the
+// end-of-archive marker is rewritten by every replay.)
+func (t *txn) vouched(stage []write) ([]extent, uint32) {
+	sp := &t.s.sp
+	limit := sp.eoa
+	var out []extent
+	crc := uint32(0)
+	for _, w := range stage {
+		lo, hi := w.off, min(w.off+int64(len(w.data)), limit)
+		for lo < hi {
+			// The first chunk whose filler ends after lo.
+			i := sort.Search(len(sp.chunks), func(i int) bool { return filler(sp.chunks[i]).end() > lo })
+			for i < len(sp.chunks) && filler(sp.chunks[i]).len == 0 {
+				i++
+			}
+			next := hi
+			if i < len(sp.chunks) {
+				f := filler(sp.chunks[i])
+				if f.len > 0 && f.off <= lo {
+					lo = f.end()
+					continue
+				}
+				if f.len > 0 && f.off < hi {
+					next = f.off
+				}
+			}
+			out = append(out, extent{lo, next - lo})
+			crc = crc32.Update(crc, castagnoli, w.data[lo-w.off:next-w.off])
+			lo = next
+		}
+	}
+	return out, crc
+}
+
+// filler is the part of a hole chunk that is neither its header block nor
+// the first or last block of its data (which hold the comment record's
+// prefix and final newline): bytes no tar reader looks at. It is empty for
+// chunks of fewer than three blocks.
+func filler(c extent) extent {
+	if c.len < 3*blockSize {
+		return extent{c.off + c.len, 0}
+	}
+	return extent{c.off + 2*blockSize, c.len - 3*blockSize}
 }
 
 // undo restores the space map as it was before planning.
