@@ -62,49 +62,66 @@
 //
 // The order at every transaction is:
 //
-//  1. Issue the stage writes, and the journal record (§4) when there is
-//     more than one commit sector. Flush.
-//  2. Issue the commit writes. Flush. The transaction is now durable and
-//     is acknowledged.
+//  1. Issue the stage writes and the journal record (§4). Flush. The
+//     transaction is now durable.
+//  2. Issue the commit writes, without a flush, and acknowledge: the next
+//     transaction's flush (or Close) makes them durable, and until then
+//     the record vouches for them.
 //
-// When all commit writes fall in one sector (the common append: the one
-// header block at E), that sector write is atomic and no journal record is
-// needed. Otherwise the journal record makes the commit writes atomic: it
-// holds their bytes, is written and flushed in step 1, and recovery replays
-// it.
+// While a transaction's commit writes are not flushed ("pending"), the
+// next transaction treats the bytes they cover as visible: it writes there
+// only as commit writes, because a replay of the pending record would
+// write them again.
 //
 // An append writes the member's data and a new EOA past the current EOA's
-// first block (which stays zero, so the archive still ends at E) in step 1,
-// and its header block at E in step 2. Between the two steps the block at E
-// is a lone zero block followed by data: GNU tar and Python still stop
-// there, Go does not; recovery zeroes the block after it (§5). This window
-// exists only inside a transaction or after a crash in it.
+// first block (which stays zero, so the archive still ends at E) as stage
+// writes; its header block at E is its only commit write. Such a
+// transaction commits in step 1 — header, data and record in one round of
+// writes, then one flush — when the journal's newest durable record says
+// that the archive ends at E: if step 1 does not complete, the replay puts
+// the end-of-archive marker back at E (§4). Right after an open the
+// journal holds no record, so the first append takes the two steps. Inside
+// an append the block at E may be a lone zero block followed by data: GNU
+// tar and Python stop there, Go does not; this window exists only inside a
+// transaction or after a crash in it, and recovery closes it.
+//
+// A transaction whose record is too large for its slot spills (§4); it
+// flushes after step 2 as well, and writes a checkpoint — a record with no
+// writes that says where the archive ends — to the other slot.
 //
 // # 4. The journal record
 //
-// The journal area's first sector holds a header: magic, version, the
-// record's length and CRC-32C, the stage extents (offset, length) with the
+// The journal area holds two slots of half its size; the record of
+// transaction number n lives in slot n%2. A record holds: magic, version,
+// its number, whether its predecessor's commit writes were still pending
+// when it was written, the end of archive before and after the
+// transaction, the record's length and CRC-32C, the stage extents with the
 // CRC-32C of their bytes as written in step 1, and the commit writes
-// (offset, bytes). Records larger than the journal area spill their commit
-// bytes to free space past the stage writes; the header names where.
+// (offset, bytes). Records larger than their slot spill their commit bytes
+// to free space past the stage writes; the header names where.
 //
-// Replaying a record is idempotent: it rewrites the commit writes. It is
-// only replayed when its own CRC matches and the stage extents still hold
-// the bytes it describes (a stage write lost in the crash means step 2
-// never started, so the archive is still in its previous state and the
-// record is discarded).
+// The stage extents a record vouches for are the parts of its stage writes
+// that the archive shows afterwards: member data and the structure of new
+// hole chunks, not the filler of holes nor anything from the end of
+// archive on (free space, which the next transaction may overwrite).
 //
-// Every transaction's step 1 overwrites the journal header: with its own
-// record, or with a cleared header when it needs none and the header is not
-// already clear. So a record found at open belongs to the last transaction
-// that reached step 1, and nothing has been committed after it: replaying
-// it is safe. Close clears the journal and flushes.
+// Recovery takes the valid record with the highest number. When its stage
+// extents hold the bytes it describes, it replays its predecessor's commit
+// writes (when the record says they were pending) and its own. Otherwise
+// step 1 of that transaction did not complete: it was not acknowledged and
+// is discarded, and only the predecessor is replayed (when pending). The
+// replay ends by writing the end-of-archive marker where the archive then
+// ends (the record's "after", or its "before" when discarded). Replaying
+// is idempotent. A slot is overwritten only two transactions later, when
+// the record in it is no longer needed; a spilled record is followed at
+// once by a checkpoint, so a record whose spilled bytes were overwritten is
+// never the newest. Recovery and Close clear both slots.
 //
 // # 5. Open and recovery
 //
 // Open reads the geometry, then, on a writable device:
 //
-//  1. Reads the journal; replays a valid record (flush), then clears it
+//  1. Reads the journal; replays what §4 says (flush), then clears it
 //     (flush).
 //  2. Scans the archive with tarfmt.Decoder in large sequential reads,
 //     skipping the data of large members, and builds the index (§7) and
@@ -136,7 +153,7 @@
 // open kv.Reader pins its extent: the space is not reused until the reader
 // is closed (the snapshot kv.Reader promises). Writers queue; a committer
 // builds one transaction from every queued mutation (applying them to the
-// index in order), runs it (one flush pair for the whole group), and
+// index in order), runs it (one flush for the whole group), and
 // returns to each writer when the group is durable. A large streamed value
 // reserves its space first and is staged outside the lock; it joins a group
 // only to commit.
