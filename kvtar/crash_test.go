@@ -113,6 +113,7 @@ func TestCrashEveryWrite(t *testing.T) {
 				dev.FailAtWrite(failAt)
 				s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 				require.NoError(t, err)
+				holesFirst(s)
 				for _, op := range ops {
 					if err := op.do(s); err != nil {
 						require.True(t, errors.Is(err, kv.ErrStorage), "%s: %v", op.name, err)

@@ -34,6 +34,7 @@ func (s *Store) open() error {
 		indexLinks(&s.ix.root)
 	}
 	s.sp.limit = s.limit
+	s.sp.reserve = defaultReserve(s.limit)
 	if res.globals && !s.readOnly {
 		// Members written after a PAX global header with records would
 		// inherit them (a global mtime, uname, even path or size): the

@@ -30,11 +30,23 @@ func (e extent) overlaps(o extent) bool {
 // each chunk starts. Allocation treats a run of adjacent chunks as one
 // hole. Pinned extents (data of members that open readers still use) are
 // never allocated.
+//
+// New members go to the end of archive while the free tail stays larger
+// than reserve: an append commits in one round of writes (doc §3), where a
+// member placed in a hole needs two and the re-layout of what is left of
+// the hole. Once the tail is down to the reserve, holes are reused first
+// (best fit), so the space of removed data is used before the device is
+// full.
 type space struct {
-	limit  int64    // end of the archive area: the EOA must end at or before it
-	eoa    int64    // offset of the end-of-archive marker
-	chunks []extent // hole chunks, sorted by offset, not overlapping
+	limit   int64    // end of the archive area: the EOA must end at or before it
+	eoa     int64    // offset of the end-of-archive marker
+	chunks  []extent // hole chunks, sorted by offset, not overlapping
+	reserve int64    // tail space from which holes are reused first
 }
+
+// defaultReserve is the reserve of an archive area of size bytes: an
+// eighth of it.
+func defaultReserve(size int64) int64 { return size / 8 }
 
 // tailFree is the free space after the end of archive.
 func (s *space) tailFree() int64 { return max(0, s.limit-s.eoa-eoaSize) }
@@ -93,9 +105,13 @@ func alignUp(off, hdr, align int64) int64 {
 // place finds room for a member of n bytes whose data starts hdr bytes
 // after its start, such that the data starts on an align boundary (align a
 // multiple of blockSize; pass blockSize for no constraint). It prefers the
-// smallest hole run that fits and else the end of the archive; it never
+// end of archive while the tail stays above the reserve, else the
+// smallest hole run that fits, else the end of the archive; it never
 // overlaps an extent in avoid. It reports false when nothing fits.
 func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
+	if p, ok := s.placeTail(n, hdr, align, avoid); ok && s.limit-(p.off+n+eoaSize) >= s.reserve {
+		return p, true
+	}
 	best := placement{}
 	found := false
 	for _, r := range s.runs() {
@@ -110,6 +126,11 @@ func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
 	if found {
 		return best, true
 	}
+	return s.placeTail(n, hdr, align, avoid)
+}
+
+// placeTail places a member as place does, at the end of archive.
+func (s *space) placeTail(n, hdr, align int64, avoid []extent) (placement, bool) {
 	off := alignUp(s.eoa, hdr, align)
 	for {
 		moved := false
@@ -162,21 +183,27 @@ func (s *space) take(p placement, n int64) (consumed []extent, leftover []extent
 		s.eoa = p.off + n
 		return nil, leftover
 	}
-	r := p.from
+	// Only the chunks the member overlaps are consumed: the rest of the
+	// run stays as it is on the device, however large it is.
+	m := extent{p.off, n}
 	kept := s.chunks[:0:0]
 	for _, c := range s.chunks {
-		if c.off >= r.off && c.end() <= r.end() {
+		if c.overlaps(m) {
 			consumed = append(consumed, c)
 			continue
 		}
 		kept = append(kept, c)
 	}
 	s.chunks = kept
-	if p.off > r.off {
-		leftover = append(leftover, extent{r.off, p.off - r.off})
+	if len(consumed) == 0 {
+		return nil, nil
 	}
-	if end := p.off + n; end < r.end() {
-		leftover = append(leftover, extent{end, r.end() - end})
+	first, last := consumed[0], consumed[len(consumed)-1]
+	if p.off > first.off {
+		leftover = append(leftover, extent{first.off, p.off - first.off})
+	}
+	if end := m.end(); end < last.end() {
+		leftover = append(leftover, extent{end, last.end() - end})
 	}
 	return consumed, leftover
 }

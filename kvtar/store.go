@@ -175,21 +175,24 @@ func (s *Store) Close() error {
 }
 
 // clearJournal makes every write so far durable, then clears both journal
-// slots and flushes: the journal holds no record afterwards.
+// slots: the journal holds no record afterwards. The slot of the older
+// record is cleared (and flushed) first: were the newer one cleared alone,
+// a crash would leave the older record as the newest, and its replay would
+// put the end of archive back where it was then (doc §4).
 func (s *Store) clearJournal() error {
 	if err := s.dev.Flush(); err != nil {
 		return err
 	}
 	s.pending, s.journalBase = nil, false
-	b := blockio.NewBatch(s.dev)
-	for i := range 2 {
-		b.Write(s.slotOff(i), make([]byte, blockSize))
-	}
-	if err := b.Issue(); err != nil {
-		return err
-	}
-	if err := s.dev.Flush(); err != nil {
-		return err
+	for _, slot := range []int{int(s.seq+1) % 2, int(s.seq % 2)} {
+		b := blockio.NewBatch(s.dev)
+		b.Write(s.slotOff(slot), make([]byte, blockSize))
+		if err := b.Issue(); err != nil {
+			return err
+		}
+		if err := s.dev.Flush(); err != nil {
+			return err
+		}
 	}
 	s.journalDirty = false
 	return nil

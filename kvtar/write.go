@@ -163,10 +163,17 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 		if err != nil {
 			return err
 		}
-		if whole != nil {
+		switch {
+		case whole != nil && size < stageDirect:
 			t.put(m.dataOff, whole)
-		} else if err := t.stream(op, k, m.dataOff, r, size); err != nil {
-			return err
+		case whole != nil:
+			if err := t.stageUnlocked(m.dataOff, whole); err != nil {
+				return kv.Storage(op, k, err)
+			}
+		default:
+			if err := t.stream(op, k, m.dataOff, r, size); err != nil {
+				return err
+			}
 		}
 		t.replace(n)
 		t.bind(k, m)
@@ -249,6 +256,21 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 		free <- c.p[:cap(c.p)]
 	}
 	return nil
+}
+
+// stageDirect is the size from which a value held in memory is written
+// at once, like a streamed one, rather than queued with the transaction's
+// stage writes: the journal record would vouch for queued bytes with a CRC
+// over them, which costs more than the flush that makes streamed data
+// durable first (doc §3).
+const stageDirect = 1 << 20
+
+// stageUnlocked is stage with s.mu released meanwhile, so that readers go
+// on during a large write; the caller holds s.wmu and s.mu.
+func (t *txn) stageUnlocked(off int64, p []byte) error {
+	t.s.mu.Unlock()
+	defer t.s.mu.Lock()
+	return t.stage(off, p)
 }
 
 // stage writes p at off now if it lies in invisible space, extending the

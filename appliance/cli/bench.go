@@ -28,7 +28,8 @@ const (
 	benchSize   = 64 << 20
 	benchOps    = 256
 	benchRounds = 3
-	// benchKeys is how many 4 KiB values write-flush rotates through.
+	// benchKeys is how many 4 KiB values overwrite-flush (and each client
+	// of http-overwrite-4k-16) rotates through.
 	benchKeys = 8
 	// benchSlack is room for the store's headers, alignment and small
 	// values beyond its sequential test value.
@@ -76,6 +77,7 @@ type bench struct {
 	buf      []byte // aligned, chunk bytes
 	pattern  []byte // what is written, chunk bytes
 	rng      *rand.Rand
+	fresh    atomic.Int64 // numbers the new keys of the 4 KiB tests
 
 	// With --http: the store side goes through the API, served over
 	// loopback in process.
@@ -146,14 +148,15 @@ func runBench(c *cmdCtx) (err error) {
 	// The raw region is the last size bytes of the archive area, before
 	// the journal. The store writes only below it: past its end of
 	// archive, its test values need at most twice the sequential value
-	// (a replacement is written before the old one is freed) and slack.
+	// (a replacement is written before the old one is freed), the new 4 KiB
+	// values (8 KiB each at most, with header and alignment) and slack.
 	tail := info.End + 1024
 	b.rawStart = (info.Size - size) / b.ss * b.ss
-	need := 2*size + benchSlack + size
-	if b.rawStart < tail+2*size+benchSlack {
+	values := 2*size + int64(ops)*int64(rounds)*(8<<10) + benchSlack
+	if need := values + size; b.rawStart < tail+values {
 		return &opError{"bench", disk, fmt.Sprintf(
-			"not enough free space at the end of the archive: the run needs %s (%s for the store's test values, then %s for raw I/O), the free tail has %s; try a smaller --size",
-			human(need), human(2*size+benchSlack), human(size), human(max(0, info.Size-tail))), kv.ErrNoSpace.Error()}
+			"not enough free space at the end of the archive: the run needs %s (%s for the store's test values, then %s for raw I/O), the free tail has %s; try a smaller --size or fewer --ops",
+			human(need), human(values), human(size), human(max(0, info.Size-tail))), kv.ErrNoSpace.Error()}
 	}
 	if k, err := store.Exists(benchPrefix); err != nil {
 		return err
@@ -176,6 +179,18 @@ func runBench(c *cmdCtx) (err error) {
 	for i := range b.pattern {
 		b.pattern[i] = byte(b.rng.Uint32())
 	}
+	// Write the free space both sides will use once before measuring: on
+	// a sparse image the first write of a block costs the file system an
+	// allocation, which the device itself does not pay (and a block device
+	// never does). The store's part is past its end-of-archive marker,
+	// invisible to tar readers.
+	first := (tail + b.ss - 1) / b.ss * b.ss
+	if err := b.touch(first, min(first+values, b.rawStart)); err != nil {
+		return err
+	}
+	if err := b.touch(b.rawStart, b.rawStart+size); err != nil {
+		return err
+	}
 	if c.a.on("http") {
 		stop, err := b.startHTTP()
 		if err != nil {
@@ -197,13 +212,15 @@ func runBench(c *cmdCtx) (err error) {
 		{"seq-write", "MiB/s", b.rawSeqWrite, b.storeSeqWrite},
 		{"seq-read", "MiB/s", b.rawSeqRead, b.storeSeqRead},
 		{"rand-read", "IOPS", b.rawRandRead, b.storeRandRead},
-		{"write-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush},
+		{"write-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush(false)},
+		{"overwrite-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush(true)},
 	}
 	if b.cl != nil {
 		works = []workload{
 			{"http-put-seq", "MiB/s", b.rawSeqWrite, b.httpPutSeq},
 			{"http-get-seq", "MiB/s", b.rawSeqRead, b.httpGetSeq},
-			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k},
+			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(false)},
+			{"http-overwrite-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(true)},
 		}
 	}
 	raw := make([]accum, len(works))
@@ -383,15 +400,42 @@ func (b *bench) rawWriteFlush() (float64, error) {
 	return float64(b.ops), nil
 }
 
-func (b *bench) storeWriteFlush() (float64, error) {
-	v := b.pattern[:4096]
-	for i := 0; i < b.ops; i++ {
-		k, _ := benchPrefix.Add("w" + strconv.Itoa(i%benchKeys))
-		if err := b.store.Set(k, v); err != nil {
-			return 0, err
+// touch writes zeroes over [from, to) (sector-aligned), in chunks, and
+// flushes.
+func (b *bench) touch(from, to int64) error {
+	buf := hw.AllocBuffer(b.dev, int(b.chunk))
+	for off := from; off < to; off += b.chunk {
+		n := min(b.chunk, to-off)
+		if err := b.dev.Write(uint64(off/b.ss), buf[:n]); err != nil {
+			return err
 		}
 	}
-	return float64(b.ops), nil
+	return b.dev.Flush()
+}
+
+// smallKey names the i-th 4 KiB value of client g: a new key each time,
+// or, to overwrite, one of benchKeys keys of the client's own.
+func (b *bench) smallKey(g int, i int64, overwrite bool) kv.Key {
+	name := fmt.Sprintf("c%d-n%d", g, b.fresh.Add(1))
+	if overwrite {
+		name = fmt.Sprintf("c%d-w%d", g, i%benchKeys)
+	}
+	k, _ := benchPrefix.Add(name)
+	return k
+}
+
+// storeWriteFlush makes b.ops durable 4 KiB Sets, one after the other: of
+// new keys (appends), or over benchKeys keys (each Set replaces a value).
+func (b *bench) storeWriteFlush(overwrite bool) func() (float64, error) {
+	return func() (float64, error) {
+		v := b.pattern[:4096]
+		for i := 0; i < b.ops; i++ {
+			if err := b.store.Set(b.smallKey(0, int64(i), overwrite), v); err != nil {
+				return 0, err
+			}
+		}
+		return float64(b.ops), nil
+	}
 }
 
 // startHTTP serves the API over b.store on a loopback port, in process and
@@ -465,33 +509,35 @@ func (b *bench) httpGetSeq() (float64, error) {
 }
 
 // httpPut4k makes b.ops durable 4 KiB PUTs from benchClients concurrent
-// clients, over benchKeys keys.
-func (b *bench) httpPut4k() (float64, error) {
-	v := b.pattern[:4096]
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		errs = make([]error, benchClients)
-	)
-	for g := range benchClients {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.ops) {
-					return
+// clients, of new keys or each over benchKeys keys of its own (independent
+// clients: no two write the same key).
+func (b *bench) httpPut4k(overwrite bool) func() (float64, error) {
+	return func() (float64, error) {
+		v := b.pattern[:4096]
+		var (
+			next atomic.Int64
+			wg   sync.WaitGroup
+			errs = make([]error, benchClients)
+		)
+		for g := range benchClients {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(b.ops) {
+						return
+					}
+					if err := b.cl.Set(b.smallKey(g, i, overwrite), v); err != nil {
+						errs[g] = err
+						next.Store(int64(b.ops)) // stop the others
+						return
+					}
 				}
-				k, _ := benchPrefix.Add("w" + strconv.Itoa(int(i%benchKeys)))
-				if err := b.cl.Set(k, v); err != nil {
-					errs[g] = err
-					next.Store(int64(b.ops)) // stop the others
-					return
-				}
-			}
-		})
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return 0, err
+		}
+		return float64(b.ops), nil
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return 0, err
-	}
-	return float64(b.ops), nil
 }

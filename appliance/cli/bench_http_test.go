@@ -23,7 +23,7 @@ func TestBenchHTTP(t *testing.T) {
 	for _, res := range rep.Results {
 		byName[res.Name] = res
 	}
-	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-get-seq": "MiB/s", "http-put-4k-16": "IOPS"} {
+	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-get-seq": "MiB/s", "http-put-4k-16": "IOPS", "http-overwrite-4k-16": "IOPS"} {
 		res, ok := byName[name]
 		if !assert.True(t, ok, "no %s in %s", name, out) {
 			continue
@@ -33,7 +33,7 @@ func TestBenchHTTP(t *testing.T) {
 		assert.Greater(t, res.Store, 0.0, name)
 		assert.InDelta(t, res.Store/res.Raw, res.Ratio, 1e-9, name)
 	}
-	assert.Len(t, rep.Results, 3)
+	assert.Len(t, rep.Results, 4)
 
 	// The store is as it was, without the bench keys, and sound.
 	assert.Equal(t, before, r.ok("", "stat", "/"))
@@ -44,14 +44,14 @@ func TestBenchHTTP(t *testing.T) {
 
 	// The human form names the tests; without --http nothing changes.
 	human := r.ok("", "bench", "--http", "--size", "1M", "--ops", "4", "--rounds", "1")
-	for _, name := range []string{"http-put-seq", "http-get-seq", "http-put-4k-16", "store/raw", "through HTTP"} {
+	for _, name := range []string{"http-put-seq", "http-get-seq", "http-put-4k-16", "http-overwrite-4k-16", "store/raw", "through HTTP"} {
 		assert.Contains(t, human, name)
 	}
 	out = r.ok("", "bench", "--size", "1M", "--ops", "4", "--rounds", "1", "--json")
 	assert.NotContains(t, out, `"http"`)
 	rep = benchReport{}
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
-	require.Len(t, rep.Results, 4)
+	require.Len(t, rep.Results, 5)
 	assert.Equal(t, "seq-write", rep.Results[0].Name)
 	assert.Equal(t, "keep me", r.ok("", "get", "/data"))
 }

@@ -338,8 +338,9 @@ each figure with the ratio store/raw:
   seq-write   sequential writes of 1 MiB, then a flush     (MiB/s)
   seq-read    sequential reads of 1 MiB                    (MiB/s)
   rand-read   random reads of 4 KiB                        (IOPS)
-  write-flush a 4 KiB write made durable: raw write+flush,
-              store set of a 4 KiB value                   (IOPS)
+  write-flush      a 4 KiB write made durable: raw write+flush,
+                   store set of a new 4 KiB value          (IOPS)
+  overwrite-flush  the same, the store replacing one of 8 values
 
 With --http, the store side goes through the whole HTTP stack instead: bench
 serves the API over loopback (127.0.0.1, a free port) in process and measures
@@ -349,9 +350,12 @@ as a client, against the same raw figures:
                   raw: sequential writes of 1 MiB, then a flush
   http-get-seq    GET of that value, streamed and discarded    (MiB/s)
                   raw: sequential reads of 1 MiB
-  http-put-4k-16  durable 4 KiB PUTs from 16 concurrent clients,
-                  --ops in all                                 (IOPS)
+  http-put-4k-16  durable 4 KiB PUTs of new keys from 16 concurrent
+                  clients, --ops in all                        (IOPS)
                   raw: 4 KiB write+flush from one writer
+  http-overwrite-4k-16
+                  the same, each client replacing one of 8 values
+                  of its own
 
 Raw and store rounds alternate, so both see the same device conditions. The
 store's data is never touched by raw I/O: raw reads and writes go only to the

@@ -11,7 +11,7 @@
 //	GetPartial                     GET  /v1/kv/{key}?no-digest with Range (416 → empty); length 0 → HEAD
 //	Open                           POST /v1/kv/{key}?open, then GET /v1/readers/{id} with Range, DELETE to close
 //	List                           GET  /v1/kv/{key}?list
-//	Set, SetFrom                   PUT  /v1/kv/{key}             (streamed, Content-Length = size)
+//	Set, SetFrom                   PUT  /v1/kv/{key}?no-digest   (streamed, Content-Length = size)
 //	SetPartial                     PATCH /v1/kv/{key}?offset=N
 //	Allocate                       POST /v1/kv/{key}?allocate=N[&mtime=RFC3339]
 //	Rename                         POST /v1/kv/{src}?rename-to={dst}
@@ -19,7 +19,8 @@
 //	Free, Status                   GET  /v1/status
 //
 // ?no-digest asks the server not to compute the ETag, which costs a read
-// of the whole value (or subtree) when the server has not cached it.
+// of the whole value (or subtree) when the server has not cached it; on
+// PUT, not to hash the body, which can take longer than storing it.
 //
 // # Errors
 //

@@ -287,7 +287,7 @@ func (c *Client) SetFrom(k kv.Key, r io.Reader, size int64) error {
 		return kv.InvalidArgument(op, k, fmt.Sprintf("size %d", size))
 	}
 	body := &sizedBody{r: r, size: size}
-	resp, err := c.do(request{method: http.MethodPut, path: httpapi.KeyPath(k), body: body, size: size})
+	resp, err := c.do(request{method: http.MethodPut, path: httpapi.KeyPath(k), query: url.Values{"no-digest": {""}}, body: body, size: size})
 	rerr := body.stop()
 	switch {
 	case rerr == errEarlyEnd:

@@ -29,7 +29,9 @@
 // ?no-digest on GET and HEAD leaves the ETag out (unless a precondition
 // needs it): the client uses it for Exists, Size, LastModified, Get and
 // GetPartial, which do not need a digest that may cost a read of the whole
-// value or subtree.
+// value or subtree. On PUT it leaves out the hashing of the body (SHA-256
+// runs at about the speed of a fast disk) and the ETag of the answer; the
+// client uses it for Set and SetFrom.
 //
 // # Errors
 //
@@ -56,7 +58,7 @@
 // describes the bytes sent. Digests cost a full read, so the handler caches
 // them per key until a write to a related key (the key, an ancestor or a
 // descendant) ends, and a PUT caches the digest it computed while storing
-// (coord.go). The cache assumes the handler is the store's only writer, as
+// (coord.go) unless asked not to. The cache assumes the handler is the store's only writer, as
 // it is in the appliance (the image is locked); a GET of a value not yet
 // cached reads it twice (to hash, then to send).
 //

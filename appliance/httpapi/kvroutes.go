@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tarstore/tarstore/kv"
@@ -127,15 +126,10 @@ func (h *Handler) serveKV(c *call, rest string) {
 	}
 }
 
-// copyBuffers are the buffers values are streamed and hashed through.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // hashReader returns the SHA-256 of the value r reads.
 func hashReader(r kv.Reader) ([]byte, error) {
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
 	hh := sha256.New()
-	if _, err := io.CopyBuffer(hh, io.NewSectionReader(r, 0, r.Size()), *bp); err != nil {
+	if _, err := copyAhead(hh, r, 0, r.Size()); err != nil {
 		return nil, err
 	}
 	return hh.Sum(nil), nil
@@ -257,9 +251,7 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 	if c.r.Method == http.MethodHead {
 		return
 	}
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	n, err := io.CopyBuffer(c.w, io.NewSectionReader(r, rg.start, rg.length), *bp)
+	n, err := copyAhead(c.w, r, rg.start, rg.length)
 	h.metrics.bytesRead.Add(n)
 	if err != nil {
 		// The status is sent: the connection is closed short of the
@@ -462,8 +454,8 @@ func (h *Handler) freeSpace() (int64, bool) {
 	return n, err == nil
 }
 
-// bodyReader reads a PUT body for the store: it hashes what it reads,
-// counts it, and turns an early end (io.ErrUnexpectedEOF from net/http) into
+// bodyReader reads a PUT body for the store: it hashes what it reads
+// (unless hash is nil), counts it, and turns an early end (io.ErrUnexpectedEOF from net/http) into
 // io.EOF, so that the store reports invalid_argument, as it does for any
 // reader that ends early. Any failure of the body is kept in err.
 type bodyReader struct {
@@ -477,7 +469,9 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	b.hash.Write(p[:n])
+	if b.hash != nil {
+		b.hash.Write(p[:n])
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -516,7 +510,13 @@ func (h *Handler) put(c *call) {
 		writeError(c.w, kvError(h.targetError(c.key, kv.NoSpace("set", c.key))))
 		return
 	}
-	body := &bodyReader{r: c.r.Body, size: size, hash: sha256.New()}
+	// ?no-digest: the client does not want the ETag, and the body is not
+	// hashed (SHA-256 can be slower than the device); a later GET with an
+	// ETag computes it.
+	body := &bodyReader{r: c.r.Body, size: size}
+	if !c.q.Has("no-digest") {
+		body.hash = sha256.New()
+	}
 	if err := h.store.SetFrom(c.key, body, size); err != nil {
 		if body.err != nil {
 			writeError(c.w, invalidArgument("set", c.key, body.err.Error()))
@@ -526,7 +526,7 @@ func (h *Handler) put(c *call) {
 		return
 	}
 	h.metrics.bytesWritten.Add(size)
-	if body.n == size {
+	if body.n == size && body.hash != nil {
 		stored = body.hash.Sum(nil)
 		c.w.Header().Set("ETag", ETag(stored))
 	}
