@@ -111,6 +111,12 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 			Detail: fmt.Sprintf("%d bytes, need at least %d", size, MinDeviceSize), Cause: ErrTooSmall}
 	}
 	js := journalSize(size, ss)
+	if !info.ReadOnly {
+		// The store is the device's only writer: the sectors its last
+		// writes ended in are in memory for the next append's
+		// read-modify-write.
+		dev = blockio.Cached(dev)
+	}
 	return &Store{
 		dev:      dev,
 		clk:      clk,

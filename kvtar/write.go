@@ -148,7 +148,30 @@ func (s *Store) SetFrom(k kv.Key, r io.Reader, size int64) error {
 	if size < 0 {
 		return kv.InvalidArgument("set", k, "negative size")
 	}
+	if size <= readFirst {
+		// A small value is read before the write joins the queue, so
+		// that a slow reader (a network body) does not hold up the
+		// transaction it is grouped with.
+		v := make([]byte, size)
+		if _, err := io.ReadFull(r, v); err != nil {
+			return readError("set", k, size, err)
+		}
+		return s.set("set", k, nil, size, v)
+	}
 	return s.set("set", k, r, size, nil)
+}
+
+// readFirst is the size up to which SetFrom reads the value into memory
+// before it queues the write.
+const readFirst = 64 << 10
+
+// readError is the error of a write whose reader failed after n bytes of
+// size.
+func readError(op string, k kv.Key, size int64, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
+	}
+	return kv.Storage(op, k, fmt.Errorf("reading the value: %w", err))
 }
 
 // set writes a new member for k from r (or from whole, when the bytes are
@@ -194,12 +217,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 		p   []byte
 		err error
 	}
-	fail := func(err error) error {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
-		}
-		return kv.Storage(op, k, fmt.Errorf("reading the value: %w", err))
-	}
+	fail := func(err error) error { return readError(op, k, size, err) }
 	// Buffers of a chunk, or of the value when it is smaller (rounded up
 	// to 4 KiB for aligned I/O).
 	bufSize := min(streamChunk, (size+4095)/4096*4096)
