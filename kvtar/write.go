@@ -16,6 +16,11 @@ import (
 // streamChunk is the unit of streamed writes and copies.
 const streamChunk = 1 << 20
 
+// streamBuffers is how many chunks a stream holds: one being written, the
+// others filled by the reader meanwhile, so that a reader whose speed
+// varies (a network body) rarely leaves the device idle.
+const streamBuffers = 4
+
 // alignMin is the size from which a value's data is sector-aligned.
 const alignMin = 64 << 10
 
@@ -186,17 +191,10 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 		if err != nil {
 			return err
 		}
-		switch {
-		case whole != nil && size < stageDirect:
+		if whole != nil && size < stageDirect {
 			t.put(m.dataOff, whole)
-		case whole != nil:
-			if err := t.stageUnlocked(m.dataOff, whole); err != nil {
-				return kv.Storage(op, k, err)
-			}
-		default:
-			if err := t.stream(op, k, m.dataOff, r, size); err != nil {
-				return err
-			}
+		} else if err := t.stream(op, k, m.dataOff, r, size); err != nil {
+			return err
 		}
 		t.replace(n)
 		t.bind(k, m)
@@ -230,17 +228,18 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return fail(err)
 		}
-		if err := t.stage(off, buf); err != nil {
+		if err := t.stage(write{off, buf}); err != nil {
 			return kv.Storage(op, k, err)
 		}
 		return nil
 	}
-	full := make(chan chunk, 1)
-	free := make(chan []byte, 2)
+	full := make(chan chunk, streamBuffers)
+	free := make(chan []byte, streamBuffers)
 	stop := make(chan struct{})
 	defer close(stop)
-	free <- hw.AllocBuffer(s.dev, int(bufSize))
-	free <- hw.AllocBuffer(s.dev, int(bufSize))
+	for range streamBuffers {
+		free <- hw.AllocBuffer(s.dev, int(bufSize))
+	}
 	go func() {
 		for done := int64(0); done < size; {
 			var buf []byte
@@ -262,40 +261,59 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 			done += n
 		}
 	}()
+	// The chunks the reader has ready (up to streamDepth) are written in
+	// one batch, whose requests run concurrently: the device has more than
+	// one write to work on when the reader is ahead.
+	var ws []write
 	for done := int64(0); done < size; {
-		c := <-full
-		if c.err != nil {
-			return fail(c.err)
+		ws = ws[:0]
+		for len(ws) < streamDepth && done < size {
+			var c chunk
+			if len(ws) == 0 {
+				c = <-full
+			} else {
+				select {
+				case c = <-full:
+				default:
+				}
+				if c.p == nil && c.err == nil {
+					break
+				}
+			}
+			if c.err != nil {
+				return fail(c.err)
+			}
+			ws = append(ws, write{off + done, c.p})
+			done += int64(len(c.p))
 		}
-		if err := t.stage(off+done, c.p); err != nil {
+		if err := t.stage(ws...); err != nil {
 			return kv.Storage(op, k, err)
 		}
-		done += int64(len(c.p))
-		free <- c.p[:cap(c.p)]
+		for _, w := range ws {
+			free <- w.data[:cap(w.data)]
+		}
 	}
 	return nil
 }
 
-// stageDirect is the size from which a value held in memory is written
-// at once, like a streamed one, rather than queued with the transaction's
-// stage writes: the journal record would vouch for queued bytes with a CRC
-// over them, which costs more than the flush that makes streamed data
-// durable first (doc §3).
+// streamDepth is how many chunks of a stream are written at once, at most.
+const streamDepth = 2
+
+// stageDirect is the size from which a value held in memory is streamed
+// (through the device's own buffers, which it writes fastest) rather than
+// queued with the transaction's stage writes: the journal record would
+// vouch for queued bytes with a CRC over them, which costs more than the
+// flush that makes streamed data durable first (doc §3).
 const stageDirect = 1 << 20
 
-// stageUnlocked is stage with s.mu released meanwhile, so that readers go
-// on during a large write; the caller holds s.wmu and s.mu.
-func (t *txn) stageUnlocked(off int64, p []byte) error {
-	t.s.mu.Unlock()
-	defer t.s.mu.Lock()
-	return t.stage(off, p)
-}
-
-// stage writes p at off now if it lies in invisible space, extending the
-// streamed extent and its CRC; otherwise it queues a copy of p.
-func (t *txn) stage(off int64, p []byte) error {
+// stage writes ws now where they lie in invisible space, extending the
+// streamed extents; the rest it queues (copies) as writes of the
+// transaction.
+func (t *txn) stage(ws ...write) error {
 	var st, cm []write
-	t.split(write{off, p}, &st, &cm)
+	for _, w := range ws {
+		t.split(w, &st, &cm)
+	}
 	for _, w := range cm {
 		t.put(w.off, bytes.Clone(w.data))
 	}
