@@ -42,9 +42,12 @@
 // start of its data, the "\n" at its end); the filler in between keeps
 // whatever bytes were there. A hole that reaches the EOA is not kept: the
 // EOA moves back to its start (a g header right before the EOA breaks
-// Python). Adjacent holes coalesce. Holes are reused for new members
-// (best fit); what is left of a hole after a member is placed in it must be
-// 0 blocks or a hole of its own.
+// Python). Adjacent holes coalesce. New members go to the end of archive
+// while the free tail stays above a reserve of an eighth of the archive
+// area (an append commits in one round of writes, §3; a member in a hole
+// needs two); below it, holes are reused first (best fit). Placing a
+// member re-lays only the hole chunks it overlaps: what is left of them
+// becomes a hole of its own.
 //
 // # 3. Transactions
 //
