@@ -39,6 +39,13 @@ type txn struct {
 	// zeros are invisible extents to zero in step 1.
 	zeros []extent
 
+	// fills are writes of the filler of holes this txn makes of small
+	// members: they go with the commit writes in step 2, so that each
+	// such hole is one contiguous write, but need no journal: a hole's
+	// filler may hold anything, and step 2 only starts once the record
+	// that makes the hole is durable.
+	fills []write
+
 	// streamed is data already staged on the device by streaming writes
 	// (SetFrom, copies). When the transaction has a journal record, run
 	// flushes it before writing the record, so that the record need not
@@ -216,6 +223,9 @@ func (t *txn) finish() {
 			continue
 		}
 		t.hole(e)
+		if f := filler(e); e.len <= holeFill && f.len > 0 {
+			t.fills = append(t.fills, write{f.off, make([]byte, f.len)})
+		}
 	}
 	sp.reclaimTail()
 	if sp.eoa != t.diskEOA {
@@ -355,6 +365,9 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 		s.zombify(m)
 	}
 	b := blockio.NewBatch(s.dev)
+	for _, w := range t.fills {
+		b.Write(w.off, w.data)
+	}
 	for _, w := range commit {
 		b.Write(w.off, w.data)
 	}
@@ -365,7 +378,11 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 		head, _ := cp.encode()
 		b.Write(s.slotOff(int(cp.seq%2)), padSector(head, s.ss))
 	}
-	err := s.capture(s.zombieList(), commit)
+	zs := s.zombieList()
+	err := s.capture(zs, t.fills)
+	if err == nil {
+		err = s.capture(zs, commit)
+	}
 	if err == nil {
 		err = b.Issue()
 	}
@@ -435,6 +452,10 @@ func (t *txn) vouched(stage []write) ([]extent, uint32) {
 	}
 	return out, crc
 }
+
+// holeFill is the size up to which the hole a removed member leaves is
+// written whole, its filler zeroed (fills): one request instead of two.
+const holeFill = 64 << 10
 
 // filler is the part of a hole chunk that is neither its header block nor
 // the first or last block of its data (which hold the comment record's
