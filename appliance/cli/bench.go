@@ -219,6 +219,8 @@ func runBench(c *cmdCtx) (err error) {
 		works = []workload{
 			{"http-put-seq", "MiB/s", b.rawSeqWrite, b.httpPutSeq},
 			{"http-get-seq", "MiB/s", b.rawSeqRead, b.httpGetSeq},
+			{"http-loopback-put", "MiB/s", b.rawSeqWrite, b.loopbackPut},
+			{"http-loopback-get", "MiB/s", b.rawSeqRead, b.loopbackGet},
 			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(false)},
 			{"http-overwrite-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(true)},
 		}
@@ -447,8 +449,17 @@ func (b *bench) startHTTP() (stop func() error, err error) {
 		return nil, err
 	}
 	h := httpapi.New(b.store, httpapi.Options{Version: appliance.Version})
+	// The loopback endpoint moves bytes without the store: the HTTP
+	// stack's own ceiling, measured in the same run.
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == loopbackPath {
+			b.loopback(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           route,
 		ReadHeaderTimeout: appliance.ReadHeaderTimeout,
 		IdleTimeout:       appliance.IdleTimeout,
 		MaxHeaderBytes:    appliance.MaxHeaderBytes,
@@ -479,6 +490,60 @@ func (b *bench) startHTTP() (stop func() error, err error) {
 		}
 		return err
 	}, nil
+}
+
+// loopbackPath is where the bench's server answers without the store.
+const loopbackPath = "/.bench-loopback"
+
+// loopback discards a PUT body, or answers a GET with b.size bytes from
+// memory.
+func (b *bench) loopback(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut {
+		buf := make([]byte, b.chunk)
+		io.CopyBuffer(io.Discard, r.Body, buf)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
+	for left := b.size; left > 0; {
+		n := min(left, int64(len(b.pattern)))
+		if _, err := w.Write(b.pattern[:n]); err != nil {
+			return
+		}
+		left -= n
+	}
+}
+
+// loopbackPut PUTs --size bytes to the loopback endpoint.
+func (b *bench) loopbackPut() (float64, error) {
+	req, err := http.NewRequest(http.MethodPut, b.base+loopbackPath, &patternReader{p: b.pattern, left: b.size})
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = b.size
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return 0, fmt.Errorf("loopback PUT: server answered %s", resp.Status)
+	}
+	return float64(b.size), nil
+}
+
+// loopbackGet GETs --size bytes from the loopback endpoint.
+func (b *bench) loopbackGet() (float64, error) {
+	resp, err := b.hc.Get(b.base + loopbackPath)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && n != b.size {
+		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
+	}
+	return float64(b.size), err
 }
 
 // httpPutSeq PUTs the sequential value, streamed from memory.

@@ -23,7 +23,8 @@ func TestBenchHTTP(t *testing.T) {
 	for _, res := range rep.Results {
 		byName[res.Name] = res
 	}
-	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-get-seq": "MiB/s", "http-put-4k-16": "IOPS", "http-overwrite-4k-16": "IOPS"} {
+	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-get-seq": "MiB/s", "http-put-4k-16": "IOPS", "http-overwrite-4k-16": "IOPS",
+		"http-loopback-put": "MiB/s", "http-loopback-get": "MiB/s"} {
 		res, ok := byName[name]
 		if !assert.True(t, ok, "no %s in %s", name, out) {
 			continue
@@ -33,7 +34,7 @@ func TestBenchHTTP(t *testing.T) {
 		assert.Greater(t, res.Store, 0.0, name)
 		assert.InDelta(t, res.Store/res.Raw, res.Ratio, 1e-9, name)
 	}
-	assert.Len(t, rep.Results, 4)
+	assert.Len(t, rep.Results, 6)
 
 	// The store is as it was, without the bench keys, and sound.
 	assert.Equal(t, before, r.ok("", "stat", "/"))

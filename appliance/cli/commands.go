@@ -350,6 +350,10 @@ as a client, against the same raw figures:
                   raw: sequential writes of 1 MiB, then a flush
   http-get-seq    GET of that value, streamed and discarded    (MiB/s)
                   raw: sequential reads of 1 MiB
+  http-loopback-put, http-loopback-get
+                  the same transfers with a handler that discards the
+                  body or answers from memory: what the HTTP stack alone
+                  moves on this machine, the ceiling of the two above
   http-put-4k-16  durable 4 KiB PUTs of new keys from 16 concurrent
                   clients, --ops in all                        (IOPS)
                   raw: 4 KiB write+flush from one writer
