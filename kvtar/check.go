@@ -25,7 +25,7 @@ func (s *Store) Check() ([]Problem, error) {
 	if s.closed {
 		return nil, kv.Closed("check", kv.Root)
 	}
-	res, err := s.scan()
+	res, err := s.scan(-1, 0)
 	if err != nil {
 		return nil, kv.WithOp(err, "check")
 	}

@@ -88,6 +88,19 @@
 // tar and Python stop there, Go does not; this window exists only inside a
 // transaction or after a crash in it, and recovery closes it.
 //
+// A lone append — one member with a one-block ustar header, its data in
+// memory, nothing else in the transaction — needs no record at all: it is
+// one write (header, data, EOA) and one flush. Its header vouches for it
+// instead, in the 12 bytes after the ustar prefix that every reader
+// ignores (tarfmt.Tag): the CRC-32C of its data, and a chain, the CRC of
+// (the chain before it, that data CRC, its offset), which starts from the
+// CRC of the newest record. Recovery, after applying that record, checks
+// every member from the record's end of archive on: each must carry the
+// next chain value and data of the right CRC; the archive ends before the
+// first one that does not (an append that did not complete, or the free
+// space after one, where old members — chained to another past — may
+// lie). The journal is cleared only once that end is repaired.
+//
 // A transaction whose record is too large for its slot spills (§4); it
 // flushes after step 2 as well, and writes a checkpoint — a record with no
 // writes that says where the archive ends — to the other slot.
@@ -124,11 +137,12 @@
 //
 // Open reads the geometry, then, on a writable device:
 //
-//  1. Reads the journal; replays what §4 says (flush), then clears it
-//     (flush).
+//  1. Reads the journal and replays what §4 says (flush); the journal is
+//     cleared (flush) once the steps below are done.
 //  2. Scans the archive with tarfmt.Decoder in large sequential reads,
 //     skipping the data of large members, and builds the index (§7) and
-//     the free-space map (holes, tail).
+//     the free-space map (holes, tail); past the newest record's end of
+//     archive it accepts only chained appends (§3).
 //  3. Repairs a lone zero block at E: zeroes the block after it (flush).
 //  4. Resolves duplicate names in archive order, as tar extraction does: a
 //     later value replaces an earlier value with the same key (a later

@@ -157,6 +157,8 @@ type txnMark struct {
 	sp                                               space
 	invisible                                        []extent
 	writes, forced, released, apply, streamed, zeros int
+	placed                                           int
+	lone                                             *loneAppend
 }
 
 func (t *txn) mark() txnMark {
@@ -164,7 +166,7 @@ func (t *txn) mark() txnMark {
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
 		writes: len(t.writes), forced: len(t.forced), released: len(t.released), apply: len(t.apply),
-		streamed: len(t.streamed), zeros: len(t.zeros)}
+		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lone: t.lone}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -176,4 +178,5 @@ func (t *txn) rollback(m txnMark) {
 	t.invisible = m.invisible
 	t.streamed = t.streamed[:m.streamed]
 	t.zeros = t.zeros[:m.zeros]
+	t.placed, t.lone = m.placed, m.lone
 }

@@ -72,6 +72,11 @@ type record struct {
 	// transaction: where the archive ends once the record is discarded or
 	// replayed. A checkpoint (a record with no writes) has them equal.
 	eoaBefore, eoaAfter int64
+
+	// crc is the record's CRC-32C (bytes 8..12): set by encode and
+	// decodeRecord; it seeds the chain of the appends that follow the
+	// record without one of their own (doc §3).
+	crc uint32
 }
 
 // A write is one byte-range write of a transaction.
@@ -140,7 +145,8 @@ func (r *record) encode() (head, spill []byte) {
 	} else {
 		spill = payload
 	}
-	le.PutUint32(b[8:], crc32.Checksum(b[12:], castagnoli))
+	r.crc = crc32.Checksum(b[12:], castagnoli)
+	le.PutUint32(b[8:], r.crc)
 	return b, spill
 }
 
@@ -181,6 +187,7 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 		return nil, fmt.Errorf("journal record checksum: %w", errNoRecord)
 	}
 	r := &record{
+		crc:         le.Uint32(b[8:]),
 		spill:       int64(le.Uint64(b[24:])),
 		stageCRC:    le.Uint32(b[44:]),
 		seq:         le.Uint64(b[56:]),

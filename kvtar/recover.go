@@ -11,14 +11,17 @@ import (
 
 // open runs recovery (doc §5) and builds the in-memory state.
 func (s *Store) open() error {
+	replayed := false
 	if !s.readOnly {
-		if err := s.replayJournal(); err != nil {
+		var err error
+		if replayed, err = s.replayJournal(); err != nil {
 			return kv.Storage("open", kv.Root, err)
 		}
 	} else if err := s.viewJournal(); err != nil {
 		return kv.Storage("open", kv.Root, err)
 	}
-	res, err := s.scan()
+	res, err := s.scan(s.verifyFrom, s.verifySeed)
+	s.verifyFrom = -1
 	if err != nil {
 		return err
 	}
@@ -45,16 +48,20 @@ func (s *Store) open() error {
 	if s.readOnly {
 		return nil
 	}
-	// Repairs that keep what tar extraction yields: zero the block after a
-	// lone zero block, turn shadowed duplicates into holes, reclaim a hole
-	// at the tail.
+	// Repairs that keep what tar extraction yields: end the archive before
+	// an append that did not complete, zero the block after a lone zero
+	// block, turn shadowed duplicates into holes, reclaim a hole at the
+	// tail. The journal is cleared only after them: until then it still
+	// says which appends the scan must check.
 	needTail := len(s.sp.chunks) > 0 && s.sp.chunks[len(s.sp.chunks)-1].end() == s.sp.eoa
-	if !res.loneZero && len(res.shadowed) == 0 && !needTail {
-		return nil
-	}
-	if s.sp.eoa+eoaSize > s.limit {
-		// The archive reaches into the journal area: the store is full
-		// and must not write there. Leave it as it is.
+	if !res.cut && !res.loneZero && len(res.shadowed) == 0 && !needTail || s.sp.eoa+eoaSize > s.limit {
+		// Nothing to repair; or the archive reaches into the journal
+		// area: the store is full and must not write there.
+		if replayed {
+			if err := s.clearJournal(); err != nil {
+				return kv.Storage("open", kv.Root, err)
+			}
+		}
 		return nil
 	}
 	s.wmu.Lock()
@@ -62,7 +69,10 @@ func (s *Store) open() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.begin()
-	if res.loneZero {
+	switch {
+	case res.cut:
+		t.commit(s.sp.eoa, make([]byte, eoaSize))
+	case res.loneZero:
 		t.commit(s.sp.eoa+blockSize, make([]byte, blockSize))
 	}
 	for _, m := range res.shadowed {
@@ -93,11 +103,13 @@ func (s *Store) open() error {
 // was not acknowledged and is discarded), but its predecessor's commit
 // writes may still be lost: the predecessor is replayed alone when the
 // record says so. The predecessor needs no stage check: a later record
-// exists only once its step 1 was flushed. Either way the replay ends with
-// the end-of-archive marker written where the record says the archive
-// ends, which undoes the header of an append committed in step 1.
+// exists only once its step 1 was flushed. A discarded transaction's
+// replay ends with the end-of-archive marker written where the archive
+// ends without it, which undoes the header it may have committed in step
+// 1. After an applied one, the scan checks the appends that followed it
+// without a record (verifyFrom).
 func (s *Store) readJournal() (journalState, error) {
-	var js journalState
+	js := journalState{verifyFrom: -1}
 	var recs [2]*record
 	for i := range recs {
 		var err error
@@ -136,12 +148,19 @@ func (s *Store) readJournal() (journalState, error) {
 	if js.replay == nil {
 		js.replay = &record{}
 	}
-	// The end-of-archive marker where the archive ends once the records
-	// are applied: it may hold the header of an append whose step 1 did
-	// not complete (doc §3).
-	if end >= 0 && end < s.limit {
-		js.replay.zeros = append(slices.Clip(js.replay.zeros), extent{end, min(eoaSize, s.limit-end)})
+	if !ok {
+		// The end-of-archive marker where the archive ends without the
+		// discarded transaction: it may hold the header it committed in
+		// step 1 (doc §3).
+		if end >= 0 && end < s.limit {
+			js.replay.zeros = append(slices.Clip(js.replay.zeros), extent{end, min(eoaSize, s.limit-end)})
+		}
+		return js, nil
 	}
+	// The transaction is applied; appends without a record of their own
+	// may follow it, each chained to the one before, the first to this
+	// record (doc §3). The scan checks them.
+	js.verifyFrom, js.verifySeed = end, last.crc
 	return js, nil
 }
 
@@ -156,6 +175,11 @@ type journalState struct {
 	dirty bool
 	// seq is the highest record number found.
 	seq uint64
+	// verifyFrom and verifySeed: members from verifyFrom on must be
+	// chained appends, the first chained to verifySeed (verifyFrom < 0:
+	// none).
+	verifyFrom int64
+	verifySeed uint32
 }
 
 // readSlot reads journal slot i: a record, nil when the slot holds none
@@ -194,26 +218,28 @@ func (s *Store) readSlot(i int) (*record, error) {
 }
 
 // replayJournal finishes the transactions the journal holds records of
-// (doc §4), then clears the journal. A journal with no valid record is
+// (doc §4) and reports whether it found any; open clears the journal once
+// the scan has checked what the records say and the repairs are done. A journal with no valid record is
 // left as it is, with journalDirty set when it holds bytes that start with
 // the magic: a torn record is overwritten by the next transaction or by
 // Close; the data of a foreign archive that reaches into the journal area
 // must not change (open clears journalDirty then, once the scan has found
 // the archive's end).
-func (s *Store) replayJournal() error {
+func (s *Store) replayJournal() (bool, error) {
 	js, err := s.readJournal()
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.seq = js.seq
+	s.verifyFrom, s.verifySeed = js.verifyFrom, js.verifySeed
 	rec := js.replay
 	if rec == nil {
 		s.journalDirty = js.dirty
-		return nil
+		return false, nil
 	}
 	for _, e := range rec.zeros {
 		if err := blockio.Zero(s.dev, e.off, e.len); err != nil {
-			return err
+			return false, err
 		}
 	}
 	b := blockio.NewBatch(s.dev)
@@ -221,9 +247,10 @@ func (s *Store) replayJournal() error {
 		b.Write(w.off, w.data)
 	}
 	if err := b.Issue(); err != nil {
-		return err
+		return false, err
 	}
-	return s.clearJournal()
+	s.journalDirty = true
+	return true, s.dev.Flush()
 }
 
 // viewJournal, for a read-only open, reads the journal as replayJournal
@@ -235,6 +262,7 @@ func (s *Store) viewJournal() error {
 	if err != nil || js.replay == nil {
 		return err
 	}
+	s.verifyFrom, s.verifySeed = js.verifyFrom, js.verifySeed
 	s.dev = &patched{Block: s.dev, rec: js.replay}
 	return nil
 }

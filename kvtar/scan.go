@@ -38,6 +38,7 @@ type scanResult struct {
 	foreign  []*unexposed // members kept but not exposed (symlinks, devices, unsafe names, global headers)
 	problems []Problem
 	loneZero bool // the end of archive is a lone zero block followed by data
+	cut      bool // the archive ends at sp.eoa before an append that did not complete
 	links    bool // hard links were found
 	globals  bool // PAX global headers with records were found
 }
@@ -142,7 +143,13 @@ func (r *reader) close() {
 // scan reads the archive from the start of the device and builds the index
 // and the space map (doc §5 step 2). Damage that makes the archive
 // unreadable is a *kv.Error with kv.ErrCorrupt and the offset.
-func (s *Store) scan() (*scanResult, error) {
+//
+// From verifyFrom on (when it is not negative) every member must be an
+// append chained to the one before it, the first to seed (doc §3): a
+// one-block ustar header whose tag's chain matches and whose data matches
+// the tag's CRC. Anything else there is an append that did not complete
+// (or free space after one): the archive ends before it (res.cut).
+func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 	size := s.dev.Info().Size()
 	res := &scanResult{ix: newIndex()}
 	rd := &reader{s: s, size: size}
@@ -150,6 +157,8 @@ func (s *Store) scan() (*scanResult, error) {
 	dec := tarfmt.NewDecoder(size)
 	off := int64(0)
 	var tb tarfmt.Block
+	chain := seed
+	var tag *tarfmt.Tag // the tag of the chained header being decoded
 	for {
 		if off >= size {
 			res.sp.eoa = size // no end-of-archive marker: the device is full
@@ -160,6 +169,14 @@ func (s *Store) scan() (*scanResult, error) {
 			return nil, kv.Storage("open", kv.Root, err)
 		}
 		copy(tb[:], b)
+		if verifyFrom >= 0 && off >= verifyFrom && !tb.IsZero() {
+			t, ok := tarfmt.GetTag(&tb)
+			if !ok || !tb.ChecksumOK() || t.Chain != chainNext(chain, t.DataCRC, off) {
+				res.sp.eoa, res.cut = off, true
+				break
+			}
+			tag = &t
+		}
 		st, err := dec.Block(off, &tb)
 		for err == nil && st.Kind == tarfmt.StepNeedData {
 			var p []byte
@@ -198,6 +215,17 @@ func (s *Store) scan() (*scanResult, error) {
 			off = st.Next
 			continue
 		case tarfmt.StepMember:
+			if tag != nil {
+				ok, err := s.chainedData(st.Member, *tag)
+				if err != nil {
+					return nil, kv.Storage("open", kv.Root, err)
+				}
+				if !ok {
+					res.sp.eoa, res.cut = st.Member.Start, true
+					break
+				}
+				chain, tag = tag.Chain, nil
+			}
 			if err := res.add(st.Member); err != nil {
 				return nil, err
 			}
@@ -209,6 +237,19 @@ func (s *Store) scan() (*scanResult, error) {
 		break
 	}
 	return res, nil
+}
+
+// chainedData reports whether tm, whose header carries tag, is a whole
+// one-block-header member whose data matches the tag's CRC.
+func (s *Store) chainedData(tm *tarfmt.Member, tag tarfmt.Tag) (bool, error) {
+	if tm.DataOffset != tm.Start+blockSize || tm.Header.Size < 0 || tm.DataOffset+tm.Header.Size > s.limit {
+		return false, nil
+	}
+	p := make([]byte, tm.Header.Size)
+	if err := blockio.ReadAt(s.dev, p, tm.DataOffset); err != nil {
+		return false, err
+	}
+	return tarfmt.DataCRC(p) == tag.DataCRC, nil
 }
 
 // corrupt turns a tarfmt error into kv.ErrCorrupt with its offset.

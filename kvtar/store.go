@@ -58,6 +58,14 @@ type Store struct {
 	// and says where the archive ends on the device: an append may then
 	// commit in step 1 (doc §3).
 	journalBase bool
+	// chain is the CRC of record seq, or the chain of the last chained
+	// append after it (doc §3).
+	chain uint32
+	// verifyFrom and verifySeed are what the journal told open: members
+	// from verifyFrom on must be chained appends whose chain starts at
+	// verifySeed (verifyFrom < 0: none).
+	verifyFrom int64
+	verifySeed uint32
 	// pending are the byte ranges of the last transaction's commit
 	// writes while they are not yet flushed (doc §3): the next
 	// transaction does not stage writes there, and its record asks for the
@@ -118,14 +126,15 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		dev = blockio.Cached(dev)
 	}
 	return &Store{
-		dev:      dev,
-		clk:      clk,
-		ss:       ss,
-		limit:    size - js,
-		jsize:    js,
-		readOnly: info.ReadOnly,
-		zombies:  map[*member]struct{}{},
-		kept:     map[*member]bool{},
+		dev:        dev,
+		clk:        clk,
+		ss:         ss,
+		limit:      size - js,
+		verifyFrom: -1,
+		jsize:      js,
+		readOnly:   info.ReadOnly,
+		zombies:    map[*member]struct{}{},
+		kept:       map[*member]bool{},
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package kvtar
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"slices"
@@ -39,6 +40,11 @@ type txn struct {
 	// zeros are invisible extents to zero in step 1.
 	zeros []extent
 
+	// placed counts the members placed; lone is set by a Set of a value
+	// held in memory, for chainable.
+	placed int
+	lone   *loneAppend
+
 	// fills are writes of the filler of holes this txn makes of small
 	// members: they go with the commit writes in step 2, so that each
 	// such hole is one contiguous write, but need no journal: a hole's
@@ -52,6 +58,13 @@ type txn struct {
 	// vouch for it (it can be large: a CRC over it would cost as much as
 	// the flush saves).
 	streamed []extent
+}
+
+// A loneAppend is a member whose data the transaction holds in memory,
+// with the CRC-32C of that data.
+type loneAppend struct {
+	m       *member
+	dataCRC uint32
 }
 
 // begin starts a transaction. The caller holds s.wmu and s.mu.
@@ -255,10 +268,14 @@ func (t *txn) run(op string, k kv.Key) error {
 		return nil
 	}
 
+	// A lone append that a chained header vouches for needs no record
+	// (doc §3).
+	chained, chain := t.chainable(commit)
+
 	// The journal record (doc §4), when the transaction changes what the
 	// archive shows.
 	var rec *record
-	if len(commit) > 0 || len(t.zeros) > 0 {
+	if !chained && (len(commit) > 0 || len(t.zeros) > 0) {
 		stage = mergeWrites(stage)
 		rec = &record{
 			seq: s.seq + 1, prevPending: len(s.pending) > 0,
@@ -279,7 +296,7 @@ func (t *txn) run(op string, k kv.Key) error {
 	// archive commits in step 1 (doc §3): if step 1 does not complete, the
 	// replay of the journal (this record, or the one before it, which says
 	// where the archive ends) puts the end-of-archive marker back there.
-	eager := rec != nil && s.journalBase && rec.spill == 0 && len(t.released) == 0 &&
+	eager := chained || rec != nil && s.journalBase && rec.spill == 0 && len(t.released) == 0 &&
 		within(commit, t.diskEOA, t.diskEOA+blockSize)
 
 	// Step 1: the stage writes and the record. Streamed data is flushed
@@ -340,6 +357,10 @@ func (t *txn) run(op string, k kv.Key) error {
 		s.seq = rec.seq
 		s.journalDirty = true
 		s.journalBase = rec.spill == 0
+		s.chain = rec.crc
+	}
+	if chained {
+		s.chain = chain
 	}
 	if !eager {
 		if err := t.commitStep(rec, commit); err != nil {
@@ -395,13 +416,45 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 		return err
 	}
 	if spilled {
-		s.seq, s.journalBase = cp.seq, true
+		s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
 		return nil
 	}
 	for _, w := range commit {
 		s.pending = append(s.pending, extent{w.off, int64(len(w.data))})
 	}
 	return nil
+}
+
+// chainable decides whether the transaction is a lone append that commits
+// without a journal record (doc §3): one member, placed at the end of
+// archive, with a one-block header that is its only commit write, its
+// data held in memory (t.lone), nothing removed, streamed or zeroed, and
+// a durable record before it that says where the archive ends. It then
+// tags the header with the CRC of the data and the chain that links it to
+// the record or append before it, and returns that chain.
+func (t *txn) chainable(commit []write) (bool, uint32) {
+	s, l := t.s, t.lone
+	ok := s.journalBase && l != nil && t.placed == 1 && l.m.start == t.diskEOA && l.m.hdr == l.m.start &&
+		len(t.released) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 &&
+		len(commit) == 1 && commit[0].off == t.diskEOA && len(commit[0].data) == blockSize
+	if !ok {
+		return false, 0
+	}
+	tag := tarfmt.Tag{DataCRC: l.dataCRC, Chain: chainNext(s.chain, l.dataCRC, l.m.start)}
+	if !tarfmt.SetTag((*tarfmt.Block)(commit[0].data), tag) {
+		return false, 0
+	}
+	return true, tag.Chain
+}
+
+// chainNext is the chain of a member at off with data CRC crc, written
+// after the record or chained member whose chain (or record CRC) is prev.
+func chainNext(prev, crc uint32, off int64) uint32 {
+	var b [16]byte
+	binary.LittleEndian.PutUint32(b[0:], prev)
+	binary.LittleEndian.PutUint32(b[4:], crc)
+	binary.LittleEndian.PutUint64(b[8:], uint64(off))
+	return crc32.Checksum(b[:], castagnoli)
 }
 
 // within reports whether every write lies in [lo, hi).

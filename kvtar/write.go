@@ -75,6 +75,7 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 	if !ok {
 		return nil, kv.NoSpace(op, k)
 	}
+	t.placed++
 	consumed, leftover := s.sp.take(p, n)
 	t.consume(consumed)
 	for _, e := range leftover {
@@ -193,6 +194,9 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 		}
 		if whole != nil && size < stageDirect {
 			t.put(m.dataOff, whole)
+			if t.placed == 1 {
+				t.lone = &loneAppend{m: m, dataCRC: tarfmt.DataCRC(whole)}
+			}
 		} else if err := t.stream(op, k, m.dataOff, r, size); err != nil {
 			return err
 		}

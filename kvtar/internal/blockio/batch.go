@@ -47,33 +47,55 @@ type Batch struct {
 const MaxInFlight = 16
 
 // inflight runs device writes concurrently, at most MaxInFlight at a
-// time, and keeps the first error.
+// time, and keeps the first error. The last write started is held and run
+// by wait on the caller's goroutine: a batch of one request (the common
+// append) costs no goroutine.
 type inflight struct {
 	sem  chan struct{}
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	err  error
 	once sync.Once
+	held func() error
 }
 
 func (f *inflight) start(write func() error) {
+	if f.held != nil {
+		f.spawn(f.held)
+	}
+	f.held = write
+}
+
+// spawn runs write on a goroutine.
+func (f *inflight) spawn(write func() error) {
 	f.once.Do(func() { f.sem = make(chan struct{}, MaxInFlight) })
 	f.sem <- struct{}{}
 	f.wg.Add(1)
 	go func() {
 		defer func() { <-f.sem; f.wg.Done() }()
-		if err := write(); err != nil {
-			f.mu.Lock()
-			if f.err == nil {
-				f.err = err
-			}
-			f.mu.Unlock()
-		}
+		f.keep(write())
 	}()
 }
 
-// wait waits for every write started and returns the first error.
+// keep records err when it is the first.
+func (f *inflight) keep(err error) {
+	if err == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+// wait runs the held write, waits for every write started and returns the
+// first error.
 func (f *inflight) wait() error {
+	if w := f.held; w != nil {
+		f.held = nil
+		f.keep(w())
+	}
 	f.wg.Wait()
 	err := f.err
 	f.err = nil
