@@ -8,10 +8,12 @@ import (
 // A value is sent in chunks of sendChunk bytes, read from the store up to
 // sendAhead chunks ahead of the one being written to the connection, so
 // that the device and the network work at the same time. The memory of a
-// response is bounded by (sendAhead+1) chunks.
+// response is bounded by (sendAhead+1) chunks: 2 MiB. A chunk is one
+// device request (blockio.MaxIO): measured here, 1 MiB chunks send about
+// 10% faster than 512 KiB ones, and reading further ahead gains nothing.
 const (
-	sendChunk = 512 << 10
-	sendAhead = 2
+	sendChunk = 1 << 20
+	sendAhead = 1
 )
 
 var sendBuffers = sync.Pool{New: func() any { b := make([]byte, sendChunk); return &b }}
