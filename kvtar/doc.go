@@ -89,8 +89,9 @@
 // transaction or after a crash in it, and recovery closes it.
 //
 // A lone append — one member with a one-block ustar header, its data in
-// memory, nothing else in the transaction — needs no record at all: it is
-// one write (header, data, EOA) and one flush. Its header vouches for it
+// memory, nothing else in the transaction (or a group commit of such
+// appends, one after the other) — needs no record at all: it is one write
+// (headers, data, EOA) and one flush. Its header vouches for it
 // instead, in the 12 bytes after the ustar prefix that every reader
 // ignores (tarfmt.Tag): the CRC-32C of its data, and a chain, the CRC of
 // (the chain before it, that data CRC, its offset), which starts from the
@@ -99,7 +100,10 @@
 // next chain value and data of the right CRC; the archive ends before the
 // first one that does not (an append that did not complete, or the free
 // space after one, where old members — chained to another past — may
-// lie). The journal is cleared only once that end is repaired.
+// lie). The journal is cleared only once that end is repaired. Of a group
+// that did not complete, an open may keep the first appends and not the
+// others: none of them was acknowledged, and the requests of a group are
+// independent (group.go).
 //
 // A transaction whose record is too large for its slot spills (§4); it
 // flushes after step 2 as well, and writes a checkpoint — a record with no

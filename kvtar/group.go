@@ -158,7 +158,7 @@ type txnMark struct {
 	invisible                                        []extent
 	writes, forced, released, apply, streamed, zeros int
 	placed                                           int
-	lone                                             *loneAppend
+	lones                                            int
 }
 
 func (t *txn) mark() txnMark {
@@ -166,7 +166,7 @@ func (t *txn) mark() txnMark {
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
 		writes: len(t.writes), forced: len(t.forced), released: len(t.released), apply: len(t.apply),
-		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lone: t.lone}
+		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones)}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -178,5 +178,5 @@ func (t *txn) rollback(m txnMark) {
 	t.invisible = m.invisible
 	t.streamed = t.streamed[:m.streamed]
 	t.zeros = t.zeros[:m.zeros]
-	t.placed, t.lone = m.placed, m.lone
+	t.placed, t.lones = m.placed, t.lones[:m.lones]
 }

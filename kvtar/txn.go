@@ -40,10 +40,11 @@ type txn struct {
 	// zeros are invisible extents to zero in step 1.
 	zeros []extent
 
-	// placed counts the members placed; lone is set by a Set of a value
-	// held in memory, for chainable.
+	// placed counts the members placed; lones are the members placed by
+	// Sets of values held in memory, in order, for chainable.
 	placed int
-	lone   *loneAppend
+	lones  []loneAppend
+	hdr    []byte // the header placeMember queued last
 
 	// fills are writes of the filler of holes this txn makes of small
 	// members: they go with the commit writes in step 2, so that each
@@ -60,10 +61,11 @@ type txn struct {
 	streamed []extent
 }
 
-// A loneAppend is a member whose data the transaction holds in memory,
-// with the CRC-32C of that data.
+// A loneAppend is a member whose data the transaction holds in memory:
+// its header as queued, and the CRC-32C of that data.
 type loneAppend struct {
 	m       *member
+	hdr     []byte
 	dataCRC uint32
 }
 
@@ -425,26 +427,38 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 	return nil
 }
 
-// chainable decides whether the transaction is a lone append that commits
-// without a journal record (doc §3): one member, placed at the end of
-// archive, with a one-block header that is its only commit write, its
-// data held in memory (t.lone), nothing removed, streamed or zeroed, and
-// a durable record before it that says where the archive ends. It then
-// tags the header with the CRC of the data and the chain that links it to
-// the record or append before it, and returns that chain.
+// chainable decides whether the transaction consists of lone appends
+// that commit without a journal record (doc §3): members with one-block
+// headers and their data in memory (t.lones), and nothing else, placed one
+// after the other from the end of archive, the first header being the only
+// commit write; nothing removed, streamed or zeroed; and a durable record
+// before them that says where the archive ends. It then tags each header
+// with the CRC of its data and the chain that links it to the member
+// before it (the first to the record or append before the transaction),
+// and returns the last chain. The members of a group commit may come from
+// different requests: an open that finds only some of them keeps a prefix
+// of the group, requests none of which was acknowledged.
 func (t *txn) chainable(commit []write) (bool, uint32) {
-	s, l := t.s, t.lone
-	ok := s.journalBase && l != nil && t.placed == 1 && l.m.start == t.diskEOA && l.m.hdr == l.m.start &&
+	s := t.s
+	ok := s.journalBase && len(t.lones) > 0 && len(t.lones) == t.placed &&
 		len(t.released) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 &&
 		len(commit) == 1 && commit[0].off == t.diskEOA && len(commit[0].data) == blockSize
+	at := t.diskEOA
+	for _, l := range t.lones {
+		ok = ok && l.m.start == at && l.m.hdr == l.m.start && len(l.hdr) == blockSize
+		at = l.m.end
+	}
 	if !ok {
 		return false, 0
 	}
-	tag := tarfmt.Tag{DataCRC: l.dataCRC, Chain: chainNext(s.chain, l.dataCRC, l.m.start)}
-	if !tarfmt.SetTag((*tarfmt.Block)(commit[0].data), tag) {
-		return false, 0
+	chain := s.chain
+	for _, l := range t.lones {
+		chain = chainNext(chain, l.dataCRC, l.m.start)
+		if !tarfmt.SetTag((*tarfmt.Block)(l.hdr), tarfmt.Tag{DataCRC: l.dataCRC, Chain: chain}) {
+			return false, 0 // not ustar: every header is, but then this needs no tag
+		}
 	}
-	return true, tag.Chain
+	return true, chain
 }
 
 // chainNext is the chain of a member at off with data CRC crc, written

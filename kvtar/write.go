@@ -90,6 +90,7 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 		dataSize: size,
 	}
 	t.put(p.off, hdr)
+	t.hdr = hdr
 	if pad := padded - size; pad > 0 {
 		t.put(m.dataOff+size, make([]byte, pad))
 	}
@@ -194,9 +195,7 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 		}
 		if whole != nil && size < stageDirect {
 			t.put(m.dataOff, whole)
-			if t.placed == 1 {
-				t.lone = &loneAppend{m: m, dataCRC: tarfmt.DataCRC(whole)}
-			}
+			t.lones = append(t.lones, loneAppend{m: m, hdr: t.hdr, dataCRC: tarfmt.DataCRC(whole)})
 		} else if err := t.stream(op, k, m.dataOff, r, size); err != nil {
 			return err
 		}
