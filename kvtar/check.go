@@ -14,7 +14,9 @@ import (
 // a key missing or extra, a member at another place or of another size, a
 // hole the space map does not know or the other way round, an end of
 // archive that is not two zero blocks, a hole right before the end of
-// archive — and the members the store does not expose. Problems with Fatal
+// archive, the data of a member that no longer matches the CRC-32C its
+// header carries (tarfmt.Tag) — and the members the store does not
+// expose. Problems with Fatal
 // set mean the store and the device disagree. Check waits for writes in
 // progress and blocks new ones while it runs.
 func (s *Store) Check() ([]Problem, error) {
@@ -68,6 +70,24 @@ func (s *Store) Check() ([]Problem, error) {
 			bad(0, k.String(), "key in the index is not on the device")
 		}
 	})
+	// Data: members whose header carries the CRC of their data (chained
+	// appends, doc §3) still hold that data.
+	var ioErr error
+	each(&res.ix.root, kv.Root, func(n *node, k kv.Key) {
+		if ioErr != nil || !n.isValue() {
+			return
+		}
+		ok, tagged, err := s.dataMatchesTag(n.val)
+		switch {
+		case err != nil:
+			ioErr = err
+		case tagged && !ok:
+			bad(n.val.start, k.String(), "the data does not match the CRC-32C in its header")
+		}
+	})
+	if ioErr != nil {
+		return nil, kv.Storage("check", kv.Root, ioErr)
+	}
 	if res.ix.count != s.ix.count {
 		bad(0, "", "%d values on the device, %d in the index", res.ix.count, s.ix.count)
 	}
@@ -112,4 +132,26 @@ func (s *Store) Check() ([]Problem, error) {
 		probs = append(probs, Problem{Offset: s.sp.eoa, What: "the archive reaches into the journal area: the store is full"})
 	}
 	return probs, nil
+}
+
+// dataMatchesTag reads the header of m and, when it carries a tag
+// (tarfmt.Tag), m's data: it reports whether it has one and whether the
+// data matches its CRC.
+func (s *Store) dataMatchesTag(m *member) (ok, tagged bool, err error) {
+	if m.hdr != m.start || m.sparse != nil || m.dataOff != m.start+blockSize {
+		return false, false, nil
+	}
+	var b tarfmt.Block
+	if err := blockio.ReadAt(s.dev, b[:], m.hdr); err != nil {
+		return false, false, err
+	}
+	tag, tagged := tarfmt.GetTag(&b)
+	if !tagged {
+		return false, false, nil
+	}
+	p := make([]byte, m.size)
+	if err := blockio.ReadAt(s.dev, p, m.dataOff); err != nil {
+		return false, true, err
+	}
+	return tarfmt.DataCRC(p) == tag.DataCRC, true, nil
 }

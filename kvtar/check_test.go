@@ -1,0 +1,45 @@
+package kvtar
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tarstore/tarstore/clock"
+	"github.com/tarstore/tarstore/hw/mem"
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/internal/blockio"
+)
+
+// TestCheckDataCRC: Check reads the data of members whose header carries
+// its CRC (chained appends) and reports a value whose bytes changed on the
+// device behind the store's back.
+func TestCheckDataCRC(t *testing.T) {
+	dev, err := mem.New(512, (1<<20)/512)
+	require.NoError(t, err)
+	require.NoError(t, Format(dev))
+	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
+	require.NoError(t, err)
+	require.NoError(t, s.Set(kv.MustKey("/first"), []byte("the first append has a journal record")))
+	require.NoError(t, s.Set(kv.MustKey("/chained"), pattern(7, 3000)))
+	probs, err := s.Check()
+	require.NoError(t, err)
+	require.Empty(t, probs)
+
+	m := s.ix.lookup(kv.MustKey("/chained")).val
+	_, tagged, err := s.dataMatchesTag(m)
+	require.NoError(t, err)
+	require.True(t, tagged, "/chained was appended with a tag")
+	b := blockio.NewBatch(dev)
+	b.Write(m.dataOff+1000, []byte{0xff ^ pattern(7, 3000)[1000]})
+	require.NoError(t, b.Issue())
+
+	probs, err = s.Check()
+	require.NoError(t, err)
+	require.Len(t, probs, 1)
+	require.True(t, probs[0].Fatal)
+	require.Equal(t, "/chained", probs[0].Name)
+	require.True(t, strings.Contains(probs[0].What, "CRC"), probs[0].What)
+	require.NoError(t, s.Close())
+}
