@@ -49,7 +49,9 @@
 // Open takes flock(2) on the descriptor: LOCK_EX|LOCK_NB for a writable
 // device, LOCK_SH|LOCK_NB for a read-only one. Two writers, or a writer and a
 // reader, never hold one image or device node at once; the loser gets Kind
-// hw.ErrBusy (Err wraps EWOULDBLOCK). flock locks belong to the open file
+// hw.ErrBusy (Err wraps EWOULDBLOCK) after trying for a second (a lock
+// its own process just released can be held that long by a child between
+// fork and exec). flock locks belong to the open file
 // description, so two Opens in one process exclude each other too, and the
 // lock goes away with Close or process exit. They are advisory: tools that do
 // not take them (dd, losetup) are not stopped. A writable block device is in
