@@ -378,18 +378,31 @@ func firstErr(errs []error) error {
 // and ReadAt of an open Reader into a reused 1 MiB buffer) against
 // sequential direct I/O of 64 MiB in 1 MiB requests, with one fdatasync
 // for the writes. Each written value is removed again, outside the timing.
+// The raw reads read the value's own blocks of the store's image: reading
+// other blocks (of the raw image) measured up to 1.7 times faster in some
+// runs, from caches below the guest that hold one file and not the other.
 // Goal: ratio ≥ 0.9.
 func BenchmarkLarge(b *testing.B) {
 	const ops, block = 4, 1
 	k := kv.MustKey("/large")
 	val := pattern(5, largeValue) // a large make: page-aligned, as Go allocates it
+	// The raw side writes the raw image; it reads the very bytes of the
+	// store's value, through a descriptor of its own on the store's image:
+	// the same blocks, in the same state in every cache below.
 	setup := func(b *testing.B, write bool) (*benchStore, side) {
 		bs := openBenchStore(b, file.Options{})
-		flags := unix.O_RDONLY
+		var fd int
+		base := int64(0)
 		if write {
-			flags = unix.O_RDWR
+			fd = openRaw(b, unix.O_RDWR)
+		} else {
+			require.NoError(b, bs.s.Set(k, val))
+			base = bs.s.ix.lookup(k).val.dataOff
+			var err error
+			fd, err = unix.Open(bs.path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+			require.NoError(b, err)
+			b.Cleanup(func() { unix.Close(fd) })
 		}
-		fd := openRaw(b, flags)
 		buf := hw.AllocBuffer(bs.dev, benchMiB)
 		copy(buf, val)
 		return bs, timeEach(func(int) error {
@@ -398,7 +411,7 @@ func BenchmarkLarge(b *testing.B) {
 				if write {
 					err = pwrite(fd, buf, off)
 				} else {
-					err = pread(fd, buf, off)
+					err = pread(fd, buf, base+off)
 				}
 				if err != nil {
 					return err
@@ -438,7 +451,6 @@ func BenchmarkLarge(b *testing.B) {
 	})
 	b.Run("Get", func(b *testing.B) {
 		bs, raw := setup(b, false)
-		require.NoError(b, bs.s.Set(k, val))
 		got, err := bs.s.Get(k)
 		require.NoError(b, err)
 		require.True(b, bytes.Equal(got, val), "Get returned other bytes")
@@ -452,7 +464,6 @@ func BenchmarkLarge(b *testing.B) {
 	})
 	b.Run("ReadAt", func(b *testing.B) {
 		bs, raw := setup(b, false)
-		require.NoError(b, bs.s.Set(k, val))
 		buf := hw.AllocBuffer(bs.dev, benchMiB)
 		compare(b, "MB/s", largeValue, ops, block, raw, timeEach(func(int) error {
 			r, err := bs.s.Open(k)
