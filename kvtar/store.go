@@ -66,6 +66,10 @@ type Store struct {
 	// verifySeed (verifyFrom < 0: none).
 	verifyFrom int64
 	verifySeed uint32
+
+	// heads are the device buffers Get reads the start of a large value
+	// into (read.go).
+	heads sync.Pool
 	// pending are the byte ranges of the last transaction's commit
 	// writes while they are not yet flushed (doc §3): the next
 	// transaction does not stage writes there, and its record asks for the
