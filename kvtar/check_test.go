@@ -1,6 +1,7 @@
 package kvtar
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -41,5 +42,21 @@ func TestCheckDataCRC(t *testing.T) {
 	require.True(t, probs[0].Fatal)
 	require.Equal(t, "/chained", probs[0].Name)
 	require.True(t, strings.Contains(probs[0].What, "CRC"), probs[0].What)
+	require.NoError(t, s.Close())
+}
+
+// TestGetLarge: a Get of a value large enough to be read in two parts
+// (readNew) returns its bytes.
+func TestGetLarge(t *testing.T) {
+	dev, err := mem.New(4096, (96<<20)/4096)
+	require.NoError(t, err)
+	require.NoError(t, Format(dev))
+	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
+	require.NoError(t, err)
+	v := pattern(9, 4*headStart+12345)
+	require.NoError(t, s.Set(kv.MustKey("/big"), v))
+	got, err := s.Get(kv.MustKey("/big"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(v, got), "Get of a large value")
 	require.NoError(t, s.Close())
 }
