@@ -78,12 +78,14 @@
 //
 // An append writes the member's data and a new EOA past the current EOA's
 // first block (which stays zero, so the archive still ends at E) as stage
-// writes; its header block at E is its only commit write. Such a
-// transaction commits in step 1 — header, data and record in one round of
-// writes, then one flush — when the journal's newest durable record says
-// that the archive ends at E: if step 1 does not complete, the replay puts
-// the end-of-archive marker back at E (§4). Right after an open the
-// journal holds no record, so the first append takes the two steps. Inside
+// writes; its header block at E is a commit write, which goes in step 1
+// with the data and the record when the journal's newest durable record
+// says that the archive ends at E: if step 1 does not complete, recovery
+// ends the archive at E again (§4, §5). A plain append is then one round
+// of writes and one flush; the other commit writes of a transaction (the
+// hole an overwrite leaves, say) still wait for step 2. Right after an
+// open the journal holds no record, so the first append takes the two
+// steps. Inside
 // an append the block at E may be a lone zero block followed by data: GNU
 // tar and Python stop there, Go does not; this window exists only inside a
 // transaction or after a crash in it, and recovery closes it.

@@ -294,12 +294,15 @@ func (t *txn) run(op string, k kv.Key) error {
 			rec.spill = off
 		}
 	}
-	// An append whose only commit write is its header at the end of
-	// archive commits in step 1 (doc §3): if step 1 does not complete, the
-	// replay of the journal (this record, or the one before it, which says
-	// where the archive ends) puts the end-of-archive marker back there.
-	eager := chained || rec != nil && s.journalBase && rec.spill == 0 && len(t.released) == 0 &&
-		within(commit, t.diskEOA, t.diskEOA+blockSize)
+	// The header of a member appended at the end of archive is written in
+	// step 1 (doc §3): if step 1 does not complete, recovery ends the
+	// archive before it again (this record discarded, or the one before it
+	// newest). The other commit writes wait for step 2.
+	late := commit
+	var early []write
+	if chained || rec != nil && s.journalBase && rec.spill == 0 {
+		early, late = splitEarly(commit, t.diskEOA)
+	}
 
 	// Step 1: the stage writes and the record. Streamed data is flushed
 	// before the record is written, so that the record need not vouch for
@@ -314,10 +317,8 @@ func (t *txn) run(op string, k kv.Key) error {
 	for _, w := range stage {
 		b.Write(w.off, w.data)
 	}
-	if eager {
-		for _, w := range commit {
-			b.Write(w.off, w.data)
-		}
+	for _, w := range early {
+		b.Write(w.off, w.data)
 	}
 	if rec != nil {
 		head, sp := rec.encode()
@@ -329,8 +330,8 @@ func (t *txn) run(op string, k kv.Key) error {
 	if err == nil {
 		err = s.capture(zs, stage)
 	}
-	if err == nil && eager {
-		err = s.capture(zs, commit)
+	if err == nil {
+		err = s.capture(zs, early)
 	}
 	for _, e := range t.zeros {
 		if err == nil {
@@ -364,8 +365,8 @@ func (t *txn) run(op string, k kv.Key) error {
 	if chained {
 		s.chain = chain
 	}
-	if !eager {
-		if err := t.commitStep(rec, commit); err != nil {
+	if len(late) > 0 || len(t.released) > 0 || rec != nil && rec.spill != 0 {
+		if err := t.commitStep(rec, late); err != nil {
 			s.failed = err
 			return kv.Storage(op, k, err)
 		}
@@ -471,14 +472,24 @@ func chainNext(prev, crc uint32, off int64) uint32 {
 	return crc32.Checksum(b[:], castagnoli)
 }
 
-// within reports whether every write lies in [lo, hi).
-func within(ws []write, lo, hi int64) bool {
-	for _, w := range ws {
-		if w.off < lo || w.off+int64(len(w.data)) > hi {
-			return false
+// splitEarly parts the commit writes into those that lie in the block at
+// eoa (the header of a member appended there), which may go in step 1,
+// and the others. When another write touches that block too, all wait:
+// their order must not change.
+func splitEarly(commit []write, eoa int64) (early, late []write) {
+	blk := extent{eoa, blockSize}
+	for _, w := range commit {
+		e := extent{w.off, int64(len(w.data))}
+		switch {
+		case e.off >= blk.off && e.end() <= blk.end():
+			early = append(early, w)
+		case e.overlaps(blk):
+			return nil, commit
+		default:
+			late = append(late, w)
 		}
 	}
-	return true
+	return early, late
 }
 
 // vouched returns the parts of the (merged, sorted) stage writes that the
