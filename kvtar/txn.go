@@ -575,21 +575,6 @@ func padSector(b []byte, ss int64) []byte {
 	return b
 }
 
-// oneSector reports whether all writes fall in a single device sector, so
-// that writing them is atomic without a journal record.
-func oneSector(ws []write, ss int64) bool {
-	if len(ws) == 0 {
-		return true
-	}
-	sec := ws[0].off / ss
-	for _, w := range ws {
-		if w.off/ss != sec || (w.off+int64(len(w.data))-1)/ss != sec {
-			return false
-		}
-	}
-	return true
-}
-
 // mergeWrites returns writes equivalent to ws (later ones winning where
 // they overlap) that do not overlap, sorted by offset, so that their bytes
 // are what the device holds after they are issued.
