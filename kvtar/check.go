@@ -149,9 +149,6 @@ func (s *Store) dataMatchesTag(m *member) (ok, tagged bool, err error) {
 	if !tagged {
 		return false, false, nil
 	}
-	p := make([]byte, m.size)
-	if err := blockio.ReadAt(s.dev, p, m.dataOff); err != nil {
-		return false, true, err
-	}
-	return tarfmt.DataCRC(p) == tag.DataCRC, true, nil
+	ok, err = s.dataHasCRC(m.dataOff, m.size, tag.DataCRC)
+	return ok, true, err
 }

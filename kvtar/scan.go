@@ -245,11 +245,16 @@ func (s *Store) chainedData(tm *tarfmt.Member, tag tarfmt.Tag) (bool, error) {
 	if tm.DataOffset != tm.Start+blockSize || tm.Header.Size < 0 || tm.DataOffset+tm.Header.Size > s.limit {
 		return false, nil
 	}
-	p := make([]byte, tm.Header.Size)
-	if err := blockio.ReadAt(s.dev, p, tm.DataOffset); err != nil {
+	return s.dataHasCRC(tm.DataOffset, tm.Header.Size, tag.DataCRC)
+}
+
+// dataHasCRC reports whether the n bytes at off have CRC-32C crc.
+func (s *Store) dataHasCRC(off, n int64, crc uint32) (bool, error) {
+	p := make([]byte, n)
+	if err := blockio.ReadAt(s.dev, p, off); err != nil {
 		return false, err
 	}
-	return tarfmt.DataCRC(p) == tag.DataCRC, nil
+	return tarfmt.DataCRC(p) == crc, nil
 }
 
 // corrupt turns a tarfmt error into kv.ErrCorrupt with its offset.

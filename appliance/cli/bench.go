@@ -534,16 +534,25 @@ func (b *bench) loopbackPut() (float64, error) {
 
 // loopbackGet GETs --size bytes from the loopback endpoint.
 func (b *bench) loopbackGet() (float64, error) {
-	resp, err := b.hc.Get(b.base + loopbackPath)
+	return float64(b.size), b.getAll(b.base + loopbackPath)
+}
+
+// getAll GETs url and reads the whole answer into io.Discard: b.size
+// bytes with 200 OK.
+func (b *bench) getAll(url string) error {
+	resp, err := b.hc.Get(url)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err == nil && n != b.size {
 		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
 	}
-	return float64(b.size), err
+	return err
 }
 
 // httpPutSeq PUTs the sequential value, streamed from memory.
@@ -555,19 +564,7 @@ func (b *bench) httpPutSeq() (float64, error) {
 // io.Discard.
 func (b *bench) httpGetSeq() (float64, error) {
 	k := b.seqKey()
-	resp, err := b.hc.Get(b.base + httpapi.KeyPath(k) + "?no-digest")
-	if err != nil {
-		return 0, kv.Storage("get", k, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, kv.Storage("get", k, fmt.Errorf("server answered %s", resp.Status))
-	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err == nil && n != b.size {
-		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
-	}
-	if err != nil {
+	if err := b.getAll(b.base + httpapi.KeyPath(k) + "?no-digest"); err != nil {
 		return 0, kv.Storage("get", k, err)
 	}
 	return float64(b.size), nil
