@@ -53,7 +53,7 @@ func TestGetLarge(t *testing.T) {
 	require.NoError(t, Format(dev))
 	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 	require.NoError(t, err)
-	v := pattern(9, 4*headStart+12345)
+	v := pattern(9, headMax+4*headChunk+12345)
 	require.NoError(t, s.Set(kv.MustKey("/big"), v))
 	got, err := s.Get(kv.MustKey("/big"))
 	require.NoError(t, err)

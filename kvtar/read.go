@@ -217,34 +217,80 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 
 // readNew returns m's data in a new slice. Making a large slice costs
 // time before the first byte can be read into it (the runtime zeroes
-// recycled memory; fresh memory faults page by page), so the first
-// headStart bytes are read into a reused buffer meanwhile and copied:
-// measured here, a 64 MiB Get is 2-10% faster.
+// recycled memory; fresh memory faults page by page), so while it is
+// being made the device reads the value's first chunks into reused
+// buffers (at most headMax bytes), and those are copied into the result
+// while the device reads the rest straight into it: the making and the
+// copying overlap the device's work instead of adding to it.
 func (s *Store) readNew(m, d *member) ([]byte, error) {
-	if m.size < 4*headStart {
+	if m.size < 4*headChunk {
 		p := make([]byte, m.size)
 		return p, s.readData(m, d, p, 0)
 	}
 	made := make(chan []byte, 1)
 	go func() { made <- make([]byte, m.size) }()
-	hp, _ := s.heads.Get().(*[]byte)
-	if hp == nil {
-		b := hw.AllocBuffer(s.dev, headStart)
-		hp = &b
+	var (
+		p      []byte
+		staged []*[]byte
+		off    int64
+		err    error
+	)
+	defer func() {
+		for _, b := range staged {
+			s.heads.Put(b)
+		}
+	}()
+	// The first chunk is always staged (making takes longer than one
+	// read), the others until the result is there.
+	for err == nil && off+headChunk <= min(m.size, headMax) {
+		if off > 0 {
+			select {
+			case p = <-made:
+			default:
+			}
+			if p != nil {
+				break
+			}
+		}
+		bp, _ := s.heads.Get().(*[]byte)
+		if bp == nil {
+			b := hw.AllocBuffer(s.dev, headChunk)
+			bp = &b
+		}
+		staged = append(staged, bp)
+		err = s.readData(m, d, *bp, off)
+		off += headChunk
 	}
-	defer s.heads.Put(hp)
-	head := *hp
-	err := s.readData(m, d, head, 0)
-	p := <-made
+	if p == nil {
+		p = <-made
+	}
 	if err != nil {
 		return nil, err
 	}
-	copy(p, head)
-	return p, s.readData(m, d, p[headStart:], headStart)
+	copied := make(chan struct{})
+	go func() {
+		for i, bp := range staged {
+			copy(p[int64(i)*headChunk:], *bp)
+		}
+		close(copied)
+	}()
+	err = s.readData(m, d, p[off:], off)
+	<-copied
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-// headStart is what readNew reads while the result is being made.
-const headStart = 8 << 20
+// readNew reads the start of a value in chunks of headChunk bytes, up to
+// headMax bytes, while the result is being made. Measured here (64 MiB
+// values, in-process A/B): 4 MiB chunks beat 1 and 2 MiB ones, and the
+// whole is 6-40% faster than reading 8 MiB ahead and waiting for the
+// result.
+const (
+	headChunk = 4 << 20
+	headMax   = 32 << 20
+)
 
 // GetPartial returns at most length bytes of the value bound to k from off.
 func (s *Store) GetPartial(k kv.Key, off, length int64) ([]byte, error) {
