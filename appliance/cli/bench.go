@@ -2,22 +2,17 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/appliance"
 	"github.com/tarstore/tarstore/appliance/client"
-	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar"
@@ -77,7 +72,8 @@ type bench struct {
 	buf      []byte // aligned, chunk bytes
 	pattern  []byte // what is written, chunk bytes
 	rng      *rand.Rand
-	fresh    atomic.Int64 // numbers the new keys of the 4 KiB tests
+	fresh    atomic.Int64 // numbers the new keys
+	lastNew  kv.Key       // the last new sequential value
 
 	// With --http: the store side goes through the API, served over
 	// loopback in process.
@@ -146,13 +142,16 @@ func runBench(c *cmdCtx) (err error) {
 	b.size = size
 
 	// The raw region is the last size bytes of the archive area, before
-	// the journal. The store writes only below it: past its end of
-	// archive, its test values need at most twice the sequential value
-	// (a replacement is written before the old one is freed), the new 4 KiB
-	// values (8 KiB each at most, with header and alignment) and slack.
+	// the journal. The store writes below it: past its end of archive, its
+	// test values need the sequential value, a new one each round (removed
+	// after the round), the replacements of the value (the store appends a
+	// replacement while the free tail is large, so the archive may grow by
+	// one value per round), the new 4 KiB values (8 KiB each at most, with
+	// header and alignment) and slack. Each round checks that the archive
+	// still ends below the raw region.
 	tail := info.End + 1024
 	b.rawStart = (info.Size - size) / b.ss * b.ss
-	values := 2*size + int64(ops)*int64(rounds)*(8<<10) + benchSlack
+	values := int64(rounds+2)*size + int64(ops)*int64(rounds)*(8<<10) + benchSlack
 	if need := values + size; b.rawStart < tail+values {
 		return &opError{"bench", disk, fmt.Sprintf(
 			"not enough free space at the end of the archive: the run needs %s (%s for the store's test values, then %s for raw I/O), the free tail has %s; try a smaller --size or fewer --ops",
@@ -191,6 +190,10 @@ func runBench(c *cmdCtx) (err error) {
 	if err := b.touch(b.rawStart, b.rawStart+size); err != nil {
 		return err
 	}
+	// The value the reads and overwrites use.
+	if err := b.store.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: size}, size); err != nil {
+		return err
+	}
 	if c.a.on("http") {
 		stop, err := b.startHTTP()
 		if err != nil {
@@ -207,22 +210,27 @@ func runBench(c *cmdCtx) (err error) {
 	type workload struct {
 		name, unit string
 		raw, store func() (float64, error)
+		after      func() error // untimed, after each round
 	}
 	works := []workload{
-		{"seq-write", "MiB/s", b.rawSeqWrite, b.storeSeqWrite},
-		{"seq-read", "MiB/s", b.rawSeqRead, b.storeSeqRead},
-		{"rand-read", "IOPS", b.rawRandRead, b.storeRandRead},
-		{"write-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush(false)},
-		{"overwrite-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush(true)},
+		{"seq-write", "MiB/s", b.rawSeqWrite, b.storeSeqWrite, b.removeNew},
+		{"overwrite-seq", "MiB/s", b.rawSeqWrite, b.storeOverwriteSeq, nil},
+		{"seq-read", "MiB/s", b.rawSeqRead, b.storeSeqRead, nil},
+		{"rand-read", "IOPS", b.rawRandRead, b.storeRandRead, nil},
+		{"write-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush(false), nil},
+		{"overwrite-flush", "IOPS", b.rawWriteFlush, b.storeWriteFlush(true), nil},
 	}
 	if b.cl != nil {
 		works = []workload{
-			{"http-put-seq", "MiB/s", b.rawSeqWrite, b.httpPutSeq},
-			{"http-get-seq", "MiB/s", b.rawSeqRead, b.httpGetSeq},
-			{"http-loopback-put", "MiB/s", b.rawSeqWrite, b.loopbackPut},
-			{"http-loopback-get", "MiB/s", b.rawSeqRead, b.loopbackGet},
-			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(false)},
-			{"http-overwrite-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(true)},
+			{"http-put-seq", "MiB/s", b.rawSeqWrite, b.httpPutSeq, b.removeNew},
+			{"http-overwrite-seq", "MiB/s", b.rawSeqWrite, b.httpOverwriteSeq, nil},
+			{"http-get-seq", "MiB/s", b.rawSeqRead, b.httpGetSeq, nil},
+			{"http-device-put", "MiB/s", b.rawSeqWrite, b.devicePut, nil},
+			{"http-device-get", "MiB/s", b.rawSeqRead, b.deviceGet, nil},
+			{"http-loopback-put", "MiB/s", b.rawSeqWrite, b.loopbackPut, nil},
+			{"http-loopback-get", "MiB/s", b.rawSeqRead, b.loopbackGet, nil},
+			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(false), nil},
+			{"http-overwrite-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(true), nil},
 		}
 	}
 	raw := make([]accum, len(works))
@@ -248,6 +256,14 @@ func runBench(c *cmdCtx) (err error) {
 				return err
 			}
 			if err := second(sf, sa); err != nil {
+				return err
+			}
+			if w.after != nil {
+				if err := w.after(); err != nil {
+					return err
+				}
+			}
+			if err := b.belowRaw(disk); err != nil {
 				return err
 			}
 		}
@@ -324,7 +340,37 @@ func (b *bench) seqKey() kv.Key {
 	return k
 }
 
+// newSeqKey names a new sequential value, remembered for removeNew.
+func (b *bench) newSeqKey() kv.Key {
+	k, _ := benchPrefix.Add(fmt.Sprintf("put-%d", b.fresh.Add(1)))
+	b.lastNew = k
+	return k
+}
+
+// removeNew removes the last new sequential value.
+func (b *bench) removeNew() error { return b.store.Remove(b.lastNew) }
+
+// belowRaw checks that the archive still ends below the raw region.
+func (b *bench) belowRaw(disk string) error {
+	info, err := b.store.Stat()
+	if err != nil {
+		return err
+	}
+	if info.End+1024 > b.rawStart {
+		return &opError{"bench", disk, fmt.Sprintf("the store's test values reached the region of the raw I/O (%s from the start); try a smaller --size or fewer --rounds",
+			human(b.rawStart)), kv.ErrNoSpace.Error()}
+	}
+	return nil
+}
+
+// storeSeqWrite sets a new sequential value, streamed from memory; the
+// round removes it afterwards.
 func (b *bench) storeSeqWrite() (float64, error) {
+	return float64(b.size), b.store.SetFrom(b.newSeqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
+}
+
+// storeOverwriteSeq sets the sequential value over the one there.
+func (b *bench) storeOverwriteSeq() (float64, error) {
 	return float64(b.size), b.store.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
 }
 
@@ -435,170 +481,6 @@ func (b *bench) storeWriteFlush(overwrite bool) func() (float64, error) {
 			if err := b.store.Set(b.smallKey(0, int64(i), overwrite), v); err != nil {
 				return 0, err
 			}
-		}
-		return float64(b.ops), nil
-	}
-}
-
-// startHTTP serves the API over b.store on a loopback port, in process and
-// with serve's limits, and connects b.cl to it. stop shuts the server down;
-// the store stays open.
-func (b *bench) startHTTP() (stop func() error, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	h := httpapi.New(b.store, httpapi.Options{Version: appliance.Version})
-	// The loopback endpoint moves bytes without the store: the HTTP
-	// stack's own ceiling, measured in the same run.
-	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == loopbackPath {
-			b.loopback(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-	srv := &http.Server{
-		Handler:           route,
-		ReadHeaderTimeout: appliance.ReadHeaderTimeout,
-		IdleTimeout:       appliance.IdleTimeout,
-		MaxHeaderBytes:    appliance.MaxHeaderBytes,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	b.base = "http://" + ln.Addr().String()
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 2 * benchClients
-	b.hc = &http.Client{Transport: t}
-	if b.cl, err = client.New(b.base, client.Options{HTTPClient: b.hc}); err != nil {
-		srv.Close()
-		return nil, err
-	}
-	return func() error {
-		b.cl.Close()
-		b.hc.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), appliance.ShutdownTimeout)
-		defer cancel()
-		err := srv.Shutdown(ctx)
-		if err != nil {
-			srv.Close()
-		}
-		h.Close()
-		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
-		return err
-	}, nil
-}
-
-// loopbackPath is where the bench's server answers without the store.
-const loopbackPath = "/.bench-loopback"
-
-// loopback discards a PUT body, or answers a GET with b.size bytes from
-// memory.
-func (b *bench) loopback(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPut {
-		buf := make([]byte, b.chunk)
-		io.CopyBuffer(io.Discard, r.Body, buf)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
-	for left := b.size; left > 0; {
-		n := min(left, int64(len(b.pattern)))
-		if _, err := w.Write(b.pattern[:n]); err != nil {
-			return
-		}
-		left -= n
-	}
-}
-
-// loopbackPut PUTs --size bytes to the loopback endpoint.
-func (b *bench) loopbackPut() (float64, error) {
-	req, err := http.NewRequest(http.MethodPut, b.base+loopbackPath, &patternReader{p: b.pattern, left: b.size})
-	if err != nil {
-		return 0, err
-	}
-	req.ContentLength = b.size
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return 0, fmt.Errorf("loopback PUT: server answered %s", resp.Status)
-	}
-	return float64(b.size), nil
-}
-
-// loopbackGet GETs --size bytes from the loopback endpoint.
-func (b *bench) loopbackGet() (float64, error) {
-	return float64(b.size), b.getAll(b.base + loopbackPath)
-}
-
-// getAll GETs url and reads the whole answer into io.Discard: b.size
-// bytes with 200 OK.
-func (b *bench) getAll(url string) error {
-	resp, err := b.hc.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("server answered %s", resp.Status)
-	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err == nil && n != b.size {
-		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
-	}
-	return err
-}
-
-// httpPutSeq PUTs the sequential value, streamed from memory.
-func (b *bench) httpPutSeq() (float64, error) {
-	return float64(b.size), b.cl.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
-}
-
-// httpGetSeq GETs the sequential value in one streamed response, into
-// io.Discard.
-func (b *bench) httpGetSeq() (float64, error) {
-	k := b.seqKey()
-	if err := b.getAll(b.base + httpapi.KeyPath(k) + "?no-digest"); err != nil {
-		return 0, kv.Storage("get", k, err)
-	}
-	return float64(b.size), nil
-}
-
-// httpPut4k makes b.ops durable 4 KiB PUTs from benchClients concurrent
-// clients, of new keys or each over benchKeys keys of its own (independent
-// clients: no two write the same key).
-func (b *bench) httpPut4k(overwrite bool) func() (float64, error) {
-	return func() (float64, error) {
-		v := b.pattern[:4096]
-		var (
-			next atomic.Int64
-			wg   sync.WaitGroup
-			errs = make([]error, benchClients)
-		)
-		for g := range benchClients {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(b.ops) {
-						return
-					}
-					if err := b.cl.Set(b.smallKey(g, i, overwrite), v); err != nil {
-						errs[g] = err
-						next.Store(int64(b.ops)) // stop the others
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return 0, err
 		}
 		return float64(b.ops), nil
 	}

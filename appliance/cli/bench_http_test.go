@@ -23,7 +23,8 @@ func TestBenchHTTP(t *testing.T) {
 	for _, res := range rep.Results {
 		byName[res.Name] = res
 	}
-	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-get-seq": "MiB/s", "http-put-4k-16": "IOPS", "http-overwrite-4k-16": "IOPS",
+	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-overwrite-seq": "MiB/s", "http-get-seq": "MiB/s",
+		"http-put-4k-16": "IOPS", "http-overwrite-4k-16": "IOPS", "http-device-put": "MiB/s", "http-device-get": "MiB/s",
 		"http-loopback-put": "MiB/s", "http-loopback-get": "MiB/s"} {
 		res, ok := byName[name]
 		if !assert.True(t, ok, "no %s in %s", name, out) {
@@ -34,7 +35,7 @@ func TestBenchHTTP(t *testing.T) {
 		assert.Greater(t, res.Store, 0.0, name)
 		assert.InDelta(t, res.Store/res.Raw, res.Ratio, 1e-9, name)
 	}
-	assert.Len(t, rep.Results, 6)
+	assert.Len(t, rep.Results, 9)
 
 	// The store is as it was, without the bench keys, and sound.
 	assert.Equal(t, before, r.ok("", "stat", "/"))
@@ -52,7 +53,8 @@ func TestBenchHTTP(t *testing.T) {
 	assert.NotContains(t, out, `"http"`)
 	rep = benchReport{}
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
-	require.Len(t, rep.Results, 5)
+	require.Len(t, rep.Results, 6)
 	assert.Equal(t, "seq-write", rep.Results[0].Name)
+	assert.Equal(t, "overwrite-seq", rep.Results[1].Name)
 	assert.Equal(t, "keep me", r.ok("", "get", "/data"))
 }

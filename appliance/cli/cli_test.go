@@ -528,7 +528,7 @@ func TestBench(t *testing.T) {
 	out := r.ok("", "bench", "--size", "2M", "--ops", "16", "--rounds", "2", "--json")
 	var rep benchReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
-	require.Len(t, rep.Results, 5)
+	require.Len(t, rep.Results, 6)
 	for _, res := range rep.Results {
 		assert.Greater(t, res.Raw, 0.0, res.Name)
 		assert.Greater(t, res.Store, 0.0, res.Name)
@@ -548,7 +548,7 @@ func TestBench(t *testing.T) {
 	r.ok("", "check")
 
 	human := r.ok("", "bench", "--size", "1M", "--ops", "4", "--rounds", "1")
-	for _, name := range []string{"seq-write", "seq-read", "rand-read", "write-flush", "overwrite-flush", "store/raw"} {
+	for _, name := range []string{"seq-write", "overwrite-seq", "seq-read", "rand-read", "write-flush", "overwrite-flush", "store/raw"} {
 		assert.Contains(t, human, name)
 	}
 

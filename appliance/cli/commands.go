@@ -336,6 +336,8 @@ and fsynced before it is renamed into place.`,
 each figure with the ratio store/raw:
 
   seq-write   sequential writes of 1 MiB, then a flush     (MiB/s)
+              store: set of a new --size value, streamed
+  overwrite-seq    the same, the store replacing its --size value
   seq-read    sequential reads of 1 MiB                    (MiB/s)
   rand-read   random reads of 4 KiB                        (IOPS)
   write-flush      a 4 KiB write made durable: raw write+flush,
@@ -346,14 +348,21 @@ With --http, the store side goes through the whole HTTP stack instead: bench
 serves the API over loopback (127.0.0.1, a free port) in process and measures
 as a client, against the same raw figures:
 
-  http-put-seq    PUT of a --size value streamed from memory   (MiB/s)
+  http-put-seq    PUT of a new --size value streamed from memory (MiB/s)
                   raw: sequential writes of 1 MiB, then a flush
+  http-overwrite-seq
+                  the same, replacing the --size value
   http-get-seq    GET of that value, streamed and discarded    (MiB/s)
                   raw: sequential reads of 1 MiB
+  http-device-put, http-device-get
+                  the same transfers with a handler that writes the body
+                  straight to the raw region (then flushes) or answers
+                  from it, pipelined as the store streams: the HTTP stack
+                  and the device together without the store, the most
+                  the two above can reach on this machine
   http-loopback-put, http-loopback-get
                   the same transfers with a handler that discards the
-                  body or answers from memory: what the HTTP stack alone
-                  moves on this machine, the ceiling of the two above
+                  body or answers from memory: the HTTP stack alone
   http-put-4k-16  durable 4 KiB PUTs of new keys from 16 concurrent
                   clients, --ops in all                        (IOPS)
                   raw: 4 KiB write+flush from one writer

@@ -1,0 +1,302 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/client"
+	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/kv"
+)
+
+// The bench's server answers two paths of its own besides the API, to
+// tell the machine's share of the HTTP figures from the store's:
+//   - loopbackPath moves the bytes without any device: a PUT body is
+//     discarded, a GET answered from memory (the HTTP stack alone);
+//   - devicePath moves them between the connection and the raw region,
+//     pipelined as the store streams a value (the HTTP stack and the
+//     device together, without the store).
+const (
+	loopbackPath = "/.bench-loopback"
+	devicePath   = "/.bench-device"
+)
+
+// startHTTP serves the API over b.store on a loopback port, in process and
+// with serve's limits, and connects b.cl to it. stop shuts the server down;
+// the store stays open.
+func (b *bench) startHTTP() (stop func() error, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := httpapi.New(b.store, httpapi.Options{Version: appliance.Version})
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case loopbackPath:
+			b.loopback(w, r)
+		case devicePath:
+			b.device(w, r)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+	srv := &http.Server{
+		Handler:           route,
+		ReadHeaderTimeout: appliance.ReadHeaderTimeout,
+		IdleTimeout:       appliance.IdleTimeout,
+		MaxHeaderBytes:    appliance.MaxHeaderBytes,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	b.base = "http://" + ln.Addr().String()
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 2 * benchClients
+	b.hc = &http.Client{Transport: t}
+	if b.cl, err = client.New(b.base, client.Options{HTTPClient: b.hc}); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return func() error {
+		b.cl.Close()
+		b.hc.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), appliance.ShutdownTimeout)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if err != nil {
+			srv.Close()
+		}
+		h.Close()
+		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return err
+	}, nil
+}
+
+// loopback discards a PUT body, or answers a GET with b.size bytes from
+// memory.
+func (b *bench) loopback(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut {
+		buf := make([]byte, b.chunk)
+		io.CopyBuffer(io.Discard, r.Body, buf)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
+	for left := b.size; left > 0; {
+		n := min(left, int64(len(b.pattern)))
+		if _, err := w.Write(b.pattern[:n]); err != nil {
+			return
+		}
+		left -= n
+	}
+}
+
+// device writes a PUT body of b.size bytes to the raw region and flushes,
+// or answers a GET with the raw region, the way the store streams a value:
+// the next chunk is read (from the connection or the device) while the
+// last is written, up to two device writes at once.
+func (b *bench) device(w http.ResponseWriter, r *http.Request) {
+	lba := func(off int64) uint64 { return uint64((b.rawStart + off) / b.ss) }
+	if r.Method == http.MethodPut {
+		if r.ContentLength != b.size {
+			http.Error(w, "the body must be --size bytes", http.StatusBadRequest)
+			return
+		}
+		err := relay(b.dev, b.size, b.chunk, 2,
+			func(p []byte, _ int64) error { _, err := io.ReadFull(r.Body, p); return err },
+			func(p []byte, off int64) error { return b.dev.Write(lba(off), p) })
+		if err == nil {
+			err = b.dev.Flush()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
+	relay(b.dev, b.size, b.chunk, 1,
+		func(p []byte, off int64) error { return b.dev.Read(lba(off), p) },
+		func(p []byte, _ int64) error { _, err := w.Write(p); return err })
+}
+
+// relay moves n bytes (a multiple of chunk) in chunks: read fills a chunk
+// with the bytes at an offset, write takes them on. Reading runs on its own
+// goroutine, up to four chunks ahead of the writes; up to depth writes run
+// at once (depth 1 keeps them in order). It returns the first error, once
+// every chunk it started is done.
+func relay(dev hw.Block, n, chunk int64, depth int, read, write func(p []byte, off int64) error) error {
+	const buffers = 4
+	type part struct {
+		off int64
+		p   []byte
+		err error
+	}
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- hw.AllocBuffer(dev, int(chunk))
+	}
+	parts := make(chan part, buffers)
+	var stopped atomic.Bool
+	go func() {
+		defer close(parts)
+		for off := int64(0); off < n && !stopped.Load(); off += chunk {
+			p := <-free
+			err := read(p, off)
+			parts <- part{off, p, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	keep := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil && err != nil {
+			first = err
+			stopped.Store(true)
+		}
+	}
+	slots := make(chan struct{}, depth)
+	for pt := range parts {
+		keep(pt.err)
+		if stopped.Load() {
+			free <- pt.p
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			keep(write(pt.p, pt.off))
+			<-slots
+			free <- pt.p
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// loopbackPut PUTs --size bytes to the loopback endpoint.
+func (b *bench) loopbackPut() (float64, error) { return b.putTo(loopbackPath) }
+
+// devicePut PUTs --size bytes to the device endpoint.
+func (b *bench) devicePut() (float64, error) { return b.putTo(devicePath) }
+
+// putTo PUTs --size bytes of the pattern to one of the bench's own paths.
+func (b *bench) putTo(path string) (float64, error) {
+	req, err := http.NewRequest(http.MethodPut, b.base+path, &patternReader{p: b.pattern, left: b.size})
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = b.size
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return 0, fmt.Errorf("PUT %s: server answered %s: %s", path, resp.Status, msg)
+	}
+	return float64(b.size), nil
+}
+
+// loopbackGet GETs --size bytes from the loopback endpoint.
+func (b *bench) loopbackGet() (float64, error) {
+	return float64(b.size), b.getAll(b.base + loopbackPath)
+}
+
+// deviceGet GETs the raw region from the device endpoint.
+func (b *bench) deviceGet() (float64, error) {
+	return float64(b.size), b.getAll(b.base + devicePath)
+}
+
+// getAll GETs url and reads the whole answer into io.Discard: b.size
+// bytes with 200 OK.
+func (b *bench) getAll(url string) error {
+	resp, err := b.hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && n != b.size {
+		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
+	}
+	return err
+}
+
+// httpPutSeq PUTs a new sequential value, streamed from memory; the round
+// removes it afterwards.
+func (b *bench) httpPutSeq() (float64, error) {
+	return float64(b.size), b.cl.SetFrom(b.newSeqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
+}
+
+// httpOverwriteSeq PUTs the sequential value over the one there.
+func (b *bench) httpOverwriteSeq() (float64, error) {
+	return float64(b.size), b.cl.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
+}
+
+// httpGetSeq GETs the sequential value in one streamed response, into
+// io.Discard.
+func (b *bench) httpGetSeq() (float64, error) {
+	k := b.seqKey()
+	if err := b.getAll(b.base + httpapi.KeyPath(k) + "?no-digest"); err != nil {
+		return 0, kv.Storage("get", k, err)
+	}
+	return float64(b.size), nil
+}
+
+// httpPut4k makes b.ops durable 4 KiB PUTs from benchClients concurrent
+// clients, of new keys or each over benchKeys keys of its own (independent
+// clients: no two write the same key).
+func (b *bench) httpPut4k(overwrite bool) func() (float64, error) {
+	return func() (float64, error) {
+		v := b.pattern[:4096]
+		var (
+			next atomic.Int64
+			wg   sync.WaitGroup
+			errs = make([]error, benchClients)
+		)
+		for g := range benchClients {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(b.ops) {
+						return
+					}
+					if err := b.cl.Set(b.smallKey(g, i, overwrite), v); err != nil {
+						errs[g] = err
+						next.Store(int64(b.ops)) // stop the others
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return 0, err
+		}
+		return float64(b.ops), nil
+	}
+}
