@@ -2,9 +2,11 @@ package kvtar
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/tarstore/tarstore/hw"
@@ -208,8 +210,9 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 // stream copies size bytes from r to the device at off, in the planning of
 // t: parts in space no reader can see are written at once (stage writes);
 // the rest is queued. Reading r and writing the device overlap: a
-// goroutine fills one buffer while the previous one is written. stream
-// releases s.mu meanwhile, so that readers go on; the caller holds s.wmu.
+// goroutine fills buffers while earlier ones are written. stream returns
+// once every write it started is done; it releases s.mu meanwhile, so
+// that readers go on; the caller holds s.wmu.
 func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) error {
 	s := t.s
 	s.mu.Unlock()
@@ -264,42 +267,57 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 			done += n
 		}
 	}()
-	// The chunks the reader has ready (up to streamDepth) are written in
-	// one batch, whose requests run concurrently: the device has more than
-	// one write to work on when the reader is ahead.
-	var ws []write
-	for done := int64(0); done < size; {
-		ws = ws[:0]
-		for len(ws) < streamDepth && done < size {
-			var c chunk
-			if len(ws) == 0 {
-				c = <-full
-			} else {
-				select {
-				case c = <-full:
-				default:
-				}
-				if c.p == nil && c.err == nil {
-					break
-				}
-			}
-			if c.err != nil {
-				return fail(c.err)
-			}
-			ws = append(ws, write{off + done, c.p})
-			done += int64(len(c.p))
-		}
-		if err := t.stage(ws...); err != nil {
-			return kv.Storage(op, k, err)
-		}
-		for _, w := range ws {
-			free <- w.data[:cap(w.data)]
-		}
+	// Each chunk is written as soon as the reader has it and one of
+	// streamDepth write slots is free (its buffer goes back to the reader
+	// when its write is done): the device always has the next write
+	// queued while the reader is ahead.
+	var (
+		writes sync.WaitGroup
+		slots  = make(chan struct{}, streamDepth)
+		mu     sync.Mutex
+		werr   error
+	)
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return werr
 	}
-	return nil
+	var err error
+	for done := int64(0); done < size; {
+		c := <-full
+		if c.err != nil {
+			err = fail(c.err)
+			break
+		}
+		now := t.planStage(write{off + done, c.p})
+		done += int64(len(c.p))
+		slots <- struct{}{}
+		if failed() != nil {
+			break
+		}
+		writes.Go(func() {
+			if e := writeNow(s.dev, now); e != nil {
+				mu.Lock()
+				werr = cmp.Or(werr, e)
+				mu.Unlock()
+			}
+			<-slots
+			free <- c.p[:cap(c.p)]
+		})
+	}
+	writes.Wait()
+	if e := failed(); err == nil && e != nil {
+		err = kv.Storage(op, k, e)
+	}
+	return err
 }
 
 // streamDepth is how many chunks of a stream are written at once, at most.
+// Measured here through HTTP (64 MiB PUTs over loopback, in-process A/B
+// against a handler writing the raw device the same way): keeping this
+// many writes going, a new one as soon as one ends, makes the store's PUT
+// as fast as the raw handler's; writing ready chunks in batches of this
+// many, each batch waiting for its slowest write, reached 0.80-0.86 of it.
 const streamDepth = 2
 
 // stageDirect is the size from which a value held in memory is streamed
@@ -313,6 +331,13 @@ const stageDirect = 1 << 20
 // streamed extents; the rest it queues (copies) as writes of the
 // transaction.
 func (t *txn) stage(ws ...write) error {
+	return writeNow(t.s.dev, t.planStage(ws...))
+}
+
+// planStage returns the parts of ws that lie in invisible space, to be
+// written now, and adds them to the streamed extents; the rest it queues
+// (copies) as writes of the transaction.
+func (t *txn) planStage(ws ...write) []write {
 	var st, cm []write
 	for _, w := range ws {
 		t.split(w, &st, &cm)
@@ -320,18 +345,25 @@ func (t *txn) stage(ws ...write) error {
 	for _, w := range cm {
 		t.put(w.off, bytes.Clone(w.data))
 	}
-	if len(st) == 0 {
-		return nil
-	}
-	b := blockio.NewBatch(t.s.dev)
 	for _, w := range st {
-		b.Write(w.off, w.data)
 		e := extent{w.off, int64(len(w.data))}
 		if n := len(t.streamed); n > 0 && t.streamed[n-1].end() == e.off {
 			t.streamed[n-1].len += e.len
 		} else {
 			t.streamed = append(t.streamed, e)
 		}
+	}
+	return st
+}
+
+// writeNow writes ws to dev, concurrently.
+func writeNow(dev hw.Block, ws []write) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	b := blockio.NewBatch(dev)
+	for _, w := range ws {
+		b.Write(w.off, w.data)
 	}
 	return b.Issue()
 }
