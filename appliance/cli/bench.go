@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,7 @@ import (
 const (
 	benchSize   = 64 << 20
 	benchOps    = 256
-	benchRounds = 3
+	benchRounds = 5
 	// benchKeys is how many 4 KiB values overwrite-flush (and each client
 	// of http-overwrite-4k-16) rotates through.
 	benchKeys = 8
@@ -42,7 +43,10 @@ type benchResult struct {
 	Unit  string  `json:"unit"` // "MiB/s" or "IOPS"
 	Raw   float64 `json:"raw"`
 	Store float64 `json:"store"`
-	Ratio float64 `json:"ratio"` // store / raw
+	Ratio float64 `json:"ratio"` // the median of Rounds
+	// Rounds are the rounds' own ratios store/raw, in order (the two
+	// sides of a round run back to back).
+	Rounds []float64 `json:"rounds"`
 }
 
 // benchReport is what bench --json prints.
@@ -82,10 +86,12 @@ type bench struct {
 	cl   *client.Client // over base
 }
 
-// accum sums one side of a measurement over the rounds.
+// accum sums one side of a measurement over the rounds and keeps each
+// round's rate.
 type accum struct {
 	amount float64 // bytes or operations
 	took   time.Duration
+	rates  []float64 // amount per second, by round
 }
 
 func (a accum) rate(unit string) float64 {
@@ -238,8 +244,10 @@ func runBench(c *cmdCtx) (err error) {
 	measure := func(f func() (float64, error), a *accum) error {
 		start := time.Now()
 		n, err := f()
-		a.took += time.Since(start)
+		took := time.Since(start)
+		a.took += took
 		a.amount += n
+		a.rates = append(a.rates, n/took.Seconds())
 		return err
 	}
 	for r := 0; r < rounds; r++ {
@@ -273,9 +281,10 @@ func runBench(c *cmdCtx) (err error) {
 		Size: size, Ops: ops, Rounds: rounds, HTTP: b.cl != nil, RawRegion: [2]int64{b.rawStart, b.rawStart + size}}
 	for i, w := range works {
 		res := benchResult{Name: w.name, Unit: w.unit, Raw: raw[i].rate(w.unit), Store: st[i].rate(w.unit)}
-		if res.Raw > 0 {
-			res.Ratio = res.Store / res.Raw
+		for r := range rounds {
+			res.Rounds = append(res.Rounds, st[i].rates[r]/raw[i].rates[r])
 		}
+		res.Ratio = median(res.Rounds)
 		rep.Results = append(rep.Results, res)
 	}
 	if c.a.on("json") {
@@ -283,6 +292,17 @@ func runBench(c *cmdCtx) (err error) {
 	}
 	printBench(c.env.Stdout, rep)
 	return nil
+}
+
+// median returns the median of xs (the mean of the middle two when their
+// number is even).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func printBench(out io.Writer, rep benchReport) {
@@ -303,6 +323,7 @@ func printBench(out io.Writer, rep benchReport) {
 		fmt.Fprintf(w, "%-*s %16s %16s %9.2f\n", width, r.Name, fmt.Sprintf("%.1f %s", r.Raw, r.Unit),
 			fmt.Sprintf("%.1f %s", r.Store, r.Unit), r.Ratio)
 	}
+	fmt.Fprintf(w, "raw and store: over all rounds; store/raw: the median of the rounds' own ratios\n")
 }
 
 // errShort: a store read returned less than asked.

@@ -33,6 +33,8 @@ func TestBenchHTTP(t *testing.T) {
 		assert.Equal(t, unit, res.Unit, name)
 		assert.Greater(t, res.Raw, 0.0, name)
 		assert.Greater(t, res.Store, 0.0, name)
+		// One round: its ratio is the median, and the rates' ratio.
+		assert.Equal(t, []float64{res.Ratio}, res.Rounds, name)
 		assert.InDelta(t, res.Store/res.Raw, res.Ratio, 1e-9, name)
 	}
 	assert.Len(t, rep.Results, 9)

@@ -327,7 +327,7 @@ and fsynced before it is renamed into place.`,
 			flags: []flagDef{
 				{name: "size", arg: "SIZE", help: "bytes per sequential round (default 64M)"},
 				{name: "ops", arg: "N", help: "operations per random-read and write+flush round (default 256)"},
-				{name: "rounds", arg: "N", help: "rounds of each measurement, alternating raw and store (default 3)"},
+				{name: "rounds", arg: "N", help: "rounds of each measurement, alternating raw and store (default 5)"},
 				{name: "http", help: "measure the store through the HTTP API over loopback instead"},
 				jsonFlag,
 			},
@@ -370,7 +370,9 @@ as a client, against the same raw figures:
                   the same, each client replacing one of 8 values
                   of its own
 
-Raw and store rounds alternate, so both see the same device conditions. The
+Raw and store rounds alternate, so both see the same device conditions; the
+ratio printed is the median of the rounds' own ratios (both sides of a round
+run back to back), which one slow moment of a shared machine does not sway. The
 store's data is never touched by raw I/O: raw reads and writes go only to the
 free space at the end of the archive area, past everything the store holds
 and will write during the run. The store's test values live under
