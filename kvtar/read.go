@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
 	"github.com/tarstore/tarstore/kvtar/tarfmt"
@@ -231,13 +230,13 @@ func (s *Store) readNew(m, d *member) ([]byte, error) {
 	go func() { made <- make([]byte, m.size) }()
 	var (
 		p      []byte
-		staged []*[]byte
+		staged [][]byte
 		off    int64
 		err    error
 	)
 	defer func() {
 		for _, b := range staged {
-			s.heads.Put(b)
+			s.heads.put(b)
 		}
 	}()
 	// The first chunk is always staged (making takes longer than one
@@ -252,13 +251,9 @@ func (s *Store) readNew(m, d *member) ([]byte, error) {
 				break
 			}
 		}
-		bp, _ := s.heads.Get().(*[]byte)
-		if bp == nil {
-			b := hw.AllocBuffer(s.dev, headChunk)
-			bp = &b
-		}
-		staged = append(staged, bp)
-		err = s.readData(m, d, *bp, off)
+		b := s.heads.get(s.dev)
+		staged = append(staged, b)
+		err = s.readData(m, d, b, off)
 		off += headChunk
 	}
 	if p == nil {
@@ -269,8 +264,8 @@ func (s *Store) readNew(m, d *member) ([]byte, error) {
 	}
 	copied := make(chan struct{})
 	go func() {
-		for i, bp := range staged {
-			copy(p[int64(i)*headChunk:], *bp)
+		for i, b := range staged {
+			copy(p[int64(i)*headChunk:], b)
 		}
 		close(copied)
 	}()

@@ -68,8 +68,8 @@ type Store struct {
 	verifySeed uint32
 
 	// heads are the device buffers Get reads the start of a large value
-	// into (read.go).
-	heads sync.Pool
+	// into (read.go); chunks those of streamed values (write.go).
+	heads, chunks bufPool
 	// pending are the byte ranges of the last transaction's commit
 	// writes while they are not yet flushed (doc §3): the next
 	// transaction does not stage writes there, and its record asks for the
@@ -139,6 +139,8 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		readOnly:   info.ReadOnly,
 		zombies:    map[*member]struct{}{},
 		kept:       map[*member]bool{},
+		heads:      bufPool{size: headChunk},
+		chunks:     bufPool{size: streamChunk},
 	}, nil
 }
 

@@ -242,10 +242,22 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 	full := make(chan chunk, streamBuffers)
 	free := make(chan []byte, streamBuffers)
 	stop := make(chan struct{})
-	defer close(stop)
 	for range streamBuffers {
-		free <- hw.AllocBuffer(s.dev, int(bufSize))
+		free <- s.chunks.get(s.dev)
 	}
+	defer func() {
+		// The buffers back from their writes go back to the pool; one
+		// the reader still holds (after an error) stays with it.
+		for {
+			select {
+			case b := <-free:
+				s.chunks.put(b)
+			default:
+				return
+			}
+		}
+	}()
+	defer close(stop)
 	go func() {
 		for done := int64(0); done < size; {
 			var buf []byte
