@@ -383,11 +383,12 @@ func firstErr(errs []error) error {
 // the guest that hold one file and not the other.
 // Goal: ratio ≥ 0.9.
 //
-// RawIntoValue is no store figure: its "store" side is the raw reads again,
-// into one resident buffer the size of the value instead of one reused
-// 1 MiB buffer. Get must fill that much memory, and here filling it is
-// slower than overwriting a buffer that stays in the caches (0.5-1.0 of
-// the raw rate): its ratio tells the machine's share of Get's.
+// RawFromValue and RawIntoValue are no store figures: their "store" side is
+// the raw writes or reads again, from or into resident memory the size of
+// the value instead of one reused 1 MiB buffer. Set must send that much
+// memory and Get fill it, and here that is slower than reusing a buffer
+// that stays in the caches (0.5-1.0 of the raw rate): their ratios tell the
+// machine's share of Set's and Get's.
 func BenchmarkLarge(b *testing.B) {
 	const ops, block = 4, 1
 	k := kv.MustKey("/large")
@@ -395,9 +396,12 @@ func BenchmarkLarge(b *testing.B) {
 	// The raw side works on the store's image, through a descriptor of its
 	// own: it reads the very bytes of the store's value (the same blocks,
 	// in the same state in every cache below), and writes the last 64 MiB
-	// of the archive area, far past the store's values.
-	setup := func(b *testing.B, write bool) (*benchStore, side) {
-		bs := openBenchStore(b, file.Options{})
+	// of the archive area, far past the store's values. rawIO(mem) does
+	// its 1 MiB requests from or into mem: one reused 1 MiB buffer (the
+	// raw figure), or memory the size of the value (RawIntoValue,
+	// RawFromValue).
+	setup := func(b *testing.B, write bool) (bs *benchStore, rawIO func(mem []byte) side, oneMiB []byte) {
+		bs = openBenchStore(b, file.Options{})
 		flags := unix.O_RDONLY
 		var base int64
 		if write {
@@ -413,25 +417,34 @@ func BenchmarkLarge(b *testing.B) {
 		fd, err := unix.Open(bs.path, flags|unix.O_DIRECT|unix.O_CLOEXEC, 0)
 		require.NoError(b, err)
 		b.Cleanup(func() { unix.Close(fd) })
-		buf := hw.AllocBuffer(bs.dev, benchMiB)
-		copy(buf, val)
-		return bs, timeEach(func(int) error {
-			for off := int64(0); off < largeValue; off += benchMiB {
-				var err error
+		oneMiB = hw.AllocBuffer(bs.dev, benchMiB)
+		copy(oneMiB, val)
+		rawIO = func(mem []byte) side {
+			return timeEach(func(int) error {
+				for off := int64(0); off < largeValue; off += benchMiB {
+					p := mem[off%int64(len(mem)):][:benchMiB]
+					var err error
+					if write {
+						err = pwrite(fd, p, base+off)
+					} else {
+						err = pread(fd, p, base+off)
+					}
+					if err != nil {
+						return err
+					}
+				}
 				if write {
-					err = pwrite(fd, buf, base+off)
-				} else {
-					err = pread(fd, buf, base+off)
+					return unix.Fdatasync(fd)
 				}
-				if err != nil {
-					return err
-				}
-			}
-			if write {
-				return unix.Fdatasync(fd)
-			}
-			return nil
-		})
+				return nil
+			})
+		}
+		return bs, rawIO, oneMiB
+	}
+	valueSized := func(bs *benchStore) []byte {
+		p := hw.AllocBuffer(bs.dev, largeValue)
+		copy(p, val)
+		return p
 	}
 	writeSide := func(bs *benchStore, set func() error) side {
 		return func(lo, hi int) (time.Duration, error) {
@@ -450,21 +463,21 @@ func BenchmarkLarge(b *testing.B) {
 		}
 	}
 	b.Run("Set", func(b *testing.B) {
-		bs, raw := setup(b, true)
-		compare(b, "MB/s", largeValue, ops, block, raw,
+		bs, raw, mib := setup(b, true)
+		compare(b, "MB/s", largeValue, ops, block, raw(mib),
 			writeSide(bs, func() error { return bs.s.Set(k, val) }))
 	})
 	b.Run("SetFrom", func(b *testing.B) {
-		bs, raw := setup(b, true)
-		compare(b, "MB/s", largeValue, ops, block, raw,
+		bs, raw, mib := setup(b, true)
+		compare(b, "MB/s", largeValue, ops, block, raw(mib),
 			writeSide(bs, func() error { return bs.s.SetFrom(k, bytes.NewReader(val), largeValue) }))
 	})
 	b.Run("Get", func(b *testing.B) {
-		bs, raw := setup(b, false)
+		bs, raw, mib := setup(b, false)
 		got, err := bs.s.Get(k)
 		require.NoError(b, err)
 		require.True(b, bytes.Equal(got, val), "Get returned other bytes")
-		compare(b, "MB/s", largeValue, ops, block, raw, timeEach(func(int) error {
+		compare(b, "MB/s", largeValue, ops, block, raw(mib), timeEach(func(int) error {
 			p, err := bs.s.Get(k)
 			if err == nil && len(p) != largeValue {
 				err = fmt.Errorf("Get returned %d bytes", len(p))
@@ -473,9 +486,9 @@ func BenchmarkLarge(b *testing.B) {
 		}))
 	})
 	b.Run("ReadAt", func(b *testing.B) {
-		bs, raw := setup(b, false)
+		bs, raw, mib := setup(b, false)
 		buf := hw.AllocBuffer(bs.dev, benchMiB)
-		compare(b, "MB/s", largeValue, ops, block, raw, timeEach(func(int) error {
+		compare(b, "MB/s", largeValue, ops, block, raw(mib), timeEach(func(int) error {
 			r, err := bs.s.Open(k)
 			if err != nil {
 				return err
@@ -489,21 +502,13 @@ func BenchmarkLarge(b *testing.B) {
 			return nil
 		}))
 	})
+	b.Run("RawFromValue", func(b *testing.B) {
+		bs, raw, mib := setup(b, true)
+		compare(b, "MB/s", largeValue, ops, block, raw(mib), raw(valueSized(bs)))
+	})
 	b.Run("RawIntoValue", func(b *testing.B) {
-		bs, raw := setup(b, false)
-		fd, err := unix.Open(bs.path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
-		require.NoError(b, err)
-		b.Cleanup(func() { unix.Close(fd) })
-		base := bs.s.ix.lookup(k).val.dataOff
-		into := hw.AllocBuffer(bs.dev, largeValue)
-		compare(b, "MB/s", largeValue, ops, block, raw, timeEach(func(int) error {
-			for off := int64(0); off < largeValue; off += benchMiB {
-				if err := pread(fd, into[off:off+benchMiB], base+off); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
+		bs, raw, mib := setup(b, false)
+		compare(b, "MB/s", largeValue, ops, block, raw(mib), raw(valueSized(bs)))
 	})
 }
 
