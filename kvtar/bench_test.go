@@ -7,9 +7,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/tarstore/tarstore/internal/benchcmp"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -216,79 +216,13 @@ func pwrite(fd int, p []byte, off int64) error {
 	return err
 }
 
-// A side does requests [lo, hi) of one side of a comparison and returns the
-// time they took, leaving out its own housekeeping.
-type side func(lo, hi int) (time.Duration, error)
-
-// timeEach makes a side that times f over each request of the range.
-func timeEach(f func(i int) error) side {
-	return func(lo, hi int) (time.Duration, error) {
-		t0 := time.Now()
-		for i := lo; i < hi; i++ {
-			if err := f(i); err != nil {
-				return 0, err
-			}
-		}
-		return time.Since(t0), nil
-	}
-}
-
-// compare runs ops requests per round (b.N rounds) on both sides, in
-// blocks of block requests: each block is done by both sides back to back,
-// the side going first alternating. Request numbers run on across rounds.
-// It reports both overall rates ("IOPS", or "MB/s" with opBytes per
-// request) and, as "ratio", the median over the blocks of the store's rate
-// divided by the raw rate.
-func compare(b *testing.B, unit string, opBytes int64, ops, block int, raw, store side) {
-	b.Helper()
-	var tRaw, tStore time.Duration
-	var ratios []float64
-	run := func(f side, lo, hi int) time.Duration {
-		d, err := f(lo, hi)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return d
-	}
-	b.ResetTimer()
-	for round := range b.N {
-		for lo := 0; lo < ops; lo += block {
-			hi := min(lo+block, ops)
-			glo, ghi := round*ops+lo, round*ops+hi
-			var r, s time.Duration
-			if (round+lo/block)%2 == 0 {
-				r = run(raw, glo, ghi)
-				s = run(store, glo, ghi)
-			} else {
-				s = run(store, glo, ghi)
-				r = run(raw, glo, ghi)
-			}
-			tRaw += r
-			tStore += s
-			ratios = append(ratios, r.Seconds()/s.Seconds())
-		}
-	}
-	b.StopTimer()
-	rate := func(d time.Duration) float64 {
-		n := float64(b.N) * float64(ops)
-		if unit == "MB/s" {
-			n *= float64(opBytes) / 1e6
-		}
-		return n / d.Seconds()
-	}
-	slices.Sort(ratios)
-	b.ReportMetric(rate(tRaw), "raw-"+unit)
-	b.ReportMetric(rate(tStore), "store-"+unit)
-	b.ReportMetric(ratios[len(ratios)/2], "ratio")
-}
-
 // rawSync4K is the raw side of the durable 4 KiB writes: pwrite of 4 KiB
 // and fdatasync, at consecutive offsets of the raw image.
-func rawSync4K(b *testing.B, dev hw.Block) side {
+func rawSync4K(b *testing.B, dev hw.Block) benchcmp.Side {
 	fd := openRaw(b, unix.O_RDWR)
 	buf := hw.AllocBuffer(dev, 4096)
 	copy(buf, pattern(1, 4096))
-	return timeEach(func(i int) error {
+	return benchcmp.Each(func(i int) error {
 		if err := pwrite(fd, buf, int64(i%(benchImageSize/4096))*4096); err != nil {
 			return err
 		}
@@ -316,9 +250,9 @@ func BenchmarkSet4K(b *testing.B) {
 			bs := openBenchStore(b, opts)
 			raw := rawSync4K(b, bs.dev)
 			v := pattern(2, 4096)
-			compare(b, "IOPS", 4096, ops, block, raw, func(lo, hi int) (time.Duration, error) {
+			benchcmp.Compare(b, "IOPS", "store", 4096, ops, block, raw, func(lo, hi int) (time.Duration, error) {
 				bs.room(int64(hi-lo) * 12288)
-				return timeEach(func(i int) error { return bs.s.Set(newKey(i), v) })(lo, hi)
+				return benchcmp.Each(func(i int) error { return bs.s.Set(newKey(i), v) })(lo, hi)
 			})
 		})
 		b.Run("overwrite"+suffix, func(b *testing.B) {
@@ -330,8 +264,8 @@ func BenchmarkSet4K(b *testing.B) {
 				keys[i] = kv.MustKey(fmt.Sprintf("/o/%d", i))
 				require.NoError(b, bs.s.Set(keys[i], v))
 			}
-			compare(b, "IOPS", 4096, ops, block, raw,
-				timeEach(func(i int) error { return bs.s.Set(keys[i%len(keys)], v) }))
+			benchcmp.Compare(b, "IOPS", "store", 4096, ops, block, raw,
+				benchcmp.Each(func(i int) error { return bs.s.Set(keys[i%len(keys)], v) }))
 		})
 	}
 }
@@ -344,7 +278,7 @@ func BenchmarkSet4KParallel16(b *testing.B) {
 	bs := openBenchStore(b, file.Options{})
 	raw := rawSync4K(b, bs.dev)
 	v := pattern(4, 4096)
-	compare(b, "IOPS", 4096, ops, block, raw, func(lo, hi int) (time.Duration, error) {
+	benchcmp.Compare(b, "IOPS", "store", 4096, ops, block, raw, func(lo, hi int) (time.Duration, error) {
 		bs.room(int64(hi-lo) * 8192)
 		errs := make([]error, writers)
 		var wg sync.WaitGroup
@@ -400,7 +334,7 @@ func BenchmarkLarge(b *testing.B) {
 	// its 1 MiB requests from or into mem: one reused 1 MiB buffer (the
 	// raw figure), or memory the size of the value (RawIntoValue,
 	// RawFromValue).
-	setup := func(b *testing.B, write bool) (bs *benchStore, rawIO func(mem []byte) side, oneMiB []byte) {
+	setup := func(b *testing.B, write bool) (bs *benchStore, rawIO func(mem []byte) benchcmp.Side, oneMiB []byte) {
 		bs = openBenchStore(b, file.Options{})
 		flags := unix.O_RDONLY
 		var base int64
@@ -419,8 +353,8 @@ func BenchmarkLarge(b *testing.B) {
 		b.Cleanup(func() { unix.Close(fd) })
 		oneMiB = hw.AllocBuffer(bs.dev, benchMiB)
 		copy(oneMiB, val)
-		rawIO = func(mem []byte) side {
-			return timeEach(func(int) error {
+		rawIO = func(mem []byte) benchcmp.Side {
+			return benchcmp.Each(func(int) error {
 				for off := int64(0); off < largeValue; off += benchMiB {
 					p := mem[off%int64(len(mem)):][:benchMiB]
 					var err error
@@ -446,7 +380,7 @@ func BenchmarkLarge(b *testing.B) {
 		copy(p, val)
 		return p
 	}
-	writeSide := func(bs *benchStore, set func() error) side {
+	writeSide := func(bs *benchStore, set func() error) benchcmp.Side {
 		return func(lo, hi int) (time.Duration, error) {
 			var d time.Duration
 			for range hi - lo {
@@ -464,12 +398,12 @@ func BenchmarkLarge(b *testing.B) {
 	}
 	b.Run("Set", func(b *testing.B) {
 		bs, raw, mib := setup(b, true)
-		compare(b, "MB/s", largeValue, ops, block, raw(mib),
+		benchcmp.Compare(b, "MB/s", "store", largeValue, ops, block, raw(mib),
 			writeSide(bs, func() error { return bs.s.Set(k, val) }))
 	})
 	b.Run("SetFrom", func(b *testing.B) {
 		bs, raw, mib := setup(b, true)
-		compare(b, "MB/s", largeValue, ops, block, raw(mib),
+		benchcmp.Compare(b, "MB/s", "store", largeValue, ops, block, raw(mib),
 			writeSide(bs, func() error { return bs.s.SetFrom(k, bytes.NewReader(val), largeValue) }))
 	})
 	b.Run("Get", func(b *testing.B) {
@@ -477,7 +411,7 @@ func BenchmarkLarge(b *testing.B) {
 		got, err := bs.s.Get(k)
 		require.NoError(b, err)
 		require.True(b, bytes.Equal(got, val), "Get returned other bytes")
-		compare(b, "MB/s", largeValue, ops, block, raw(mib), timeEach(func(int) error {
+		benchcmp.Compare(b, "MB/s", "store", largeValue, ops, block, raw(mib), benchcmp.Each(func(int) error {
 			p, err := bs.s.Get(k)
 			if err == nil && len(p) != largeValue {
 				err = fmt.Errorf("Get returned %d bytes", len(p))
@@ -488,7 +422,7 @@ func BenchmarkLarge(b *testing.B) {
 	b.Run("ReadAt", func(b *testing.B) {
 		bs, raw, mib := setup(b, false)
 		buf := hw.AllocBuffer(bs.dev, benchMiB)
-		compare(b, "MB/s", largeValue, ops, block, raw(mib), timeEach(func(int) error {
+		benchcmp.Compare(b, "MB/s", "store", largeValue, ops, block, raw(mib), benchcmp.Each(func(int) error {
 			r, err := bs.s.Open(k)
 			if err != nil {
 				return err
@@ -504,11 +438,11 @@ func BenchmarkLarge(b *testing.B) {
 	})
 	b.Run("RawFromValue", func(b *testing.B) {
 		bs, raw, mib := setup(b, true)
-		compare(b, "MB/s", largeValue, ops, block, raw(mib), raw(valueSized(bs)))
+		benchcmp.Compare(b, "MB/s", "store", largeValue, ops, block, raw(mib), raw(valueSized(bs)))
 	})
 	b.Run("RawIntoValue", func(b *testing.B) {
 		bs, raw, mib := setup(b, false)
-		compare(b, "MB/s", largeValue, ops, block, raw(mib), raw(valueSized(bs)))
+		benchcmp.Compare(b, "MB/s", "store", largeValue, ops, block, raw(mib), raw(valueSized(bs)))
 	})
 }
 
@@ -599,7 +533,7 @@ func BenchmarkOpen100k(b *testing.B) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
 	require.NoError(b, err)
 	b.Cleanup(func() { unix.Close(fd) })
-	raw := timeEach(func(int) error {
+	raw := benchcmp.Each(func(int) error {
 		for off := int64(0); off < readLen; off += req {
 			if err := pread(fd, buf[:min(req, readLen-off)], off); err != nil {
 				return err
@@ -627,7 +561,7 @@ func BenchmarkOpen100k(b *testing.B) {
 		}
 		return d, nil
 	}
-	compare(b, "MB/s", n, ops, block, raw, store)
+	benchcmp.Compare(b, "MB/s", "store", n, ops, block, raw, store)
 }
 
 // gatedDevice holds every Flush until the writers expected so far have all

@@ -6,11 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/tarstore/tarstore/internal/benchcmp"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +20,7 @@ import (
 // so each round interleaves the two in small blocks of identical requests,
 // alternating which goes first, and the benchmark reports both rates and
 // the median per-block ratio driver/raw (1.0 means no overhead; see
-// compare):
+// internal/benchcmp):
 //
 //	go test -run XXX -bench . -benchtime 3x ./hw/file
 
@@ -105,63 +104,13 @@ func benchPair(b *testing.B) (*Device, int) {
 	return d, fd
 }
 
-// compare runs ops requests per round (b.N rounds) on both sides, in blocks
-// of block requests: each block is issued by both sides back to back, the
-// side going first alternating. It reports both overall rates (unit "MB/s",
-// with opBytes per request, or "IOPS") and, as "ratio", the median over the
-// blocks of the driver's rate divided by the raw rate: the two halves of a
-// block run milliseconds apart, so drift in the machine's speed cancels, and
-// the median ignores the blocks a noisy neighbour disturbed.
-func compare(b *testing.B, unit string, opBytes, ops, block int, raw, drv func(i int) error) {
-	var tRaw, tDrv time.Duration
-	var ratios []float64
-	run := func(f func(int) error, lo, hi int) time.Duration {
-		t0 := time.Now()
-		for i := lo; i < hi; i++ {
-			if err := f(i); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return time.Since(t0)
-	}
-	b.ResetTimer()
-	for round := range b.N {
-		for lo := 0; lo < ops; lo += block {
-			hi := min(lo+block, ops)
-			var r, d time.Duration
-			if (round+lo/block)%2 == 0 {
-				r = run(raw, lo, hi)
-				d = run(drv, lo, hi)
-			} else {
-				d = run(drv, lo, hi)
-				r = run(raw, lo, hi)
-			}
-			tRaw += r
-			tDrv += d
-			ratios = append(ratios, r.Seconds()/d.Seconds())
-		}
-	}
-	b.StopTimer()
-	rate := func(d time.Duration) float64 {
-		n := float64(b.N) * float64(ops)
-		if unit == "MB/s" {
-			n *= float64(opBytes) / 1e6
-		}
-		return n / d.Seconds()
-	}
-	slices.Sort(ratios)
-	b.ReportMetric(rate(tRaw), "raw-"+unit)
-	b.ReportMetric(rate(tDrv), "file-"+unit)
-	b.ReportMetric(ratios[len(ratios)/2], "ratio")
-}
-
 func BenchmarkSeqRead1M(b *testing.B) {
 	d, fd := benchPair(b)
 	buf := d.AllocBuffer(mib)
 	ss := uint64(d.Info().SectorSize)
-	compare(b, "MB/s", mib, benchSize/mib, 4,
-		func(i int) error { return pread(fd, buf, int64(i)*mib) },
-		func(i int) error { return d.Read(uint64(i)*mib/ss, buf) })
+	benchcmp.Compare(b, "MB/s", "file", mib, benchSize/mib, 4,
+		benchcmp.Each(func(i int) error { return pread(fd, buf, seqOff(i)) }),
+		benchcmp.Each(func(i int) error { return d.Read(uint64(seqOff(i))/ss, buf) }))
 }
 
 func BenchmarkSeqWrite1M(b *testing.B) {
@@ -171,9 +120,9 @@ func BenchmarkSeqWrite1M(b *testing.B) {
 		buf[i] = byte(i * 13)
 	}
 	ss := uint64(d.Info().SectorSize)
-	compare(b, "MB/s", mib, benchSize/mib, 4,
-		func(i int) error { return pwrite(fd, buf, int64(i)*mib) },
-		func(i int) error { return d.Write(uint64(i)*mib/ss, buf) })
+	benchcmp.Compare(b, "MB/s", "file", mib, benchSize/mib, 4,
+		benchcmp.Each(func(i int) error { return pwrite(fd, buf, seqOff(i)) }),
+		benchcmp.Each(func(i int) error { return d.Write(uint64(seqOff(i))/ss, buf) }))
 }
 
 func BenchmarkRandRead4K(b *testing.B) {
@@ -186,9 +135,9 @@ func BenchmarkRandRead4K(b *testing.B) {
 	}
 	buf := d.AllocBuffer(4096)
 	ss := int64(d.Info().SectorSize)
-	compare(b, "IOPS", 4096, ops, 32,
-		func(i int) error { return pread(fd, buf, offs[i]) },
-		func(i int) error { return d.Read(uint64(offs[i]/ss), buf) })
+	benchcmp.Compare(b, "IOPS", "file", 4096, ops, 32,
+		benchcmp.Each(func(i int) error { return pread(fd, buf, offs[i%ops]) }),
+		benchcmp.Each(func(i int) error { return d.Read(uint64(offs[i%ops]/ss), buf) }))
 }
 
 // BenchmarkSeqRead1MBounce is SeqRead1M with a misaligned caller buffer: the
@@ -198,10 +147,14 @@ func BenchmarkSeqRead1MBounce(b *testing.B) {
 	d, fd := benchPair(b)
 	rawBuf, drvBuf := d.AllocBuffer(mib), misaligned(mib, 1)
 	ss := uint64(d.Info().SectorSize)
-	compare(b, "MB/s", mib, benchSize/mib, 4,
-		func(i int) error { return pread(fd, rawBuf, int64(i)*mib) },
-		func(i int) error { return d.Read(uint64(i)*mib/ss, drvBuf) })
+	benchcmp.Compare(b, "MB/s", "file", mib, benchSize/mib, 4,
+		benchcmp.Each(func(i int) error { return pread(fd, rawBuf, seqOff(i)) }),
+		benchcmp.Each(func(i int) error { return d.Read(uint64(seqOff(i))/ss, drvBuf) }))
 }
+
+// seqOff is where the i-th 1 MiB request of a sequential benchmark goes:
+// each round covers the image once.
+func seqOff(i int) int64 { return int64(i%(benchSize/mib)) * mib }
 
 // pread and pwrite are the raw side: one system call, as a program using
 // O_DIRECT by hand would do (a short transfer is an error here).
