@@ -358,8 +358,8 @@ as a client, against the same raw figures:
                   the same transfers with a handler that writes the body
                   straight to the raw region (then flushes) or answers
                   from it, pipelined as the store streams: the HTTP stack
-                  and the device together without the store, the most
-                  the two above can reach on this machine
+                  and the device together without the store: the most
+                  the store's rows can reach on this machine
   http-loopback-put, http-loopback-get
                   the same transfers with a handler that discards the
                   body or answers from memory: the HTTP stack alone
@@ -372,8 +372,8 @@ as a client, against the same raw figures:
 
 Raw and store rounds alternate, so both see the same device conditions; the
 ratio printed is the median of the rounds' own ratios (both sides of a round
-run back to back), which one slow moment of a shared machine does not sway. The
-store's data is never touched by raw I/O: raw reads and writes go only to the
+run back to back), which one slow moment of a shared machine does not sway.
+The store's data is never touched by raw I/O: raw reads and writes go only to the
 free space at the end of the archive area, past everything the store holds
 and will write during the run. The store's test values live under
 /.tarstore-bench and are removed at the end. When the free tail is too small
