@@ -373,9 +373,9 @@ as a client, against the same raw figures:
 Raw and store rounds alternate, so both see the same device conditions; the
 ratio printed is the median of the rounds' own ratios (both sides of a round
 run back to back), which one slow moment of a shared machine does not sway.
-The store's data is never touched by raw I/O: raw reads and writes go only to the
-free space at the end of the archive area, past everything the store holds
-and will write during the run. The store's test values live under
+The store's data is never touched by raw I/O: raw reads and writes go only
+to the free space at the end of the archive area, past everything the store
+holds and will write during the run. The store's test values live under
 /.tarstore-bench and are removed at the end. When the free tail is too small
 for --size, bench says so and stops (no_space, exit 7): try a smaller --size.`,
 			examples: []string{
