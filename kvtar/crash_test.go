@@ -188,78 +188,27 @@ func keysOf(m map[string][]byte) []string {
 	return ks
 }
 
-// TestCrashTornFirstWrites tears the first writes of a store at many more
-// seeds than TestCrashEveryWrite can afford: the first append after an
-// open, an append after it, and an overwrite, each cut at every write of
-// its own and torn 64 ways. An append commits its header together with its
-// data only when the journal already says where the archive ends (doc §3):
-// the first one after an open must not; the second is a lone append,
-// vouched for by the chain in its header.
-func TestCrashTornFirstWrites(t *testing.T) {
-	ops := []crashOp{
-		{"first append", func(s kv.RW) error { return s.Set(kv.MustKey("/a"), pattern(1, 100)) }},
-		{"second append", func(s kv.RW) error { return s.Set(kv.MustKey("/b"), pattern(2, 1500)) }},
-		{"overwrite", func(s kv.RW) error { return s.Set(kv.MustKey("/a"), pattern(3, 700)) }},
-	}
-	models := make([]map[string][]byte, len(ops)+1)
-	for i := range models {
-		models[i] = contents(t, modelAfter(t, ops, i))
-	}
-	base, err := mem.New(512, (256<<10)/512)
-	require.NoError(t, err)
-	require.NoError(t, Format(base))
-	images := 0
-	for n := 1; ; n++ {
-		dev := crash.New(base.Clone())
-		dev.FailAtWrite(n)
-		s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
-		require.NoError(t, err)
-		acked := 0
-		for _, op := range ops {
-			if op.do(s) != nil {
-				break
-			}
-			acked++
-		}
-		if acked == len(ops) {
-			break // past the last write
-		}
-		for seed := range int64(64) {
-			img := dev.Crash(crash.Tear, seed)
-			s, err := New(clock.NewFake(time.Unix(2e9, 0)), img)
-			require.NoError(t, err, "open after crash at write %d, seed %d", n, seed)
-			got := contents(t, s)
-			if !sameContents(got, models[acked]) && !sameContents(got, models[acked+1]) {
-				t.Fatalf("crash at write %d (seed %d) during %q: contents %v match neither before nor after",
-					n, seed, ops[acked].name, keysOf(got))
-			}
-			checkStore(t, s, img.ReaderAt())
-			require.NoError(t, s.Close())
-			images++
-		}
-	}
-	t.Logf("torn images checked: %d", images)
+// A crashImage is one way to make an image of a crashed device.
+type crashImage struct {
+	mode crash.Mode
+	seed int64
 }
 
-// TestCrashStreams cuts the power at every write of streamed values of
-// several chunks, whose chunks are written concurrently: a new value from
-// a reader, its replacement, and a large in-memory Set. Each crash image
-// (kept, dropped, torn 3 ways) opens with the value whole or as it was.
-func TestCrashStreams(t *testing.T) {
-	const n = 2*streamChunk + 5000 // three chunks: more than streamDepth
-	ops := []crashOp{
-		{"stream new", func(s kv.RW) error { return s.SetFrom(kv.MustKey("/s"), bytes.NewReader(pattern(1, n)), n) }},
-		{"stream over", func(s kv.RW) error { return s.SetFrom(kv.MustKey("/s"), bytes.NewReader(pattern(2, n+700)), n+700) }},
-		{"set large", func(s kv.RW) error { return s.Set(kv.MustKey("/m"), pattern(3, streamChunk+100)) }},
-	}
+// cutEachWrite runs ops on a fresh store of size bytes (512-byte sectors)
+// once per device write, the power failing at that write, and checks the
+// images(w) of each crash: the store opens with the contents before or
+// after the interrupted op, and the archive is sound. It returns the
+// number of images checked.
+func cutEachWrite(t *testing.T, ops []crashOp, size uint64, images func(w int) []crashImage) int {
+	t.Helper()
 	models := make([]map[string][]byte, len(ops)+1)
 	for i := range models {
 		models[i] = contents(t, modelAfter(t, ops, i))
 	}
-	base, err := mem.New(512, (8<<20)/512)
+	base, err := mem.New(512, size/512)
 	require.NoError(t, err)
 	require.NoError(t, Format(base))
-	images := 0
+	checked := 0
 	for w := 1; ; w++ {
 		dev := crash.New(base.Clone())
 		dev.FailAtWrite(w)
@@ -274,15 +223,12 @@ func TestCrashStreams(t *testing.T) {
 			acked++
 		}
 		if acked == len(ops) {
-			break // past the last write
+			return checked // past the last write
 		}
-		for _, m := range []struct {
-			mode crash.Mode
-			seed int64
-		}{{crash.KeepAll, 0}, {crash.DropAll, 0}, {crash.Tear, 1}, {crash.Tear, 2}, {crash.Tear, 3}} {
-			img := dev.Crash(m.mode, m.seed+int64(w))
+		for _, m := range images(w) {
+			img := dev.Crash(m.mode, m.seed)
 			s, err := New(clock.NewFake(time.Unix(2e9, 0)), img)
-			require.NoError(t, err, "open after crash at write %d (%s)", w, m.mode)
+			require.NoError(t, err, "open after crash at write %d (%s, seed %d)", w, m.mode, m.seed)
 			got := contents(t, s)
 			if !sameContents(got, models[acked]) && !sameContents(got, models[acked+1]) {
 				t.Fatalf("crash at write %d (%s, seed %d) during %q: contents %v match neither before nor after",
@@ -290,9 +236,49 @@ func TestCrashStreams(t *testing.T) {
 			}
 			checkStore(t, s, img.ReaderAt())
 			require.NoError(t, s.Close())
-			images++
+			checked++
 		}
 	}
+}
+
+// TestCrashTornFirstWrites tears the first writes of a store at many more
+// seeds than TestCrashEveryWrite can afford: the first append after an
+// open, an append after it, and an overwrite, each cut at every write of
+// its own and torn 64 ways. An append commits its header together with its
+// data only when the journal already says where the archive ends (doc §3):
+// the first one after an open must not; the second is a lone append,
+// vouched for by the chain in its header.
+func TestCrashTornFirstWrites(t *testing.T) {
+	ops := []crashOp{
+		{"first append", func(s kv.RW) error { return s.Set(kv.MustKey("/a"), pattern(1, 100)) }},
+		{"second append", func(s kv.RW) error { return s.Set(kv.MustKey("/b"), pattern(2, 1500)) }},
+		{"overwrite", func(s kv.RW) error { return s.Set(kv.MustKey("/a"), pattern(3, 700)) }},
+	}
+	images := cutEachWrite(t, ops, 256<<10, func(int) []crashImage {
+		imgs := make([]crashImage, 64)
+		for seed := range imgs {
+			imgs[seed] = crashImage{crash.Tear, int64(seed)}
+		}
+		return imgs
+	})
+	t.Logf("torn images checked: %d", images)
+}
+
+// TestCrashStreams cuts the power at every write of streamed values of
+// several chunks, whose chunks are written concurrently: a new value from
+// a reader, its replacement, and a large in-memory Set. Each crash image
+// (kept, dropped, torn 3 ways) opens with the value whole or as it was.
+func TestCrashStreams(t *testing.T) {
+	const n = 2*streamChunk + 5000 // three chunks: more than streamDepth
+	ops := []crashOp{
+		{"stream new", func(s kv.RW) error { return s.SetFrom(kv.MustKey("/s"), bytes.NewReader(pattern(1, n)), n) }},
+		{"stream over", func(s kv.RW) error { return s.SetFrom(kv.MustKey("/s"), bytes.NewReader(pattern(2, n+700)), n+700) }},
+		{"set large", func(s kv.RW) error { return s.Set(kv.MustKey("/m"), pattern(3, streamChunk+100)) }},
+	}
+	images := cutEachWrite(t, ops, 8<<20, func(w int) []crashImage {
+		return []crashImage{{crash.KeepAll, 0}, {crash.DropAll, 0},
+			{crash.Tear, int64(w) + 1}, {crash.Tear, int64(w) + 2}, {crash.Tear, int64(w) + 3}}
+	})
 	t.Logf("crash images checked: %d", images)
 }
 

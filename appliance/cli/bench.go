@@ -197,7 +197,7 @@ func runBench(c *cmdCtx) (err error) {
 		return err
 	}
 	// The value the reads and overwrites use.
-	if err := b.store.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: size}, size); err != nil {
+	if _, err := b.storeOverwriteSeq(); err != nil {
 		return err
 	}
 	if c.a.on("http") {
@@ -384,16 +384,18 @@ func (b *bench) belowRaw(disk string) error {
 	return nil
 }
 
-// storeSeqWrite sets a new sequential value, streamed from memory; the
-// round removes it afterwards.
-func (b *bench) storeSeqWrite() (float64, error) {
-	return float64(b.size), b.store.SetFrom(b.newSeqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
+// setSeq streams --size bytes of the pattern to k with setFrom (the
+// store's or the HTTP client's).
+func (b *bench) setSeq(setFrom func(kv.Key, io.Reader, int64) error, k kv.Key) (float64, error) {
+	return float64(b.size), setFrom(k, &patternReader{p: b.pattern, left: b.size}, b.size)
 }
 
+// storeSeqWrite sets a new sequential value; the round removes it
+// afterwards.
+func (b *bench) storeSeqWrite() (float64, error) { return b.setSeq(b.store.SetFrom, b.newSeqKey()) }
+
 // storeOverwriteSeq sets the sequential value over the one there.
-func (b *bench) storeOverwriteSeq() (float64, error) {
-	return float64(b.size), b.store.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
-}
+func (b *bench) storeOverwriteSeq() (float64, error) { return b.setSeq(b.store.SetFrom, b.seqKey()) }
 
 func (b *bench) rawSeqRead() (float64, error) {
 	for off := int64(0); off < b.size; off += b.chunk {

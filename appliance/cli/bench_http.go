@@ -246,16 +246,11 @@ func (b *bench) getAll(url string) error {
 	return err
 }
 
-// httpPutSeq PUTs a new sequential value, streamed from memory; the round
-// removes it afterwards.
-func (b *bench) httpPutSeq() (float64, error) {
-	return float64(b.size), b.cl.SetFrom(b.newSeqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
-}
+// httpPutSeq PUTs a new sequential value; the round removes it afterwards.
+func (b *bench) httpPutSeq() (float64, error) { return b.setSeq(b.cl.SetFrom, b.newSeqKey()) }
 
 // httpOverwriteSeq PUTs the sequential value over the one there.
-func (b *bench) httpOverwriteSeq() (float64, error) {
-	return float64(b.size), b.cl.SetFrom(b.seqKey(), &patternReader{p: b.pattern, left: b.size}, b.size)
-}
+func (b *bench) httpOverwriteSeq() (float64, error) { return b.setSeq(b.cl.SetFrom, b.seqKey()) }
 
 // httpGetSeq GETs the sequential value in one streamed response, into
 // io.Discard.
