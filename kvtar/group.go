@@ -154,25 +154,26 @@ func reword(err error, r *request) error {
 // A txnMark is the state of a transaction before one request's plan, to
 // roll the request back when its plan fails.
 type txnMark struct {
-	sp                                               space
-	invisible                                        []extent
-	writes, forced, released, apply, streamed, zeros int
-	placed                                           int
-	lones                                            int
+	sp                               space
+	invisible                        []extent
+	writes, forced                   []write // cloned: a stream may cut them (supersede)
+	released, apply, streamed, zeros int
+	placed                           int
+	lones                            int
 }
 
 func (t *txn) mark() txnMark {
 	sp := t.s.sp
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
-		writes: len(t.writes), forced: len(t.forced), released: len(t.released), apply: len(t.apply),
+		writes: slices.Clone(t.writes), forced: slices.Clone(t.forced), released: len(t.released), apply: len(t.apply),
 		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones)}
 }
 
 func (t *txn) rollback(m txnMark) {
 	t.s.sp = m.sp
-	t.writes = t.writes[:m.writes]
-	t.forced = t.forced[:m.forced]
+	t.writes = m.writes
+	t.forced = m.forced
 	t.released = t.released[:m.released]
 	t.apply = t.apply[:m.apply]
 	t.invisible = m.invisible

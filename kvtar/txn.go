@@ -96,14 +96,58 @@ func (t *txn) commit(off int64, data []byte) {
 func (t *txn) release(m *member) { t.released = append(t.released, m) }
 
 // consume marks hole chunks taken by a placement: their filler becomes
-// stage space for this txn.
+// stage space for this txn. Only chunks that are on the device count: a
+// chunk this transaction laid out itself is there only once the
+// transaction is applied. (Where such a chunk is the rest of a chunk on the
+// device, its filler lies in that chunk's filler, which the placement
+// that left the rest consumed.)
 func (t *txn) consume(chunks []extent) {
 	for _, c := range chunks {
-		if f := filler(c); f.len > 0 {
+		if f := filler(c); f.len > 0 && t.onDevice(c) {
 			t.invisible = append(t.invisible, f)
 		}
 	}
 	slices.SortFunc(t.invisible, func(a, b extent) int { return cmp64(a.off, b.off) })
+}
+
+// onDevice reports whether c is a hole chunk of the archive on the device
+// (of the space map when the transaction began).
+func (t *txn) onDevice(c extent) bool {
+	cs := t.saved.chunks
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].off >= c.off })
+	return i < len(cs) && cs[i] == c
+}
+
+// supersede cuts e out of the writes queued so far: bytes written to e
+// after them (a stream's stage writes, issued at once) win.
+func (t *txn) supersede(e extent) {
+	cut := func(ws []write) []write {
+		var out []write
+		for i, w := range ws {
+			we := extent{w.off, int64(len(w.data))}
+			if !we.overlaps(e) {
+				if out != nil {
+					out = append(out, w)
+				}
+				continue
+			}
+			if out == nil {
+				out = append(make([]write, 0, len(ws)+1), ws[:i]...)
+			}
+			if e.off > we.off {
+				out = append(out, write{w.off, w.data[:e.off-we.off]})
+			}
+			if e.end() < we.end() {
+				out = append(out, write{e.end(), w.data[e.end()-we.off:]})
+			}
+		}
+		if out == nil {
+			return ws
+		}
+		return out
+	}
+	t.writes = cut(t.writes)
+	t.forced = cut(t.forced)
 }
 
 // hole queues the writes that lay out e as hole chunks and records them in

@@ -186,7 +186,12 @@ func readError(op string, k kv.Key, size int64, err error) error {
 // set writes a new member for k from r (or from whole, when the bytes are
 // in memory), replacing what k held.
 func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) error {
-	return s.write(op, []kv.Key{k}, func(t *txn) error {
+	return s.write(op, []kv.Key{k}, s.planSet(op, k, r, size, whole))
+}
+
+// planSet returns the plan of set.
+func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []byte) func(t *txn) error {
+	return func(t *txn) error {
 		n, err := s.checkTarget(op, k)
 		if err != nil {
 			return err
@@ -204,7 +209,7 @@ func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) 
 		t.replace(n)
 		t.bind(k, m)
 		return nil
-	})
+	}
 }
 
 // stream copies size bytes from r to the device at off, in the planning of
@@ -349,10 +354,19 @@ func (t *txn) stage(ws ...write) error {
 // planStage returns the parts of ws that lie in invisible space, to be
 // written now, and adds them to the streamed extents; the rest it queues
 // (copies) as writes of the transaction.
+//
+// The parts written now go to the device before the writes queued so far,
+// which step 1 issues later: those are cut where the parts written now
+// lie, so that the later write wins as in any transaction (doc §3). (An
+// earlier request of the same group may have queued the hole structure of
+// the space this stream fills.)
 func (t *txn) planStage(ws ...write) []write {
 	var st, cm []write
 	for _, w := range ws {
 		t.split(w, &st, &cm)
+	}
+	for _, w := range st {
+		t.supersede(extent{w.off, int64(len(w.data))})
 	}
 	for _, w := range cm {
 		t.put(w.off, bytes.Clone(w.data))
