@@ -3,6 +3,7 @@ package kvtar
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 
 	"github.com/tarstore/tarstore/kv"
@@ -22,6 +23,7 @@ type request struct {
 	plan func(t *txn) error
 	err  error
 	lead bool          // set when the request is to lead the next group
+	done bool          // set by finish
 	wake chan struct{} // closed when the request is done or leads
 }
 
@@ -63,11 +65,41 @@ func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
 
 // commitGroup plans and runs one transaction for the requests of batch that
 // do not conflict, finishes them, and returns the others.
+//
+// A panic while the group is planned or run (a bug, or a device driver
+// that panics) fails every request of the batch with kv.ErrStorage
+// instead of unwinding through the leader: the leader still hands the lead
+// on, and no writer waits forever. When the panic came before step 1, no
+// write of the transaction reached the device (streamed data lies in free
+// space only) and the store stays usable: the space map is restored and
+// the index was not changed. From step 1 on, the device may hold part of
+// the transaction and the index part of its changes: the store fails
+// (later writes get kv.ErrStorage until it is opened again, which
+// recovers); reads go on.
 func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var t *txn
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		err := fmt.Errorf("%w: %v\n%s", errPanic, p, debug.Stack())
+		if t != nil && t.wrote {
+			s.failed = err
+		} else if t != nil {
+			t.undo()
+		}
+		for _, r := range batch {
+			if !r.done {
+				r.finish(kv.Storage(r.op, r.keys[0], err))
+			}
+		}
+		deferred = nil
+	}()
 	first := batch[0]
 	if err := s.writable(first.op, first.keys[0]); err != nil {
 		for _, r := range batch {
@@ -75,7 +107,7 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 		}
 		return nil
 	}
-	t := s.begin()
+	t = s.begin()
 	var planned []*request
 	var keys []kv.Key
 	for _, r := range batch {
@@ -101,7 +133,12 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 	return deferred
 }
 
+// errPanic is the cause of the errors of requests whose transaction
+// panicked.
+var errPanic = errors.New("kvtar: internal error (panic) in a write transaction")
+
 func (r *request) finish(err error) {
+	r.done = true
 	r.err = err
 	if !r.lead {
 		close(r.wake)

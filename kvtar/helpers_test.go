@@ -7,10 +7,13 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/mem"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
 )
@@ -115,4 +118,31 @@ func holesFirst(s *Store) *Store {
 	defer s.mu.Unlock()
 	s.sp.reserve = s.limit
 	return s
+}
+
+// newMemStore opens a store on a new formatted in-memory device of size
+// bytes and ss-byte sectors. When the test ends, whatever state the test
+// left the device in is opened again (read-only, on a copy) and checked:
+// Check finds nothing fatal and archive/tar extracts what the store holds
+// (as bbolt checks every test's database in t.Cleanup).
+func newMemStore(t testing.TB, ss int, size uint64) (*Store, *mem.Device) {
+	t.Helper()
+	dev, err := mem.New(ss, size/uint64(ss))
+	require.NoError(t, err)
+	require.NoError(t, Format(dev))
+	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
+	require.NoError(t, err)
+	t.Cleanup(func() { checkDevice(t, dev) })
+	return s, dev
+}
+
+// checkDevice opens a read-only copy of dev as a store and checks it
+// (checkStore).
+func checkDevice(t testing.TB, dev *mem.Device) {
+	t.Helper()
+	img := dev.Clone()
+	s, err := New(clock.NewFake(time.Unix(3e9, 0)), img.ReadOnlyView())
+	require.NoError(t, err, "open of the test's final image")
+	checkStore(t, s, img.ReaderAt())
+	require.NoError(t, s.Close())
 }

@@ -53,6 +53,10 @@ type txn struct {
 	// that makes the hole is durable.
 	fills []write
 
+	// wrote is set once step 1 starts: from then on the device may hold
+	// part of the transaction.
+	wrote bool
+
 	// streamed is data already staged on the device by streaming writes
 	// (SetFrom, copies). When the transaction has a journal record, run
 	// flushes it before writing the record, so that the record need not
@@ -348,11 +352,26 @@ func (t *txn) run(op string, k kv.Key) error {
 		early, late = splitEarly(commit, t.diskEOA)
 	}
 
-	// Step 1: the stage writes and the record. Streamed data is flushed
-	// before the record is written, so that the record need not vouch for
-	// it (a CRC over it could cost as much as the flush saves).
+	// Step 1: the stage writes and the record.
 	zs := s.zombieList()
-	s.mu.Unlock()
+	t.wrote = true
+	if err := s.unlocked(func() error { return t.stepOne(rec, stage, early, zs) }); err != nil {
+		// The device may hold any part of step 1, the record included:
+		// only a new open knows which state it is in.
+		s.failed = err
+		t.undo()
+		return kv.Storage(op, k, err)
+	}
+	return t.applyDurable(op, k, rec, chained, chain, late)
+}
+
+// stepOne issues step 1 (doc §3): the stage writes, the header of an
+// append when it may go early, the journal record and the zeroes; then
+// it flushes. Streamed data is flushed before the record is written, so
+// that the record need not vouch for it (a CRC over it could cost as much
+// as the flush saves). The caller has released s.mu; zs are the zombies.
+func (t *txn) stepOne(rec *record, stage, early []write, zs []*member) error {
+	s := t.s
 	var err error
 	if rec != nil && len(t.streamed) > 0 {
 		err = s.dev.Flush()
@@ -388,14 +407,21 @@ func (t *txn) run(op string, k kv.Key) error {
 	if err == nil {
 		err = s.dev.Flush()
 	}
-	s.mu.Lock()
-	if err != nil {
-		// The device may hold any part of step 1, the record included:
-		// only a new open knows which state it is in.
-		s.failed = err
-		t.undo()
-		return kv.Storage(op, k, err)
-	}
+	return err
+}
+
+// unlocked runs fn with s.mu released, and takes it again however fn
+// ends (a panic included).
+func (s *Store) unlocked(fn func() error) error {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	return fn()
+}
+
+// applyDurable is the rest of run once step 1 is durable: the store's
+// journal state, step 2, and the index changes.
+func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain uint32, late []write) error {
+	s := t.s
 	// The transaction is durable: its record, or its only writes, are
 	// on the device. The flush also made the previous transaction's
 	// commit writes durable.

@@ -1,0 +1,96 @@
+package kvtar
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tarstore/tarstore/clock"
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/mem"
+	"github.com/tarstore/tarstore/kv"
+)
+
+// TestPanicInPlanFailsOnlyItsGroup: a plan that panics fails its request
+// (and the requests grouped with it) with kv.ErrStorage; the store is not
+// wedged and takes the next writes.
+func TestPanicInPlanFailsOnlyItsGroup(t *testing.T) {
+	s, _ := newMemStore(t, 512, 4<<20)
+	require.NoError(t, s.Set(kv.MustKey("/a"), []byte("a")))
+	err := s.write("set", []kv.Key{kv.MustKey("/p")}, func(t *txn) error {
+		t.put(t.diskEOA, make([]byte, blockSize)) // a queued write, never issued
+		panic("planted")
+	})
+	require.ErrorIs(t, err, kv.ErrStorage)
+	require.ErrorIs(t, err, errPanic)
+
+	// Many writers after it: none blocks.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			require.NoError(t, s.Set(kv.MustKey("/w/"+string(rune('a'+i))), pattern(byte(i), 3000)))
+		})
+	}
+	wg.Wait()
+	v, err := s.Get(kv.MustKey("/a"))
+	require.NoError(t, err)
+	require.Equal(t, "a", string(v))
+	checkStore(t, s, deviceReader(s.dev))
+	require.NoError(t, s.Close())
+}
+
+// panicky is a device whose Flush panics once armed.
+type panicky struct {
+	*mem.Device
+	armed atomic.Bool
+}
+
+func (p *panicky) Flush() error {
+	if p.armed.Load() {
+		panic("planted device panic")
+	}
+	return p.Device.Flush()
+}
+
+var _ hw.Block = (*panicky)(nil)
+
+// TestPanicInStepOneFailsTheStore: a panic once the transaction has
+// started to write fails the store cleanly: every writer gets an error
+// (none waits forever), reads go on, later writes are refused, and a new
+// open recovers a consistent archive without the failed write.
+func TestPanicInStepOneFailsTheStore(t *testing.T) {
+	base, err := mem.New(512, (4<<20)/512)
+	require.NoError(t, err)
+	require.NoError(t, Format(base))
+	dev := &panicky{Device: base}
+	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
+	require.NoError(t, err)
+	require.NoError(t, s.Set(kv.MustKey("/a"), []byte("a")))
+	dev.armed.Store(true)
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 8 {
+		wg.Go(func() {
+			if err := s.Set(kv.MustKey("/w/"+string(rune('a'+i))), pattern(byte(i), 3000)); err != nil {
+				require.ErrorIs(t, err, kv.ErrStorage)
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(8), failed.Load())
+	v, err := s.Get(kv.MustKey("/a"))
+	require.NoError(t, err)
+	require.Equal(t, "a", string(v))
+	require.ErrorIs(t, s.Set(kv.MustKey("/b"), nil), kv.ErrStorage)
+
+	dev.armed.Store(false)
+	s2, err := New(clock.NewFake(time.Unix(2e9, 0)), base.Reopen())
+	require.NoError(t, err)
+	got := contents(t, s2)
+	require.Equal(t, "a", string(got["/a"]))
+	checkStore(t, s2, base.ReaderAt())
+	require.NoError(t, s2.Close())
+}
