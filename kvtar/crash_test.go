@@ -103,8 +103,20 @@ func TestCrashEveryWrite(t *testing.T) {
 		models[i] = contents(t, modelAfter(t, ops, i))
 	}
 	total := 0
-	for _, ss := range []int{512, 4096} {
-		t.Run(fmt.Sprint(ss), func(t *testing.T) {
+	var used [numProtocols]int
+	// Each variant cuts every write; "spill" makes every journal record
+	// spill (inlineLimit), so that the spilled protocol is cut at every
+	// write too.
+	for _, v := range []struct {
+		ss    int
+		spill bool
+	}{{512, false}, {4096, false}, {512, true}} {
+		ss := v.ss
+		name := fmt.Sprint(ss)
+		if v.spill {
+			name += "-spill"
+		}
+		t.Run(name, func(t *testing.T) {
 			const size = 2 << 20
 			base, err := mem.New(ss, size/uint64(ss))
 			require.NoError(t, err)
@@ -116,6 +128,16 @@ func TestCrashEveryWrite(t *testing.T) {
 				s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 				require.NoError(t, err)
 				holesFirst(s)
+				if v.spill {
+					s.inlineLimit = 1
+				}
+				defer func() {
+					if failAt == 0 {
+						for p, n := range s.protocols {
+							used[p] += n
+						}
+					}
+				}()
 				for _, op := range ops {
 					if err := op.do(s); err != nil {
 						require.True(t, errors.Is(err, kv.ErrStorage), "%s: %v", op.name, err)
@@ -171,6 +193,12 @@ func TestCrashEveryWrite(t *testing.T) {
 		})
 	}
 	t.Logf("crash images checked: %d", total)
+	for p, n := range used {
+		t.Logf("protocol %s: %d transactions in the uncut runs", protocol(p), n)
+		if protocol(p) != protoStage {
+			require.NotZero(t, n, "no transaction used protocol %s: the crash test does not cover it", protocol(p))
+		}
+	}
 }
 
 func opName(ops []crashOp, i int) string {

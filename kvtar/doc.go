@@ -108,8 +108,18 @@
 // independent (group.go).
 //
 // A transaction whose record is too large for its slot spills (§4); it
-// flushes after step 2 as well, and writes a checkpoint — a record with no
-// writes that says where the archive ends — to the other slot.
+// flushes its step 2 at once, and only then writes a checkpoint — a record
+// with no writes that says where the archive ends — to the other slot, and
+// flushes again: a checkpoint durable before every commit sector would let
+// recovery replay nothing over a torn commit.
+//
+// These are the protocols a transaction can take, chosen in one place
+// (txn.go, protocol): lone append (no record), early header (record, the
+// appended header in step 1), two-step (record, every commit write in step
+// 2: the first transaction after an open), spilled (with its checkpoint);
+// and stage-only when nothing the archive shows changes. The crash tests
+// cut every write of each (a knob makes every record spill) and check that
+// each was used.
 //
 // # 4. The journal record
 //

@@ -70,6 +70,13 @@ type Store struct {
 	// heads are the device buffers Get reads the start of a large value
 	// into (read.go); chunks those of streamed values (write.go).
 	heads, chunks bufPool
+	// protocols counts the transactions run by each protocol (txn.go),
+	// guarded by s.mu: tests check that they drove every one.
+	protocols [numProtocols]int
+	// inlineLimit, when positive, lowers the size from which a journal
+	// record spills (tests only; see inlineMax).
+	inlineLimit int64
+
 	// pending are the byte ranges of the last transaction's commit
 	// writes while they are not yet flushed (doc §3): the next
 	// transaction does not stage writes there, and its record asks for the

@@ -299,6 +299,61 @@ func (t *txn) finish() {
 	}
 }
 
+// A protocol is how a transaction reaches the device (doc §3); run picks
+// one in protocol, the one place that decides.
+type protocol int
+
+const (
+	// protoStage: stage writes only (streamed data, say), nothing the
+	// archive shows changes: step 1 without a record.
+	protoStage protocol = iota
+	// protoLone: lone appends vouched for by their chained headers, no
+	// record: one write, one flush.
+	protoLone
+	// protoEarly: a record, with the header of an append at the end of
+	// archive in step 1 (the journal says where the archive ends); the
+	// other commit writes in step 2, flushed by the next transaction.
+	protoEarly
+	// protoTwoStep: a record, every commit write in step 2 (the first
+	// transaction after an open, when no record says where the archive
+	// ends).
+	protoTwoStep
+	// protoSpilled: a record too large for its slot, its commit bytes in
+	// free space; step 2 is flushed at once and retired by a checkpoint.
+	protoSpilled
+	numProtocols
+)
+
+var protocolNames = [numProtocols]string{"stage-only", "lone-append", "early-header", "two-step", "spilled"}
+
+func (p protocol) String() string { return protocolNames[p] }
+
+// protocol picks the protocol of a transaction: chained when its writes
+// are lone appends (chainable), rec its journal record or nil.
+func (s *Store) protocol(chained bool, rec *record) protocol {
+	switch {
+	case chained:
+		return protoLone
+	case rec == nil:
+		return protoStage
+	case rec.spill != 0:
+		return protoSpilled
+	case s.journalBase:
+		return protoEarly
+	}
+	return protoTwoStep
+}
+
+// inlineMax is the largest record kept inline in its slot; larger ones
+// spill. Tests lower it (Store.inlineLimit) to drive the spilled protocol
+// with small transactions.
+func (s *Store) inlineMax() int64 {
+	if s.inlineLimit > 0 {
+		return min(s.inlineLimit, s.slotSize())
+	}
+	return s.slotSize()
+}
+
 // run writes the transaction (doc §3) and applies its index changes. It is
 // called with s.wmu and s.mu held; it returns with s.mu held. op and k name
 // the operation for errors.
@@ -333,7 +388,7 @@ func (t *txn) run(op string, k kv.Key) error {
 			eoaBefore: t.diskEOA, eoaAfter: s.sp.eoa,
 		}
 		rec.stage, rec.stageCRC = t.vouched(stage)
-		if rec.headSize() > s.slotSize() {
+		if rec.headSize() > s.inlineMax() {
 			off, ok := t.spillAt(stage, rec.commitLen())
 			if !ok {
 				t.undo()
@@ -346,9 +401,11 @@ func (t *txn) run(op string, k kv.Key) error {
 	// step 1 (doc §3): if step 1 does not complete, recovery ends the
 	// archive before it again (this record discarded, or the one before it
 	// newest). The other commit writes wait for step 2.
+	proto := s.protocol(chained, rec)
+	s.protocols[proto]++
 	late := commit
 	var early []write
-	if chained || rec != nil && s.journalBase && rec.spill == 0 {
+	if proto == protoLone || proto == protoEarly {
 		early, late = splitEarly(commit, t.diskEOA)
 	}
 
@@ -465,13 +522,6 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 	for _, w := range commit {
 		b.Write(w.off, w.data)
 	}
-	spilled := rec != nil && rec.spill != 0
-	var cp *record
-	if spilled {
-		cp = &record{seq: rec.seq + 1, eoaBefore: rec.eoaAfter, eoaAfter: rec.eoaAfter}
-		head, _ := cp.encode()
-		b.Write(s.slotOff(int(cp.seq%2)), padSector(head, s.ss))
-	}
 	zs := s.zombieList()
 	err := s.capture(zs, t.fills)
 	if err == nil {
@@ -480,21 +530,43 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 	if err == nil {
 		err = b.Issue()
 	}
-	if err == nil && spilled {
-		err = s.dev.Flush()
-	}
 	if err != nil {
 		// The device may hold any mix of old and new commit sectors; the
 		// journal sorts it out at the next open.
 		return err
 	}
-	if spilled {
-		s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
-		return nil
+	if rec != nil && rec.spill != 0 {
+		return s.checkpoint(rec)
 	}
 	for _, w := range commit {
 		s.pending = append(s.pending, extent{w.off, int64(len(w.data))})
 	}
+	return nil
+}
+
+// checkpoint retires the spilled record rec, whose commit writes were
+// just issued: it flushes them, then writes a checkpoint — a record with
+// no writes that says where the archive ends — to the other slot and
+// flushes it. The order matters: were the checkpoint durable before all
+// of rec's commit sectors, a crash could leave it the newest record with
+// rec's writes torn, and recovery would replay nothing. Once the
+// checkpoint is durable, the next transaction may write over rec's
+// spilled bytes.
+func (s *Store) checkpoint(rec *record) error {
+	if err := s.dev.Flush(); err != nil {
+		return err
+	}
+	cp := &record{seq: rec.seq + 1, eoaBefore: rec.eoaAfter, eoaAfter: rec.eoaAfter}
+	head, _ := cp.encode()
+	b := blockio.NewBatch(s.dev)
+	b.Write(s.slotOff(int(cp.seq%2)), padSector(head, s.ss))
+	if err := b.Issue(); err != nil {
+		return err
+	}
+	if err := s.dev.Flush(); err != nil {
+		return err
+	}
+	s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
 	return nil
 }
 
