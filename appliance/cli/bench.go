@@ -131,7 +131,7 @@ func runBench(c *cmdCtx) (err error) {
 	store, err := kvtar.New(appliance.Clock(), dev)
 	if err != nil {
 		dev.Close()
-		return err
+		return openError(c.cfg, err)
 	}
 	defer closeInto(store, &err)
 	disk := appliance.Describe(c.cfg)

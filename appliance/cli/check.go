@@ -39,11 +39,15 @@ func toProblems(ps []kvtar.Problem) []problem {
 	return out
 }
 
-// openProblem turns a failed open (a damaged archive) into a fatal
-// problem, or returns nil when the failure is not about the archive.
-func openProblem(err error) *problem {
+// openProblem turns a failed open of the disk at path (a damaged or
+// truncated archive) into a fatal problem, or returns nil when the failure
+// is not about the archive.
+func openProblem(path string, err error) *problem {
 	var ke *kv.Error
-	if errors.As(err, &ke) && (errors.Is(err, kv.ErrCorrupt) || errors.Is(err, kv.ErrStorage)) {
+	switch {
+	case errors.Is(err, kvtar.ErrTooSmall):
+		return &problem{What: tooSmallMessage(path, err), Fatal: true}
+	case errors.As(err, &ke) && (errors.Is(err, kv.ErrCorrupt) || errors.Is(err, kv.ErrStorage)):
 		return &problem{What: ke.Message(), Fatal: true}
 	}
 	return nil
@@ -52,7 +56,7 @@ func openProblem(err error) *problem {
 func runCheck(c *cmdCtx) (err error) {
 	rep := checkReport{Disk: appliance.Describe(c.cfg), Problems: []problem{}}
 	fail := func(err error) error {
-		p := openProblem(err)
+		p := openProblem(c.cfg.Disk, err)
 		if p == nil {
 			return openError(c.cfg, err)
 		}
@@ -60,13 +64,16 @@ func runCheck(c *cmdCtx) (err error) {
 		if c.a.on("json") {
 			writeJSON(c.env.Stdout, rep)
 		}
+		if errors.Is(err, kvtar.ErrTooSmall) {
+			return openError(c.cfg, err) // corrupt, not kvtar's invalid_argument
+		}
 		return err
 	}
 	if c.a.on("repair") {
 		// First a read-only look, to report what the repair is about.
 		s, err := appliance.OpenStore(c.cfg, true)
 		if err != nil {
-			if p := openProblem(err); p != nil {
+			if p := openProblem(c.cfg.Disk, err); p != nil {
 				rep.BeforeRepair = []problem{*p}
 			} else {
 				return openError(c.cfg, err)

@@ -20,6 +20,10 @@
 //   - stat prints the last-modified time in RFC 3339 to the second, in UTC:
 //     that is what HTTP's Last-Modified carries, so embedded and remote
 //     output agree. --json has the same fields.
+//   - A disk smaller than the smallest store (kvtar.ErrTooSmall, which
+//     kvtar reports as invalid_argument) is corrupt (exit 10): it is a
+//     truncated image or not a store at all. The message gives its size
+//     and the minimum.
 //   - A key that does not parse is an invalid_key error (exit 9) reported
 //     under the command's operation with the key as typed.
 //   - Local files that cannot be read (put FILE, patch FILE, import DIR)
@@ -47,6 +51,7 @@ import (
 	"github.com/tarstore/tarstore/appliance/config"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar"
 )
 
 // Exit statuses (SPEC §5).
@@ -230,11 +235,17 @@ func report(w io.Writer, cmd *command, err error) int {
 
 // openError turns an error opening the device into one the user can act on.
 func openError(cfg config.Config, err error) error {
+	dev := appliance.Describe(cfg)
+	if errors.Is(err, kvtar.ErrTooSmall) {
+		// kvtar calls it invalid_argument (the device it was handed is
+		// unusable); to the user an image below the smallest store is a
+		// damaged one: corrupt, exit 10.
+		return &opError{"open", dev, tooSmallMessage(cfg.Disk, err), kv.ErrCorrupt.Error()}
+	}
 	var ke *kv.Error
 	if errors.As(err, &ke) {
 		return err
 	}
-	dev := appliance.Describe(cfg)
 	switch {
 	case errors.Is(err, appliance.ErrNoDriver):
 		return &usageError{err.Error()}
@@ -254,4 +265,27 @@ func openError(cfg config.Config, err error) error {
 		return &opError{"open", dev, msg, kv.ErrStorage.Error()}
 	}
 	return &opError{"open", dev, err.Error(), kv.ErrStorage.Error()}
+}
+
+// tooSmallMessage explains kvtar.ErrTooSmall for the disk at path: its size
+// (of the file, when it is one, and what the store saw in whole sectors)
+// against the smallest store.
+func tooSmallMessage(path string, err error) string {
+	seen := ""
+	var ke *kv.Error
+	if errors.As(err, &ke) && ke.Detail != "" {
+		seen, _, _ = strings.Cut(ke.Detail, ",") // "1024 bytes, need at least 65536"
+	}
+	size := seen
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() {
+		size = fmt.Sprintf("%d bytes", fi.Size())
+		if seen != "" && seen != size {
+			size += " (" + seen + " in whole sectors)"
+		}
+	}
+	if size == "" {
+		size = "fewer bytes"
+	}
+	return fmt.Sprintf("the disk holds %s, less than the smallest store (%d bytes): it is truncated, or not a tarstore disk",
+		size, kvtar.MinDeviceSize)
 }

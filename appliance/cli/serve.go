@@ -10,6 +10,7 @@ import (
 	"github.com/tarstore/tarstore/appliance"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar"
 )
 
 func runServe(c *cmdCtx) error {
@@ -30,6 +31,8 @@ func runServe(c *cmdCtx) error {
 		return nil
 	case errors.Is(err, appliance.ErrNeedToken), errors.Is(err, appliance.ErrBadToken):
 		return usagef("%v", err)
+	case errors.Is(err, kvtar.ErrTooSmall):
+		return openError(c.cfg, err)
 	case errors.As(err, &ke):
 		return err
 	case errors.As(err, &de), errors.As(err, &he):
