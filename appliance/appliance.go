@@ -23,7 +23,10 @@
 //   - --virtio and --nvme are accepted and fail with ErrNoDriver: this
 //     build has no userspace virtio-blk or NVMe driver yet.
 //   - A server listening anywhere but loopback requires a token file
-//     (ErrNeedToken), as SPEC §6 says.
+//     (ErrNeedToken), as SPEC §6 says. Loopback is decided on addresses,
+//     never on names (CheckLoopback): a host name must resolve to loopback
+//     addresses only, and the address the listener is bound to must be
+//     loopback too.
 package appliance
 
 import (

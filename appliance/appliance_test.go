@@ -22,21 +22,60 @@ import (
 	"github.com/tarstore/tarstore/kv"
 )
 
+// fakeResolver resolves the names it holds; others do not resolve.
+type fakeResolver map[string][]string
+
+func (r fakeResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
+	addrs, ok := r[host]
+	if !ok {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	var out []net.IPAddr
+	for _, a := range addrs {
+		out = append(out, net.IPAddr{IP: net.ParseIP(a)})
+	}
+	return out, nil
+}
+
 func TestIsLoopback(t *testing.T) {
+	ctx := context.Background()
+	r := fakeResolver{
+		"localhost": {"127.0.0.1", "::1"},
+		"lo6":       {"::1"},
+		"hijacked":  {"127.0.0.1", "10.0.2.15"}, // one address is enough to refuse
+		"public":    {"203.0.113.7"},
+		"nothing":   {},
+	}
 	for addr, want := range map[string]bool{
 		"127.0.0.1:7070": true,
 		"127.1.2.3:1":    true,
 		"[::1]:7070":     true,
 		"localhost:7070": true,
+		"lo6:1":          true,
+		"hijacked:7070":  false,
+		"public:7070":    false,
+		"nothing:7070":   false,
+		"unknown:7070":   false,
 		"0.0.0.0:7070":   false,
 		":7070":          false,
 		"[::]:7070":      false,
 		"10.0.2.15:80":   false,
-		"example.com:80": false,
 		"garbage":        false,
 	} {
-		assert.Equal(t, want, IsLoopback(addr), addr)
+		err := CheckLoopback(ctx, r, addr)
+		assert.Equal(t, want, err == nil, "%s: %v", addr, err)
+		assert.Equal(t, want, IsLoopback(ctx, r, addr), addr)
+		if !want {
+			assert.ErrorIs(t, err, ErrNotLoopback, addr)
+		}
 	}
+	// The name is never trusted: localhost resolving to a public address
+	// is not loopback.
+	err := CheckLoopback(ctx, fakeResolver{"localhost": {"198.51.100.1"}}, "localhost:7070")
+	assert.ErrorIs(t, err, ErrNotLoopback)
+	assert.Contains(t, err.Error(), "localhost resolves to 198.51.100.1")
+	// The real resolver: an IP literal needs none.
+	assert.True(t, IsLoopback(ctx, nil, "127.0.0.1:0"))
 }
 
 func TestReadToken(t *testing.T) {
@@ -251,6 +290,12 @@ func TestServeRefusals(t *testing.T) {
 	ctx := context.Background()
 	err := Serve(ctx, config.Config{Disk: img, Listen: "0.0.0.0:0", MaxConns: 1}, ServeOptions{})
 	assert.ErrorIs(t, err, ErrNeedToken)
+	// A name is judged by what it resolves to.
+	err = Serve(ctx, config.Config{Disk: img, Listen: "localhost:0", MaxConns: 1},
+		ServeOptions{Resolver: fakeResolver{"localhost": {"127.0.0.1", "192.0.2.1"}}})
+	assert.ErrorIs(t, err, ErrNeedToken)
+	assert.ErrorIs(t, err, ErrNotLoopback)
+	assert.Contains(t, err.Error(), "localhost resolves to 192.0.2.1")
 	err = Serve(ctx, config.Config{Remote: "http://127.0.0.1:1", Listen: "127.0.0.1:0", MaxConns: 1}, ServeOptions{})
 	assert.Error(t, err)
 	err = Serve(ctx, config.Config{Disk: filepath.Join(dir, "none.img"), Listen: "127.0.0.1:0", MaxConns: 1,

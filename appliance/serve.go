@@ -35,6 +35,9 @@ type ServeOptions struct {
 	// Ready, when set, is called with the listening address once the
 	// server accepts connections.
 	Ready func(addr net.Addr)
+	// Resolver resolves the host of cfg.Listen to decide whether it is
+	// loopback only; nil is net.DefaultResolver.
+	Resolver Resolver
 }
 
 // Serve opens the store cfg names (creating the default image on first
@@ -44,7 +47,9 @@ type ServeOptions struct {
 // line "tarstore: serving DISK on http://ADDR" to opts.Log when it is ready
 // (ADDR is the real address, so port 0 is usable). The steps, in order:
 //
-//  1. read the token file, if any; refuse a non-loopback address without one;
+//  1. read the token file, if any; without one, refuse an address that is
+//     not loopback only (CheckLoopback, on resolved addresses), before and
+//     again after listening;
 //  2. create the default image if it is missing (EnsureDefaultImage);
 //  3. open the device and the store (OpenStore; read-only with
 //     cfg.ReadOnly), which recovers from a crash;
@@ -66,8 +71,10 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		}
 		token = t
 	}
-	if !IsLoopback(cfg.Listen) && token == "" {
-		return fmt.Errorf("%s: %w: anyone who can reach it could read and change the store", cfg.Listen, ErrNeedToken)
+	if token == "" {
+		if err := CheckLoopback(ctx, opts.Resolver, cfg.Listen); err != nil {
+			return needToken(cfg.Listen, err)
+		}
 	}
 	if _, err := EnsureDefaultImage(cfg); err != nil {
 		return &DeviceError{Device: cfg.Disk, Err: err}
@@ -86,6 +93,15 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 	if err != nil {
 		closeStore()
 		return err
+	}
+	if token == "" {
+		// What the listener is bound to decides too: a name may resolve
+		// differently now than a moment ago.
+		if err := CheckLoopback(ctx, nil, ln.Addr().String()); err != nil {
+			ln.Close()
+			closeStore()
+			return needToken(cfg.Listen, err)
+		}
 	}
 	ln = LimitListener(ln, cfg.MaxConns)
 
@@ -132,6 +148,12 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 	return errors.Join(errs...)
 }
 
+// needToken is the refusal to listen on addr without a token: why is the
+// CheckLoopback error.
+func needToken(addr string, why error) error {
+	return fmt.Errorf("%s: %w (%w): anyone who can reach it could read and change the store", addr, ErrNeedToken, why)
+}
+
 // ReadToken reads a bearer token from path: the file's content without
 // surrounding white space. A missing, empty or multi-line file is an error
 // wrapping ErrBadToken.
@@ -150,17 +172,57 @@ func ReadToken(path string) (string, error) {
 	return t, nil
 }
 
-// IsLoopback reports whether the listen address addr (HOST:PORT) is on the
-// loopback interface only: a loopback IP address or "localhost". An empty
-// host (all interfaces) and other names are not.
-func IsLoopback(addr string) bool {
+// Resolver looks up the addresses of a host name; *net.Resolver is one.
+// Serve takes it from ServeOptions so that tests can inject one.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// ErrNotLoopback: a listen address is not on the loopback interface only.
+var ErrNotLoopback = errors.New("not a loopback address")
+
+// CheckLoopback returns nil when the listen address addr (HOST:PORT) is on
+// the loopback interface only, decided on addresses, never on the name
+// (SPEC §6): an IP literal must be a loopback address; any other host is
+// resolved with r (nil: net.DefaultResolver) and every address it resolves
+// to must be loopback, so that "localhost" mapped to a public address in
+// /etc/hosts or DNS is not trusted. An empty host (all interfaces), an
+// unspecified address (0.0.0.0, ::), a name that does not resolve and a
+// malformed addr are not loopback. The error wraps ErrNotLoopback and says
+// which address is not.
+func CheckLoopback(ctx context.Context, r Resolver, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return false
+		return fmt.Errorf("%w: %q is not HOST:PORT", ErrNotLoopback, addr)
 	}
-	if host == "localhost" {
-		return true
+	if host == "" {
+		return fmt.Errorf("%w: %s listens on every interface", ErrNotLoopback, addr)
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if ip := net.ParseIP(host); ip != nil {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("%w: %s", ErrNotLoopback, ip)
+		}
+		return nil
+	}
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ips, err := r.LookupIPAddr(ctx, host)
+	if err != nil {
+		return fmt.Errorf("%w: %s does not resolve: %v", ErrNotLoopback, host, err)
+	}
+	if len(ips) == 0 {
+		return fmt.Errorf("%w: %s resolves to no address", ErrNotLoopback, host)
+	}
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return fmt.Errorf("%w: %s resolves to %s", ErrNotLoopback, host, ip.IP)
+		}
+	}
+	return nil
+}
+
+// IsLoopback reports whether CheckLoopback accepts addr.
+func IsLoopback(ctx context.Context, r Resolver, addr string) bool {
+	return CheckLoopback(ctx, r, addr) == nil
 }

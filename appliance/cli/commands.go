@@ -104,6 +104,9 @@ When it is ready it prints one line to stderr:
 
 Listening on anything but loopback requires --token-file: clients must then
 send "Authorization: Bearer <token>" (the CLI does, with --token-file).
+Loopback is decided on addresses, not names: a host name in --listen must
+resolve to loopback addresses only (localhost mapped to another address in
+/etc/hosts or DNS needs a token too).
 
 --virtio and --nvme are accepted but this build has no userspace virtio-blk
 or NVMe driver yet: they fail with a usage error. Block devices such as
