@@ -20,6 +20,10 @@
 //   - stat prints the last-modified time in RFC 3339 to the second, in UTC:
 //     that is what HTTP's Last-Modified carries, so embedded and remote
 //     output agree. --json has the same fields.
+//   - Keys with control characters or non-UTF-8 bytes are shown on a
+//     terminal in bash's ANSI-C quoting ($'/a\nb'), by ls and stat, and
+//     escaped in error lines; pipes and --json get them exactly (quote.go).
+//     Env.IsTerminal decides what a terminal is.
 //   - A disk smaller than the smallest store (kvtar.ErrTooSmall, which
 //     kvtar reports as invalid_argument) is corrupt (exit 10): it is a
 //     truncated image or not a store at all. The message gives its size
@@ -110,8 +114,10 @@ type Env struct {
 	// Context stops serve when it is done. Nil: serve stops on SIGINT or
 	// SIGTERM.
 	Context context.Context
-	// IsTerminal tells whether progress bars may be drawn on w. Nil:
-	// detect a terminal with TCGETS.
+	// IsTerminal tells whether w is a terminal: progress bars are drawn on
+	// stderr only then, and keys with control characters are quoted on
+	// stdout (ls, stat) and escaped in error lines (quote.go) only then.
+	// Nil: detect a terminal with TCGETS.
 	IsTerminal func(w io.Writer) bool
 	// HTTPClient is used in remote mode; nil uses the client's default.
 	HTTPClient *http.Client
@@ -168,10 +174,10 @@ func Run(env Env, argv []string) int {
 		err = cmd.checkArgs(a)
 	}
 	if err != nil {
-		return report(env.Stderr, cmd, &usageError{err.Error()})
+		return report(env, cmd, &usageError{err.Error()})
 	}
 	if cmd.noTarget {
-		return report(env.Stderr, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a}))
+		return report(env, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a}))
 	}
 	flags := map[string]string{}
 	for _, s := range cmd.settings {
@@ -181,14 +187,14 @@ func Run(env Env, argv []string) int {
 	}
 	cfg, err := config.Load(config.Sources{Flags: flags, LookupEnv: env.LookupEnv, Cmdline: env.Cmdline})
 	if err != nil {
-		return report(env.Stderr, cmd, &usageError{err.Error()})
+		return report(env, cmd, &usageError{err.Error()})
 	}
 	if cmd.diskOnly && cfg.IsRemote() {
-		return report(env.Stderr, cmd, &usageError{fmt.Sprintf(
+		return report(env, cmd, &usageError{fmt.Sprintf(
 			"%s works on a disk, not through a server (%s from the %s): name the disk with --disk",
 			cmd.name, cfg.Remote, cfg.From[config.Remote])})
 	}
-	return report(env.Stderr, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a, cfg: cfg}))
+	return report(env, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a, cfg: cfg}))
 }
 
 // usageError is a bad command line: exit 2.
@@ -207,11 +213,17 @@ type opError struct {
 func (e *opError) Error() string { return e.op + " " + e.subject + ": " + e.msg }
 
 // report prints err to stderr in the form SPEC §5 gives and returns the
-// exit status.
-func report(w io.Writer, cmd *command, err error) int {
+// exit status. On a terminal, control characters in the message (a key's)
+// are escaped (terminalSafe).
+func report(env Env, cmd *command, err error) int {
 	if err == nil {
 		return ExitOK
 	}
+	esc := func(s string) string { return s }
+	if envIsTerminal(env, env.Stderr) {
+		esc = terminalSafe
+	}
+	w := env.Stderr
 	var (
 		ue *usageError
 		oe *opError
@@ -219,17 +231,17 @@ func report(w io.Writer, cmd *command, err error) int {
 	)
 	switch {
 	case errors.As(err, &ue):
-		fmt.Fprintf(w, "tarstore: %s: %s\nRun 'tarstore help %s' for usage.\n", cmd.name, ue.msg, cmd.name)
+		fmt.Fprintf(w, "%s\nRun 'tarstore help %s' for usage.\n", esc("tarstore: "+cmd.name+": "+ue.msg), cmd.name)
 		return ExitUsage
 	case errors.As(err, &oe):
-		fmt.Fprintf(w, "tarstore: %s (%s)\n", oe.Error(), oe.code)
+		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s (%s)", oe.Error(), oe.code)))
 		return ExitCode(oe.code)
 	case errors.As(err, &ke):
-		fmt.Fprintf(w, "tarstore: %s %s: %s (%s)\n", ke.Op, ke.Key, ke.Message(), ke.Code())
+		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s %s: %s (%s)", ke.Op, ke.Key, ke.Message(), ke.Code())))
 		return ExitCode(ke.Code())
 	}
 	code := kv.Code(err)
-	fmt.Fprintf(w, "tarstore: %s: %v (%s)\n", cmd.name, err, code)
+	fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s: %v (%s)", cmd.name, err, code)))
 	return ExitCode(code)
 }
 

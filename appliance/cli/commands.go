@@ -185,7 +185,11 @@ only), its digest in hex (SHA-256 of a value's bytes; for a dictionary a
 Merkle digest over its entries, which changes whenever anything below it
 changes) and its last-modified time in RFC 3339 (UTC, to the second; for a
 dictionary the latest time of the values directly in it). A key bound to
-nothing is not_found (exit 3).`,
+nothing is not_found (exit 3).
+
+On a terminal, a key holding control characters or bytes that are not UTF-8
+is shown in shell quoting, $'/a\nb' (as for ls); --json and pipes get it
+exactly.`,
 			examples: []string{
 				"tarstore stat /docs/readme.txt",
 				"tarstore stat / --json",
@@ -198,7 +202,13 @@ nothing is not_found (exit 3).`,
 			settings: clientSettings, maxArgs: 1, run: runLs,
 			help: `Lists the direct children of the dictionary KEY (the root when KEY is
 missing), one "<kind>\t<key>" line each, sorted by key, kind being "value"
-or "dictionary". Listing a value is dictionary_expected (exit 5).`,
+or "dictionary". Listing a value is dictionary_expected (exit 5).
+
+On a terminal, a key holding control characters (newline, escape, ...) or
+bytes that are not UTF-8 is printed in bash's ANSI-C quoting, as GNU ls
+does: $'/a\nb', $'/caf\xe9'; pasted into bash it is the key again. Other
+keys are printed as they are. Pipes, files and --json get every key
+exactly.`,
 			examples: []string{
 				"tarstore ls",
 				"tarstore ls /docs",

@@ -140,7 +140,7 @@ func runStat(c *cmdCtx) (err error) {
 		return writeJSON(c.env.Stdout, info)
 	}
 	w := bufio.NewWriter(c.env.Stdout)
-	fmt.Fprintf(w, "key: %s\nkind: %s\n", info.Key, info.Kind)
+	fmt.Fprintf(w, "key: %s\nkind: %s\n", c.keyPrinter(c.env.Stdout)(info.Key), info.Kind)
 	if info.Size != nil {
 		fmt.Fprintf(w, "size: %d\n", *info.Size)
 	}
@@ -183,8 +183,9 @@ func runLs(c *cmdCtx) (err error) {
 		return writeJSON(c.env.Stdout, l)
 	}
 	w := bufio.NewWriter(c.env.Stdout)
+	show := c.keyPrinter(c.env.Stdout)
 	for _, e := range entries {
-		fmt.Fprintf(w, "%s\t%s\n", e.Kind, e.Key)
+		fmt.Fprintf(w, "%s\t%s\n", e.Kind, show(e.Key.String()))
 	}
 	return w.Flush()
 }

@@ -39,11 +39,7 @@ func (c *cmdCtx) progress(label string, total int64) *progress {
 	if total < progressMin {
 		return nil
 	}
-	isTerm := c.env.IsTerminal
-	if isTerm == nil {
-		isTerm = isTerminal
-	}
-	if !isTerm(c.env.Stderr) {
+	if !c.onTerminal(c.env.Stderr) {
 		return nil
 	}
 	return newProgress(c.env.Stderr, label, total, time.Now)

@@ -2,14 +2,17 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/kvtar"
 )
 
@@ -38,4 +41,67 @@ func TestTruncatedImage(t *testing.T) {
 	code := Run(Env{Stderr: &errb, Context: ctx}, []string{"serve", "--disk", img, "--listen", "127.0.0.1:0"})
 	assert.Equal(t, ExitStorage, code)
 	assert.Equal(t, want, errb.String())
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/plain":            "/plain",
+		"/with space/é":     "/with space/é",
+		"/it's":             "/it's", // nothing to hide: as it is
+		"/a\nb":             `$'/a\nb'`,
+		"/esc\x1b[2J":       `$'/esc\e[2J'`,
+		"/tab\t'q'\\":       `$'/tab\t\'q\'\\'`,
+		"/bell\a\b\v\f\r":   `$'/bell\a\b\v\f\r'`,
+		"/nul\x01\x7f":      `$'/nul\x01\x7f'`,
+		"/c1\u009b31m":      `$'/c1\xc2\x9b31m'`,
+		"/latin1-caf\xe9":   `$'/latin1-caf\xe9'`,
+		"/\xff\xfe":         `$'/\xff\xfe'`,
+		"/trunc\xe2\x82":    `$'/trunc\xe2\x82'`,
+		"/ok\u202eevil.txt": "/ok\u202eevil.txt", // not a control character
+	} {
+		got := shellQuote(in)
+		assert.Equal(t, want, got, "%q", in)
+		// bash turns the quoted form back into the key.
+		out, err := exec.Command("bash", "-c", "printf %s "+got).Output()
+		if strings.HasPrefix(got, "$'") {
+			require.NoError(t, err)
+			assert.Equal(t, in, string(out), "%q through bash", got)
+		}
+	}
+	assert.Equal(t, `tarstore: get /a\e[2J\n: Cannot find (not_found)`, terminalSafe("tarstore: get /a\x1b[2J\n: Cannot find (not_found)"))
+	assert.Equal(t, "tarstore: plain", terminalSafe("tarstore: plain"))
+}
+
+// TestTerminalKeys: ls and stat quote keys with control characters on a
+// terminal and print them exactly to pipes and with --json, embedded and
+// through a server; error lines on a terminal are escaped.
+func TestTerminalKeys(t *testing.T) {
+	keys := []string{"/d/a\nb", "/d/esc\x1b]0;pwned\a", "/d/plain"}
+	embedded, _ := disk(t, 4*mib)
+	remote, _ := server(t, 4*mib, httpapi.Options{})
+	for name, r := range map[string]runner{"embedded": embedded, "remote": remote} {
+		for _, k := range keys {
+			r.ok("v", "put", "--", k)
+		}
+		term := r
+		term.isTerm = true
+		assert.Equal(t, "value\t$'/d/a\\nb'\nvalue\t$'/d/esc\\e]0;pwned\\a'\nvalue\t/d/plain\n", term.ok("", "ls", "/d"), name)
+		assert.Equal(t, "value\t/d/a\nb\nvalue\t/d/esc\x1b]0;pwned\a\nvalue\t/d/plain\n", r.ok("", "ls", "/d"), name)
+		var l listing
+		require.NoError(t, json.Unmarshal([]byte(term.ok("", "ls", "/d", "--json")), &l))
+		require.Len(t, l.Entries, 3)
+		for i, k := range keys {
+			assert.Equal(t, k, l.Entries[i].Key, name)
+		}
+		st := term.ok("", "stat", "--", keys[1])
+		assert.True(t, strings.HasPrefix(st, "key: $'/d/esc\\e]0;pwned\\a'\nkind: value\n"), "%s: %q", name, st)
+		st = r.ok("", "stat", "--", keys[1])
+		assert.True(t, strings.HasPrefix(st, "key: /d/esc\x1b]0;pwned\a\n"), "%s: %q", name, st)
+
+		res := term.run("", "get", "/d/gone\x1b[2J")
+		assert.Equal(t, ExitNotFound, res.code)
+		assert.Equal(t, `tarstore: get /d/gone\e[2J: Cannot find the key /d/gone\e[2J (not_found)`+"\n", res.stderr, name)
+		res = r.run("", "get", "/d/gone\x1b[2J")
+		assert.Equal(t, "tarstore: get /d/gone\x1b[2J: Cannot find the key /d/gone\x1b[2J (not_found)\n", res.stderr, name)
+	}
 }
