@@ -15,7 +15,7 @@ import (
 const copyChunk = 1 << 20
 
 func runPut(c *cmdCtx) (err error) {
-	k, err := c.key(c.a.pos[0])
+	k, err := c.newKey(c.a.pos[0])
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func runMv(c *cmdCtx) (err error) {
 	if err != nil {
 		return err
 	}
-	dst, err := c.key(c.a.pos[1])
+	dst, err := c.newKey(c.a.pos[1])
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func runMv(c *cmdCtx) (err error) {
 }
 
 func runAlloc(c *cmdCtx) (err error) {
-	k, err := c.key(c.a.pos[0])
+	k, err := c.newKey(c.a.pos[0])
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,7 @@ func runAlloc(c *cmdCtx) (err error) {
 }
 
 func runPatch(c *cmdCtx) (err error) {
-	k, err := c.key(c.a.pos[0])
+	k, err := c.newKey(c.a.pos[0])
 	if err != nil {
 		return err
 	}

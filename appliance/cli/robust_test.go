@@ -12,7 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/config"
 	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar"
 )
 
@@ -104,4 +107,51 @@ func TestTerminalKeys(t *testing.T) {
 		res = r.run("", "get", "/d/gone\x1b[2J")
 		assert.Equal(t, "tarstore: get /d/gone\x1b[2J: Cannot find the key /d/gone\x1b[2J (not_found)\n", res.stderr, name)
 	}
+}
+
+// TestNonUTF8KeysCLI: a key that is not UTF-8 is listed and read the same
+// on a disk and through a server, and writing one is refused the same way
+// (invalid_key, exit 9) at every length.
+func TestNonUTF8KeysCLI(t *testing.T) {
+	embedded, img := disk(t, 4*mib)
+	s, err := appliance.OpenStore(config.Config{Disk: img}, false)
+	require.NoError(t, err)
+	require.NoError(t, s.Set(kv.MustKey("/nu/caf\xe9"), []byte("latin-1")))
+	require.NoError(t, s.Set(kv.MustKey("/nu/\xff\xfe"), []byte("ff-fe")))
+	require.NoError(t, s.Close())
+	long := "/" + strings.Repeat("a", 100) + "/" + strings.Repeat("\xff", 120)
+
+	var outs [][]string
+	check := func(r runner) {
+		term := r
+		term.isTerm = true
+		out := []string{
+			r.ok("", "ls", "/nu"),
+			term.ok("", "ls", "/nu"),
+			r.ok("", "get", "/nu/caf\xe9"),
+			r.ok("", "get", "/nu/\xff\xfe"),
+		}
+		for _, args := range [][]string{{"put", "/nu/\xe9t\xe9"}, {"put", long}, {"alloc", "/nu/\xff", "1"},
+			{"patch", "/nu/\xff", "0"}, {"mv", "/nu/caf\xe9", "/nu/\xe9"}} {
+			res := r.run("x", args...)
+			assert.Equal(t, ExitInvalid, res.code, "%q: %s", args, res.stderr)
+			out = append(out, res.stderr)
+		}
+		outs = append(outs, out)
+	}
+	check(embedded)
+	addr, stop := serve(t, img)
+	check(runner{t: t, prefix: []string{"--remote", "http://" + addr}})
+	code, log := stop()
+	require.Equal(t, 0, code, log)
+
+	assert.Equal(t, outs[0], outs[1], "embedded and remote agree")
+	o := outs[0]
+	assert.Equal(t, "value\t/nu/caf\xe9\nvalue\t/nu/\xff\xfe\n", o[0])
+	assert.Equal(t, "value\t$'/nu/caf\\xe9'\nvalue\t$'/nu/\\xff\\xfe'\n", o[1])
+	assert.Equal(t, "latin-1", o[2])
+	assert.Equal(t, "ff-fe", o[3])
+	assert.Equal(t, "tarstore: set /nu/\xe9t\xe9: Invalid key: segment \"\\xe9t\\xe9\" is not valid UTF-8 (keys written through tarstore must be UTF-8) (invalid_key)\n", o[4])
+	assert.Contains(t, o[5], "is not valid UTF-8")
+	assert.True(t, strings.HasPrefix(o[8], "tarstore: rename /nu/\xe9: Invalid key"), o[8])
 }

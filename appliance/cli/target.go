@@ -87,6 +87,17 @@ func (c *cmdCtx) key(s string) (kv.Key, error) {
 	return k, nil
 }
 
+// newKey parses a key the command writes (put, patch, alloc, the
+// destination of mv, import): as key does, and it must be valid UTF-8
+// (httpapi.CheckNewKey), the same rule on a disk as through a server.
+func (c *cmdCtx) newKey(s string) (kv.Key, error) {
+	k, err := c.key(s)
+	if err != nil {
+		return k, err
+	}
+	return k, httpapi.CheckNewKey(c.cmd.op, k)
+}
+
 // parseSize parses a size, offset or length argument: a number with an
 // optional K, M, G or T suffix (powers of 1024). A plain negative number
 // parses, for the command to refuse in the store's words

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kv/loopback"
@@ -69,7 +70,7 @@ func runImport(c *cmdCtx) (err error) {
 	dir := c.a.pos[0]
 	prefix := kv.Root
 	if len(c.a.pos) > 1 {
-		if prefix, err = c.key(c.a.pos[1]); err != nil {
+		if prefix, err = c.newKey(c.a.pos[1]); err != nil {
 			return err
 		}
 	}
@@ -87,6 +88,16 @@ func runImport(c *cmdCtx) (err error) {
 	if err != nil {
 		return err
 	}
+	// Every destination is checked before anything is copied.
+	dsts := make([]kv.Key, len(keys))
+	for i, k := range keys {
+		if dsts[i], err = prefix.Join(k); err != nil {
+			return kv.WithOp(err, "set")
+		}
+		if err := httpapi.CheckNewKey("set", dsts[i]); err != nil {
+			return err
+		}
+	}
 	t, err := c.open(true)
 	if err != nil {
 		return err
@@ -94,12 +105,8 @@ func runImport(c *cmdCtx) (err error) {
 	defer closeInto(t, &err)
 	p := c.progress("import "+dir, total)
 	defer p.finish()
-	for _, k := range keys {
-		dst, err := prefix.Join(k)
-		if err != nil {
-			return kv.WithOp(err, "set")
-		}
-		if _, err := copyValue(src, k, t, dst, p); err != nil {
+	for i, k := range keys {
+		if _, err := copyValue(src, k, t, dsts[i], p); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,10 @@
 //	Remove                         DELETE /v1/kv/{key}
 //	Free, Status                   GET  /v1/status
 //
+// Keys that are not UTF-8 travel exactly: in paths percent-encoded, and in
+// JSON bodies through the key_pct and dest_pct fields (httpapi's "Keys that
+// are not UTF-8"), which List and the errors use when they are there.
+//
 // ?no-digest asks the server not to compute the ETag, which costs a read
 // of the whole value (or subtree) when the server has not cached it; on
 // PUT, not to hash the body, which can take longer than storing it.
@@ -53,6 +57,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/kv"
@@ -236,19 +241,16 @@ func apiError(op string, k kv.Key, status int, d httpapi.ErrorDetail) error {
 		return &kv.Error{Op: op, Key: k, Err: kv.ErrStorage, Cause: &ServerError{StatusCode: status, Code: d.Code, Message: d.Message}}
 	}
 	e := &kv.Error{Op: op, Key: k, Err: sentinel}
-	if d.Key != "" {
-		if ek, err := kv.ParseKey(d.Key); err == nil {
-			e.Key = ek
-		}
+	if ek, ok := bodyKey(d.Key, d.KeyPct); ok {
+		e.Key = ek
 	}
-	if d.Dest != "" {
-		if dk, err := kv.ParseKey(d.Dest); err == nil {
-			e.Dest = dk
-		}
+	if dk, ok := bodyKey(d.Dest, d.DestPct); ok {
+		e.Dest = dk
 	}
 	// Keep the server's words: what its message adds to the standard one
-	// becomes the Detail, so that Message() is the same on both sides.
-	if base := e.Message(); d.Message != "" && d.Message != base {
+	// becomes the Detail, so that Message() is the same on both sides. The
+	// server's JSON has U+FFFD for each byte of a key that is not UTF-8.
+	if base := jsonLossy(e.Message()); d.Message != "" && d.Message != base {
 		if rest, ok := strings.CutPrefix(d.Message, base+": "); ok {
 			e.Detail = rest
 		} else {
@@ -256,6 +258,38 @@ func apiError(op string, k kv.Key, status int, d httpapi.ErrorDetail) error {
 		}
 	}
 	return e
+}
+
+// jsonLossy is s as it comes out of encoding/json: each byte that is not
+// part of valid UTF-8 replaced by U+FFFD.
+func jsonLossy(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		b.WriteRune(r) // utf8.RuneError for an invalid byte
+		i += n
+	}
+	return b.String()
+}
+
+// bodyKey is the key a JSON body names with the fields key and key_pct:
+// key_pct when it is there (the key is not valid UTF-8), else key. It
+// reports false when there is none or it does not parse.
+func bodyKey(key, pct string) (kv.Key, bool) {
+	var k kv.Key
+	var err error
+	switch {
+	case pct != "":
+		k, err = httpapi.ParsePctKey(pct)
+	case key != "":
+		k, err = kv.ParseKey(key)
+	default:
+		return kv.Root, false
+	}
+	return k, err == nil
 }
 
 // getJSON GETs path and decodes the JSON body into v.

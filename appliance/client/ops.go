@@ -208,7 +208,7 @@ func (c *Client) List(k kv.Key) ([]kv.Entry, error) {
 	}
 	out := make([]kv.Entry, 0, len(lb.Entries))
 	for _, e := range lb.Entries {
-		ek, err := kv.ParseKey(e.Key)
+		ek, ok := bodyKey(e.Key, e.KeyPct)
 		var kind kv.Kind
 		switch e.Kind {
 		case "value":
@@ -216,7 +216,7 @@ func (c *Client) List(k kv.Key) ([]kv.Entry, error) {
 		case "dictionary":
 			kind = kv.Dictionary
 		}
-		if err != nil || kind == kv.None {
+		if !ok || kind == kv.None {
 			return nil, kv.Storage("list", k, fmt.Errorf("the server listed %s %q", e.Kind, e.Key))
 		}
 		out = append(out, kv.Entry{Key: ek, Kind: kind})

@@ -26,6 +26,18 @@
 // bytes, a key over Options.MaxKeyLen — are 400 invalid_key. KeyPath builds
 // the path of a key.
 //
+// Keys that are not UTF-8 (keys.go): a key written — PUT, PATCH, POST
+// ?allocate, the destination of ?rename-to — must be valid UTF-8, at every
+// length (kvtar can store a long name only in a PAX record, which must be
+// UTF-8); others are 400 invalid_key. Keys already stored that are not
+// UTF-8 (from a foreign archive) can be read, listed, renamed and removed.
+// JSON cannot carry them exactly, so wherever a key appears in a JSON body
+// ("key", "dest": ListBody, ListEntry, ReaderBody, ErrorDetail) and is not
+// valid UTF-8, a "key_pct" (or "dest_pct") field beside it holds the key
+// percent-encoded segment by segment (PctKey: "/nu/%FF%FE"), which names it
+// exactly and is its path under /v1/kv; "key" then has U+FFFD in place of
+// the bad bytes and must not be used to name it.
+//
 // ?no-digest on GET and HEAD leaves the ETag out (unless a precondition
 // needs it): the client uses it for Exists, Size, LastModified, Get and
 // GetPartial, which do not need a digest that may cost a read of the whole

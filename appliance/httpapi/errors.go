@@ -21,13 +21,16 @@ type ErrorBody struct {
 // that prefix), absent when the error is about no key; Message is kv's
 // (*Error).Message, in the Mirage wording. Op and Dest are additions: the
 // store operation that failed and, for rename_source_prefix, the
-// destination.
+// destination. KeyPct and DestPct name Key and Dest exactly when they are
+// not valid UTF-8 (keys.go).
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Key     string `json:"key,omitempty"`
+	KeyPct  string `json:"key_pct,omitempty"`
 	Message string `json:"message"`
 	Op      string `json:"op,omitempty"`
 	Dest    string `json:"dest,omitempty"`
+	DestPct string `json:"dest_pct,omitempty"`
 }
 
 // Codes of errors that are not kv errors.
@@ -88,7 +91,7 @@ type apiError struct {
 func newError(code string, k *kv.Key, msg string) *apiError {
 	d := ErrorDetail{Code: code, Message: msg}
 	if k != nil {
-		d.Key = k.String()
+		d.Key, d.KeyPct = k.String(), keyPct(*k)
 	}
 	return &apiError{status: StatusCode(code), detail: d}
 }
@@ -101,9 +104,9 @@ func kvError(err error) *apiError {
 		return &apiError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: kv.Code(err), Message: err.Error()}}
 	}
 	code := kv.Code(ke)
-	d := ErrorDetail{Code: code, Key: ke.Key.String(), Message: ke.Message(), Op: ke.Op}
+	d := ErrorDetail{Code: code, Key: ke.Key.String(), KeyPct: keyPct(ke.Key), Message: ke.Message(), Op: ke.Op}
 	if errors.Is(ke, kv.ErrRenameSourcePrefix) {
-		d.Dest = ke.Dest.String()
+		d.Dest, d.DestPct = ke.Dest.String(), keyPct(ke.Dest)
 	}
 	return &apiError{status: StatusCode(code), detail: d}
 }

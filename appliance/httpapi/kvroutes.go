@@ -328,18 +328,23 @@ func (h *Handler) headDictionary(c *call) {
 	h.answerHead(c, v)
 }
 
-// ListBody is the JSON body of GET /v1/kv/{key}?list.
+// ListBody is the JSON body of GET /v1/kv/{key}?list. KeyPct is the
+// listed key percent-encoded when it is not valid UTF-8 (keys.go).
 type ListBody struct {
 	Key     string      `json:"key"`
+	KeyPct  string      `json:"key_pct,omitempty"`
 	Entries []ListEntry `json:"entries"`
 }
 
 // ListEntry is one child in a ListBody: its absolute key, its kind
-// ("value" or "dictionary") and, for values, its size.
+// ("value" or "dictionary") and, for values, its size. When the key is not
+// valid UTF-8, Key has U+FFFD in place of the bad bytes and KeyPct names it
+// exactly ("/nu/%FF%FE", also its path under /v1/kv; ParsePctKey).
 type ListEntry struct {
-	Key  string `json:"key"`
-	Kind string `json:"kind"`
-	Size *int64 `json:"size,omitempty"`
+	Key    string `json:"key"`
+	KeyPct string `json:"key_pct,omitempty"`
+	Kind   string `json:"kind"`
+	Size   *int64 `json:"size,omitempty"`
 }
 
 func (h *Handler) list(c *call) {
@@ -348,9 +353,9 @@ func (h *Handler) list(c *call) {
 		writeError(c.w, kvError(err))
 		return
 	}
-	body := ListBody{Key: c.key.String(), Entries: make([]ListEntry, 0, len(entries))}
+	body := ListBody{Key: c.key.String(), KeyPct: keyPct(c.key), Entries: make([]ListEntry, 0, len(entries))}
 	for _, e := range entries {
-		le := ListEntry{Key: e.Key.String(), Kind: e.Kind.String()}
+		le := ListEntry{Key: e.Key.String(), KeyPct: keyPct(e.Key), Kind: e.Kind.String()}
 		if e.Kind == kv.Value {
 			if n, err := h.store.Size(e.Key); err == nil { // a value removed meanwhile has no size
 				le.Size = &n
@@ -359,6 +364,16 @@ func (h *Handler) list(c *call) {
 		body.Entries = append(body.Entries, le)
 	}
 	writeJSON(c.w, http.StatusOK, body)
+}
+
+// newKey refuses a write of op that would bind k when k is not valid UTF-8
+// (CheckNewKey).
+func (h *Handler) newKey(c *call, op string, k kv.Key) bool {
+	if err := CheckNewKey(op, k); err != nil {
+		writeError(c.w, kvError(err))
+		return false
+	}
+	return true
 }
 
 // writable refuses writes on a read-only handler.
@@ -486,7 +501,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (h *Handler) put(c *call) {
-	if !h.writable(c, "set") {
+	if !h.writable(c, "set") || !h.newKey(c, "set", c.key) {
 		return
 	}
 	size := c.r.ContentLength
@@ -539,7 +554,7 @@ func (h *Handler) put(c *call) {
 }
 
 func (h *Handler) patch(c *call) {
-	if !h.writable(c, "set_partial") {
+	if !h.writable(c, "set_partial") || !h.newKey(c, "set_partial", c.key) {
 		return
 	}
 	if !c.q.Has("offset") {
@@ -602,7 +617,7 @@ func (h *Handler) post(c *call) {
 }
 
 func (h *Handler) allocate(c *call) {
-	if !h.writable(c, "allocate") {
+	if !h.writable(c, "allocate") || !h.newKey(c, "allocate", c.key) {
 		return
 	}
 	// A negative size is the store's to refuse, in its words.
@@ -642,6 +657,9 @@ func (h *Handler) rename(c *call) {
 	dst, e := h.checkKey(c.q.Get("rename-to"))
 	if e != nil {
 		writeError(c.w, e)
+		return
+	}
+	if !h.newKey(c, "rename", dst) {
 		return
 	}
 	w := h.co.lock(c.key, dst)
@@ -686,7 +704,7 @@ func (h *Handler) open(c *call) {
 		return
 	}
 	c.w.Header().Set("Location", "/v1/readers/"+id)
-	writeJSON(c.w, http.StatusCreated, ReaderBody{ID: id, Key: c.key.String(), Size: r.Size()})
+	writeJSON(c.w, http.StatusCreated, ReaderBody{ID: id, Key: c.key.String(), KeyPct: keyPct(c.key), Size: r.Size()})
 }
 
 // serveReader serves /v1/readers/{id}: GET (with Range) and HEAD read the

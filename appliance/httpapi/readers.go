@@ -13,9 +13,10 @@ import (
 // over a snapshot of the value (kv.Reader), read with
 // GET /v1/readers/{id} and Range, closed with DELETE /v1/readers/{id}.
 type ReaderBody struct {
-	ID   string `json:"id"`
-	Key  string `json:"key"`
-	Size int64  `json:"size"`
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	KeyPct string `json:"key_pct,omitempty"` // when Key is not valid UTF-8 (keys.go)
+	Size   int64  `json:"size"`
 }
 
 // Defaults of the reader sessions.
