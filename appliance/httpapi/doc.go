@@ -62,6 +62,15 @@
 // or allocate size is passed to the store, so that it is refused in the
 // store's words, as it is embedded.
 //
+// Sizes and offsets from a request never reach arithmetic unchecked
+// (MaxValueSize, room.go): an allocate larger than the device's capacity
+// (Options.Status, else the free space) and a PUT whose Content-Length
+// exceeds the free space are 507 no_space without the store seeing the
+// size, after the checks the store makes first (RoomError: already_present,
+// dictionary_expected, ...); a PATCH offset past MaxValueSize is past the
+// end of every value and appends as MaxValueSize does; Range values are
+// clamped to the value, and one that does not fit an int64 is ignored.
+//
 // # Design decisions
 //
 // ETag: the strong entity tag "<lowercase hex of the kv digest>", SHA-256

@@ -442,21 +442,15 @@ func (h *Handler) preconditions(c *call, w *writeLock, always bool) (kv.Kind, bo
 	return kind, true
 }
 
-// targetError returns the error the store gives a set of k before it looks
-// for room — value_expected for the root, dictionary_expected for a prefix
-// bound to a value — or otherwise err.
-func (h *Handler) targetError(k kv.Key, err error) error {
-	if k.IsRoot() {
-		return kv.ValueExpected("set", k)
-	}
-	p := kv.Root
-	for seg := range k.Parent().All() {
-		p, _ = p.Add(seg)
-		if kind, e := h.store.Exists(p); e == nil && kind == kv.Value {
-			return kv.DictionaryExpected("set", p)
+// capacity is the most a value can ever take: the device's capacity from
+// Options.Status, else the free space, if it is known.
+func (h *Handler) capacity() (int64, bool) {
+	if h.opts.Status != nil {
+		if st, err := h.opts.Status(); err == nil && st.Capacity > 0 {
+			return st.Capacity, true
 		}
 	}
-	return err
+	return h.freeSpace()
 }
 
 // freeSpace is the store's free space, if it is known.
@@ -518,11 +512,12 @@ func (h *Handler) put(c *call) {
 	if !ok {
 		return
 	}
-	// A value larger than the free space is refused before its body is
-	// read (a client sending Expect: 100-continue never uploads it), in
-	// the store's own words, after the checks the store makes first.
-	if free, ok := h.freeSpace(); ok && size > free {
-		writeError(c.w, kvError(h.targetError(c.key, kv.NoSpace("set", c.key))))
+	// A value larger than the free space (or than any device) is refused
+	// before its body is read (a client sending Expect: 100-continue never
+	// uploads it), in the store's own words, after the checks the store
+	// makes first.
+	if free, ok := h.freeSpace(); size > MaxValueSize || ok && size > free {
+		writeError(c.w, kvError(RoomError(h.store, "set", c.key)))
 		return
 	}
 	// ?no-digest: the client does not want the ETag, and the body is not
@@ -561,12 +556,15 @@ func (h *Handler) patch(c *call) {
 		writeError(c.w, invalidArgument("set_partial", c.key, "PATCH needs ?offset=N"))
 		return
 	}
-	// A negative offset is the store's to refuse, in its words.
+	// A negative offset is the store's to refuse, in its words; one past
+	// MaxValueSize is past the end of every value, and appends as
+	// MaxValueSize does, without overflowing offset + length.
 	off, err := strconv.ParseInt(c.q.Get("offset"), 10, 64)
 	if err != nil {
 		writeError(c.w, invalidArgument("set_partial", c.key, fmt.Sprintf("offset %q is not an integer", c.q.Get("offset"))))
 		return
 	}
+	off = min(off, MaxValueSize)
 	max := h.opts.MaxPatch
 	tooLarge := newError(CodeTooLarge, &c.key, fmt.Sprintf("A PATCH body may hold at most %d bytes", max))
 	if c.r.ContentLength > max {
@@ -640,6 +638,12 @@ func (h *Handler) allocate(c *call) {
 	w := h.co.lock(c.key)
 	defer h.co.unlock(w, c.key, nil)
 	if _, ok := h.preconditions(c, w, false); !ok {
+		return
+	}
+	// A size larger than the device can ever hold is no_space without
+	// handing it to the store (whose arithmetic on it could overflow).
+	if limit, ok := h.capacity(); size > MaxValueSize || ok && size > limit {
+		writeError(c.w, kvError(RoomError(h.store, "allocate", c.key)))
 		return
 	}
 	if err := h.store.Allocate(c.key, size, mtime); err != nil {
