@@ -157,8 +157,8 @@ func runBench(c *cmdCtx) (err error) {
 	// still ends below the raw region.
 	tail := info.End + 1024
 	b.rawStart = (info.Size - size) / b.ss * b.ss
-	values := int64(rounds+2)*size + int64(ops)*int64(rounds)*(8<<10) + benchSlack
-	if need := values + size; b.rawStart < tail+values {
+	values := satAdd(satAdd(satMul(satAdd(int64(rounds), 2), size), satMul(satMul(int64(ops), int64(rounds)), 8<<10)), benchSlack)
+	if need := satAdd(values, size); size > info.Size || b.rawStart < satAdd(tail, values) {
 		return &opError{"bench", disk, fmt.Sprintf(
 			"not enough free space at the end of the archive: the run needs %s (%s for the store's test values, then %s for raw I/O), the free tail has %s; try a smaller --size or fewer --ops",
 			human(need), human(values), human(size), human(max(0, info.Size-tail))), kv.ErrNoSpace.Error()}

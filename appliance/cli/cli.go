@@ -146,38 +146,50 @@ func Run(env Env, argv []string) int {
 	if env.Stderr == nil {
 		env.Stderr = io.Discard
 	}
+	c, code, ok := prepare(env, argv)
+	if !ok {
+		return code
+	}
+	return report(env, c.cmd, c.cmd.run(c))
+}
+
+// prepare parses and checks the command line argv: the command, its flags
+// and arguments, and the configuration it works with. When the command
+// line ends there (help, a usage error), it has printed what there is to
+// print and returns false with the exit status.
+func prepare(env Env, argv []string) (*cmdCtx, int, bool) {
 	name, rest := splitCommand(argv)
 	if name == "" {
 		for _, a := range argv {
 			if a == "--help" || a == "-h" {
 				usage(env.Stdout)
-				return ExitOK
+				return nil, ExitOK, false
 			}
 		}
 		if len(argv) > 0 {
 			fmt.Fprintf(env.Stderr, "tarstore: no command in %q\n", strings.Join(argv, " "))
 		}
 		usage(env.Stderr)
-		return ExitUsage
+		return nil, ExitUsage, false
 	}
 	cmd := lookup(name)
 	if cmd == nil {
 		fmt.Fprintf(env.Stderr, "tarstore: unknown command %q\nRun 'tarstore help' for the list of commands.\n", name)
-		return ExitUsage
+		return nil, ExitUsage, false
 	}
 	a, err := parseArgs(rest, cmd.allFlags())
 	if err == nil && a.on("help") {
 		cmd.printHelp(env.Stdout)
-		return ExitOK
+		return nil, ExitOK, false
 	}
 	if err == nil {
 		err = cmd.checkArgs(a)
 	}
 	if err != nil {
-		return report(env, cmd, &usageError{err.Error()})
+		return nil, report(env, cmd, &usageError{err.Error()}), false
 	}
 	if cmd.noTarget {
-		return report(env, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a}))
+		return &cmdCtx{env: env, cmd: cmd, a: a}, 0, true
 	}
 	flags := map[string]string{}
 	for _, s := range cmd.settings {
@@ -187,14 +199,14 @@ func Run(env Env, argv []string) int {
 	}
 	cfg, err := config.Load(config.Sources{Flags: flags, LookupEnv: env.LookupEnv, Cmdline: env.Cmdline})
 	if err != nil {
-		return report(env, cmd, &usageError{err.Error()})
+		return nil, report(env, cmd, &usageError{err.Error()}), false
 	}
 	if cmd.diskOnly && cfg.IsRemote() {
-		return report(env, cmd, &usageError{fmt.Sprintf(
+		return nil, report(env, cmd, &usageError{fmt.Sprintf(
 			"%s works on a disk, not through a server (%s from the %s): name the disk with --disk",
-			cmd.name, cfg.Remote, cfg.From[config.Remote])})
+			cmd.name, cfg.Remote, cfg.From[config.Remote])}), false
 	}
-	return report(env, cmd, cmd.run(&cmdCtx{env: env, cmd: cmd, a: a, cfg: cfg}))
+	return &cmdCtx{env: env, cmd: cmd, a: a, cfg: cfg}, 0, true
 }
 
 // usageError is a bad command line: exit 2.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/kv"
 )
 
@@ -71,8 +72,11 @@ func runGet(c *cmdCtx) (err error) {
 	}
 	defer r.Close()
 	size := r.Size()
+	if off >= size {
+		return nil
+	}
 	end := size
-	if length >= 0 && off+length < size && off+length >= off {
+	if length >= 0 && length < size-off { // no off+length: it could overflow
 		end = off + length
 	}
 	if off >= end {
@@ -240,6 +244,16 @@ func runAlloc(c *cmdCtx) (err error) {
 		return err
 	}
 	defer closeInto(t, &err)
+	// A size larger than the device can ever hold is no_space before the
+	// store sees it, as the server does.
+	if size > httpapi.MaxValueSize {
+		return httpapi.RoomError(t, "allocate", k)
+	}
+	if size > 0 {
+		if st, err := t.status(); err == nil && size > st.Capacity {
+			return httpapi.RoomError(t, "allocate", k)
+		}
+	}
 	return t.Allocate(k, size, mtime)
 }
 
@@ -264,6 +278,9 @@ func runPatch(c *cmdCtx) (err error) {
 	if off < 0 {
 		return kv.InvalidArgument("set_partial", k, "negative offset")
 	}
+	// Past MaxValueSize is past the end of every value: the same append,
+	// and off + n cannot overflow.
+	off = min(off, httpapi.MaxValueSize)
 	var r io.Reader = c.env.Stdin
 	if src != "-" {
 		in, err := c.openInput(src)
@@ -285,7 +302,7 @@ func runPatch(c *cmdCtx) (err error) {
 			if err := t.SetPartial(k, off, buf[:n]); err != nil {
 				return err
 			}
-			off += int64(n)
+			off = min(off+int64(n), httpapi.MaxValueSize)
 		}
 		if rerr != nil {
 			return nil

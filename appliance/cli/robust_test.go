@@ -155,3 +155,34 @@ func TestNonUTF8KeysCLI(t *testing.T) {
 	assert.Contains(t, o[5], "is not valid UTF-8")
 	assert.True(t, strings.HasPrefix(o[8], "tarstore: rename /nu/\xe9: Invalid key"), o[8])
 }
+
+// TestHugeSizesCLI: sizes, offsets and lengths up to 2^63-1 on the command
+// line never overflow: an allocation larger than the device is no_space
+// before the store sees it, on a disk as through a server.
+func TestHugeSizesCLI(t *testing.T) {
+	max := "9223372036854775807"
+	embedded, _ := disk(t, 2*mib)
+	remote, _ := server(t, 2*mib, httpapi.Options{})
+	for name, r := range map[string]runner{"embedded": embedded, "remote": remote} {
+		r.ok("0123456789", "put", "/a")
+		for _, n := range []string{max, "9223372036854775000", "9223372036854774000", "8191T", "3M"} {
+			res := r.run("", "alloc", "/x", n)
+			assert.Equal(t, ExitNoSpace, res.code, "%s %s: %s", name, n, res.stderr)
+			assert.Equal(t, "tarstore: allocate /x: No space left on device (no_space)\n", res.stderr, name)
+			res = r.run("", "alloc", "/a", n)
+			assert.Equal(t, ExitAlreadyPresent, res.code, "%s %s: %s", name, n, res.stderr)
+			res = r.run("", "alloc", "/a/b", n)
+			assert.Equal(t, ExitDictionaryExpected, res.code, "%s %s: %s", name, n, res.stderr)
+		}
+		assert.Equal(t, "", r.ok("", "get", "/a", "--offset", max, "--length", max), name)
+		assert.Equal(t, "123456789", r.ok("", "get", "/a", "--offset", "1", "--length", max), name)
+		assert.Equal(t, "9", r.ok("", "get", "/a", "--offset", "9", "--length", max), name)
+		assert.Equal(t, "", r.ok("", "get", "/a", "--offset", "9223372036854775806", "--length", "2"), name)
+		r.ok("+", "patch", "/a", max)
+		r.ok("-", "patch", "/a", "9223372036854775806")
+		assert.Equal(t, "0123456789+-", r.ok("", "get", "/a"), name)
+	}
+	res := embedded.run("", "bench", "--size", max, "--rounds", max, "--ops", max)
+	assert.Equal(t, ExitNoSpace, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "not enough free space")
+}

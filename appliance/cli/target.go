@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -111,6 +112,24 @@ func parseSize(what, s string) (int64, error) {
 		return 0, usagef("%s: %q is not a size (a number with an optional K, M, G or T suffix)", what, s)
 	}
 	return n, nil
+}
+
+// satAdd is a + b for non-negative a and b, or math.MaxInt64 when that
+// overflows.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// satMul is a * b for non-negative a and b, or math.MaxInt64 when that
+// overflows.
+func satMul(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 // parseTime parses an RFC 3339 time.
