@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of tarstore: formatting, vet, and all packages under the race
-# detector, including the driver tests on real loop devices.
+# detector, including the driver tests on real loop devices, then a bounded
+# fuzzing run of the HTTP handler.
 #
 # On a fresh Debian 12 machine it first installs what the tests need (as root,
 # with apt-get). Usage: scripts/test.sh [go test flags...], e.g.
@@ -56,3 +57,9 @@ echo "== go vet"
 go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 60m "$@" ./...
+# The fuzz targets' seeds ran above as ordinary tests; the HTTP handler is
+# also fuzzed for a bounded time (a full run only: not with a subset).
+if [ $# -eq 0 ]; then
+	echo "== go test -fuzz FuzzHandler (20s)"
+	go test -run '^$' -fuzz '^FuzzHandler$' -fuzztime 20s ./appliance/httpapi
+fi
