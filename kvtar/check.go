@@ -18,10 +18,18 @@ import (
 // header carries (tarfmt.Tag) — and the members the store does not
 // expose. Problems with Fatal
 // set mean the store and the device disagree. Check waits for writes in
-// progress and blocks new ones while it runs.
+// progress and blocks new ones while it runs; on a writable store it first
+// finishes the compaction that open readers held up.
 func (s *Store) Check() ([]Problem, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// Compaction that readers held up is done first (compact.go): it is
+	// owed by writes already acknowledged.
+	s.mu.Lock()
+	if !s.closed {
+		s.compact()
+	}
+	s.mu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -109,6 +117,18 @@ func (s *Store) Check() ([]Problem, error) {
 	}
 	if !slices.Equal(res.sp.chunks, s.sp.chunks) {
 		bad(0, "", "holes on the device %v, in the space map %v", res.sp.chunks, s.sp.chunks)
+	}
+	// Reader limits (doc §2): every free region between members is one
+	// non-empty g header.
+	for _, r := range res.sp.runs() {
+		if r.end() == res.sp.eoa || res.sp.valid(r) {
+			continue
+		}
+		if n := res.sp.chunksIn(r); n > 1 {
+			bad(r.off, "", "a free region of %d bytes is %d PAX g headers in a row: libarchive 3.7.5 and later refuse a second g header before a member, 3.6 more than 32 special headers, and Python recurses once per header", r.len, n)
+		} else {
+			bad(r.off, "", "a free region of %d bytes is an empty PAX g header, which libarchive 3.8.9 refuses", r.len)
+		}
 	}
 	if n := len(res.sp.chunks); n > 0 && res.sp.chunks[n-1].end() == res.sp.eoa {
 		needsRepair(res.sp.chunks[n-1].off, "a hole stands right before the end of archive")

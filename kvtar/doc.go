@@ -35,19 +35,65 @@
 //
 // # 2. Holes
 //
-// Space of removed or replaced members becomes a hole: a chain of PAX g
-// headers whose data is a single comment record (tarfmt.HoleWrites), which
-// every reader skips silently. A hole's structure is three small writes per
-// chunk of at most 512 KiB (the header block, the record prefix at the
-// start of its data, the "\n" at its end); the filler in between keeps
-// whatever bytes were there. A hole that reaches the EOA is not kept: the
-// EOA moves back to its start (a g header right before the EOA breaks
-// Python). Adjacent holes coalesce. New members go to the end of archive
-// while the free tail stays above a reserve of an eighth of the archive
-// area (an append commits in one round of writes, §3; a member in a hole
-// needs two); below it, holes are reused first (best fit). Placing a
-// member re-lays only the hole chunks it overlaps: what is left of them
-// becomes a hole of its own.
+// Space of removed or replaced members becomes a hole: a PAX g header
+// whose data is a single comment record (tarfmt.HoleWrites), which every
+// reader skips silently. A hole's structure is three small writes (the
+// header block, the record prefix at the start of its data, the "\n" at
+// its end); the filler in between keeps whatever bytes were there.
+//
+// Readers limit what may stand before a member, so the store keeps every
+// free region between two members as exactly ONE hole chunk, of two
+// blocks (a g header with data) to 1 + 1024 blocks (512 KiB of data). The
+// limits respected, measured or read in the readers' sources:
+//
+//   - libarchive (bsdtar) 3.6.2 refuses a 33rd special header (g, x, L, K)
+//     before a member ("Too many special headers",
+//     header_recursion_depth in archive_read_support_format_tar.c);
+//     3.7.5 warns and 3.8.0 fails on a second g header before an entry
+//     ("Redundant 'g' header"); 3.8.9 refuses an empty g header (size 0);
+//     it refuses an attribute over about 1 MB;
+//   - Python 3.11's tarfile recurses once per special header and raises
+//     RecursionError from about 330 in a row; a g or x header right before
+//     the end-of-archive blocks makes it fail;
+//   - Go's archive/tar refuses a special header's data over 1 MiB;
+//   - GNU tar 1.34 accepts all of the above.
+//
+// So: a hole of one block cannot exist; two holes may not touch; a hole
+// that reaches the end of archive is not kept (the end of archive moves
+// back to its start); a region larger than one chunk is closed by
+// compaction. The rules are kept by construction:
+//
+//   - placement never leaves one free block before or after a member
+//     (space.fitIn, fitFrom);
+//   - a header rewritten in place fills the old header's space exactly,
+//     padded with a comment record (tarfmt.EncodeHeaderBlocks);
+//   - a member of one block (an empty value, a directory) is written as
+//     three, so that its removal never leaves one block;
+//   - at the end of planning, adjacent holes that one chunk can hold are
+//     laid out again as one (txn.normalize, journaled commit writes);
+//   - larger regions are filled with members moved from the end of the
+//     archive, in rounds that are ordinary transactions (compact.go): a
+//     moved member is a placement in a hole, its data staged in the
+//     hole's filler; the bytes moved are at most the region's size, and
+//     each move gives the member's old space back to the free tail. A
+//     region one member from the end cannot fill takes in a small
+//     neighbour moved to the tail instead (widen). A region pinned by
+//     open readers waits until they close (then a write with nothing to
+//     plan runs compaction; Check and Close run it too).
+//
+// What compaction cannot close — the member at the end of the archive
+// larger than the region, or not movable (a hard link's target, a sparse
+// or unexposed foreign member), or no room left for a move — stays a
+// chain of chunks, which GNU tar, Go, and short chains bsdtar 3.6 and
+// Python read; Check reports it (fatal), and the next write tries again.
+// Open lays out again or compacts the regions of images written before
+// these rules.
+//
+// New members go to the end of archive while the free tail stays above a
+// reserve of an eighth of the archive area (an append commits in one round
+// of writes, §3; a member in a hole needs two); below it, holes are reused
+// first (best fit). Placing a member re-lays only the hole chunks it
+// overlaps: what is left of them becomes a hole of its own.
 //
 // # 3. Transactions
 //

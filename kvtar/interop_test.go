@@ -202,6 +202,14 @@ type fileView struct {
 // bytesView is a value held whole.
 func bytesView(data []byte) fileView { return fileView{size: int64(len(data)), data: data} }
 
+// closeIfCloser closes r when it can be closed (a store's reader pins the
+// value's space until it is closed).
+func closeIfCloser(r io.Reader) {
+	if c, ok := r.(io.Closer); ok {
+		c.Close()
+	}
+}
+
 // readView reads a value of size bytes: whole, as a stream into SHA-256
 // (open), or in windows (readAt; errNoWindow skips a window).
 func readView(size int64, open func() (io.Reader, error), readAt func(p []byte, off int64) error) (fileView, error) {
@@ -212,6 +220,7 @@ func readView(size int64, open func() (io.Reader, error), readAt func(p []byte, 
 		if err != nil {
 			return fv, err
 		}
+		defer closeIfCloser(r)
 		fv.data = make([]byte, size)
 		_, err = io.ReadFull(r, fv.data)
 		return fv, err
@@ -220,6 +229,7 @@ func readView(size int64, open func() (io.Reader, error), readAt func(p []byte, 
 		if err != nil {
 			return fv, err
 		}
+		defer closeIfCloser(r)
 		h := sha256.New()
 		n, err := io.Copy(h, r)
 		if err == nil && n != size {
@@ -380,7 +390,10 @@ func storeView(t testing.TB, s kv.RO) view {
 				if err != nil {
 					return nil, err
 				}
-				return kv.NewStreamReader(r), nil
+				return struct {
+					io.Reader
+					io.Closer
+				}{kv.NewStreamReader(r), r}, nil
 			}, func(p []byte, off int64) error {
 				got, err := s.GetPartial(e.Key, off, int64(len(p)))
 				if err == nil && len(got) != len(p) {

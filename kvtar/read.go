@@ -57,7 +57,13 @@ func (s *Store) releasePin(d *member) {
 	if last {
 		s.mu.Lock()
 		delete(s.zombies, d)
+		due := len(s.sp.bad()) > 0
 		s.mu.Unlock()
+		if due {
+			// The space the readers held may be what compaction waits
+			// for (compact.go): a write with nothing to plan runs it.
+			go s.write("compact", []kv.Key{kv.Root}, func(*txn) error { return nil })
+		}
 	}
 }
 

@@ -54,7 +54,11 @@ func (s *Store) open() error {
 	// tail. The journal is cleared only after them: until then it still
 	// says which appends the scan must check.
 	needTail := len(s.sp.chunks) > 0 && s.sp.chunks[len(s.sp.chunks)-1].end() == s.sp.eoa
-	if !res.cut && !res.loneZero && len(res.shadowed) == 0 && !needTail || s.sp.eoa+eoaSize > s.limit {
+	// Free regions that readers refuse (chains of g headers, empty g
+	// headers: images written before doc §2's rules) are laid out again or
+	// compacted.
+	needLayout := len(s.sp.bad()) > 0
+	if !res.cut && !res.loneZero && len(res.shadowed) == 0 && !needTail && !needLayout || s.sp.eoa+eoaSize > s.limit {
 		// Nothing to repair; or the archive reaches into the journal
 		// area: the store is full and must not write there.
 		if replayed {
@@ -84,6 +88,10 @@ func (s *Store) open() error {
 	}
 	if err := t.run("open", kv.Root); err != nil {
 		return err
+	}
+	s.compact()
+	if s.failed != nil {
+		return kv.Storage("open", kv.Root, s.failed)
 	}
 	// Leave the journal as open found it, empty: the repairs are done.
 	if err := s.clearJournal(); err != nil {

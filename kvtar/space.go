@@ -2,6 +2,7 @@ package kvtar
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/tarstore/tarstore/kvtar/tarfmt"
 )
@@ -90,6 +91,21 @@ type placement struct {
 	tail bool
 }
 
+// gapOK reports whether g bytes may be left free between two members: none,
+// or a hole of at least two blocks (a one-block hole would be an empty g
+// header, which current libarchive refuses; doc §2).
+func gapOK(g int64) bool { return g == 0 || g >= 2*blockSize }
+
+// fitFrom returns the least p >= off with (p+hdr) % align == 0 and
+// gapOK(p-start).
+func fitFrom(start, off, hdr, align int64) int64 {
+	p := alignUp(off, hdr, align)
+	if !gapOK(p - start) {
+		p = alignUp(start+2*blockSize, hdr, align)
+	}
+	return p
+}
+
 // alignUp returns the least p >= off with (p+hdr) % align == 0.
 func alignUp(off, hdr, align int64) int64 {
 	if align <= blockSize {
@@ -131,12 +147,12 @@ func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
 
 // placeTail places a member as place does, at the end of archive.
 func (s *space) placeTail(n, hdr, align int64, avoid []extent) (placement, bool) {
-	off := alignUp(s.eoa, hdr, align)
+	off := fitFrom(s.eoa, s.eoa, hdr, align)
 	for {
 		moved := false
 		for _, a := range avoid {
 			if a.overlaps(extent{off, n}) {
-				off = alignUp(a.end(), hdr, align)
+				off = fitFrom(s.eoa, a.end(), hdr, align)
 				moved = true
 			}
 		}
@@ -151,23 +167,74 @@ func (s *space) placeTail(n, hdr, align int64, avoid []extent) (placement, bool)
 }
 
 // fitIn finds the first offset in run r where n bytes fit with the
-// alignment, avoiding the pinned extents.
+// alignment, avoiding the pinned extents, such that what is left of r
+// before and after them can be a hole (gapOK).
 func fitIn(r extent, n, hdr, align int64, avoid []extent) (int64, bool) {
-	off := alignUp(r.off, hdr, align)
+	off := fitFrom(r.off, r.off, hdr, align)
 	for off+n <= r.end() {
 		clash := false
 		for _, a := range avoid {
 			if a.overlaps(extent{off, n}) {
-				off = alignUp(a.end(), hdr, align)
+				off = fitFrom(r.off, a.end(), hdr, align)
 				clash = true
 				break
 			}
 		}
-		if !clash {
+		if clash {
+			continue
+		}
+		if gapOK(r.end() - off - n) {
 			return off, true
 		}
+		// One block would be left after the member: try one block
+		// further (or the next aligned offset).
+		off = fitFrom(r.off, off+blockSize, hdr, align)
 	}
 	return 0, false
+}
+
+// valid reports whether run r (a maximal run of adjacent chunks) is laid
+// out as readers require (doc §2): one hole chunk, with data, of at most
+// maxChunkBlocks blocks.
+func (s *space) valid(r extent) bool {
+	if r.len == 0 || !oneChunk(r) {
+		return false
+	}
+	i := sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i].off >= r.off })
+	return i < len(s.chunks) && s.chunks[i] == r
+}
+
+// bad returns the runs that are not valid, in offset order.
+func (s *space) bad() []extent {
+	var out []extent
+	for _, r := range s.runs() {
+		if !s.valid(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// chunksIn counts the chunks in r.
+func (s *space) chunksIn(r extent) int {
+	n := 0
+	for _, c := range s.chunks {
+		if r.overlaps(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// drop removes the chunks of run r from the map.
+func (s *space) drop(r extent) {
+	kept := s.chunks[:0]
+	for _, c := range s.chunks {
+		if !r.overlaps(c) {
+			kept = append(kept, c)
+		}
+	}
+	s.chunks = kept
 }
 
 // take removes [off, off+n) from the map, for a member placed there with

@@ -184,6 +184,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.compact() // what readers held up (compact.go)
 	s.closed = true
 	dirty := s.journalDirty && s.failed == nil
 	s.mu.Unlock()

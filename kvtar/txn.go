@@ -268,6 +268,9 @@ func (t *txn) split(w write, stage, commit *[]write) {
 func (t *txn) zero(off, n int64) {
 	t.classify(off, n, func(e extent, inv bool) {
 		if inv {
+			// Zeroed in step 1 before the batch: the writes queued so
+			// far must not land there (supersede).
+			t.supersede(e)
 			t.zeros = append(t.zeros, e)
 		} else {
 			t.put(e.off, make([]byte, e.len))
@@ -291,6 +294,7 @@ func (t *txn) finish() {
 		}
 	}
 	sp.reclaimTail()
+	t.normalize()
 	if sp.eoa != t.diskEOA {
 		// The marker, and zeroes to the end of its sector: free space, and
 		// no read-modify-write.
@@ -352,6 +356,24 @@ func (s *Store) inlineMax() int64 {
 		return min(s.inlineLimit, s.slotSize())
 	}
 	return s.slotSize()
+}
+
+// normalize lays out again, as one chunk, each run of adjacent hole chunks
+// that readers would refuse (doc §2: two g headers in a row) and that one
+// chunk can hold: adjacent removals, a removal next to a hole, what a
+// placement left next to the rest of a run. The new structure is written
+// over the old chunks' structure and filler (commit writes: the old chunks
+// are visible until the transaction is applied). Runs one chunk cannot
+// hold are left to compaction (compact.go), which the store runs after the
+// transaction.
+func (t *txn) normalize() {
+	sp := &t.s.sp
+	for _, r := range sp.bad() {
+		if oneChunk(r) {
+			sp.drop(r)
+			t.hole(r)
+		}
+	}
 }
 
 // run writes the transaction (doc §3) and applies its index changes. It is

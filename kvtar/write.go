@@ -32,13 +32,28 @@ func (s *Store) now() time.Time { return s.clk.Now().Truncate(time.Second) }
 
 // valueHeader encodes the header blocks of a regular-file member.
 func valueHeader(k kv.Key, size int64, mtime time.Time) ([]byte, error) {
-	return tarfmt.EncodeHeader(tarfmt.Header{
-		Name:     k.Path(),
-		Typeflag: tarfmt.TypeReg,
-		Size:     size,
-		Mode:     0o644,
-		ModTime:  mtime,
-	})
+	return encodeMember(k, false, size, mtime, 0)
+}
+
+// encodeMember encodes the header blocks of a value (or, with dir, of a
+// directory member) under the name k: exactly blocks blocks when blocks
+// is positive (a header rewritten in place fills the space of the old
+// one: tarfmt.EncodeHeaderBlocks). A member of one block (an empty value,
+// a directory) gets three instead (an x header with a comment record
+// before it): once removed, one block could not be a hole (doc §2).
+func encodeMember(k kv.Key, dir bool, size int64, mtime time.Time, blocks int64) ([]byte, error) {
+	h := tarfmt.Header{Name: k.Path(), Typeflag: tarfmt.TypeReg, Size: size, Mode: 0o644, ModTime: mtime}
+	if dir {
+		h = tarfmt.Header{Name: k.Path() + "/", Typeflag: tarfmt.TypeDir, Mode: 0o755, ModTime: mtime}
+	}
+	if blocks > 0 {
+		return tarfmt.EncodeHeaderBlocks(h, blocks)
+	}
+	hdr, err := tarfmt.EncodeHeader(h)
+	if err == nil && len(hdr) == blockSize && h.Size == 0 {
+		return tarfmt.EncodeHeaderBlocks(h, 3)
+	}
+	return hdr, err
 }
 
 // place plans a new value member for k of size bytes: it encodes the header,
@@ -69,14 +84,29 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 	// 512-byte-sector devices, whose physical blocks are usually 4 KiB:
 	// their reads and writes are then whole-sector direct I/O. Small
 	// values are packed; the alignment gap would cost more than it saves.
-	align := int64(blockSize)
-	if size >= alignMin {
-		align = max(s.ss, 4096)
-	}
-	p, ok := s.sp.place(n, h, align, s.avoid())
+	p, ok := s.sp.place(n, h, s.memberAlign(size), s.avoid())
 	if !ok {
 		return nil, kv.NoSpace(op, k)
 	}
+	return t.putMember(p, hdr, size), nil
+}
+
+// memberAlign is the alignment of the data of a value of size bytes.
+func (s *Store) memberAlign(size int64) int64 {
+	if size >= alignMin {
+		return max(s.ss, 4096)
+	}
+	return blockSize
+}
+
+// putMember takes the space of placement p for a member with header hdr
+// and size bytes of data, queues the header and the padding, and returns
+// the member.
+func (t *txn) putMember(p placement, hdr []byte, size int64) *member {
+	s := t.s
+	h := int64(len(hdr))
+	padded := size + tarfmt.PadLen(size)
+	n := h + padded
 	t.placed++
 	consumed, leftover := s.sp.take(p, n)
 	t.consume(consumed)
@@ -96,7 +126,7 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 	if pad := padded - size; pad > 0 {
 		t.put(m.dataOff+size, make([]byte, pad))
 	}
-	return m, nil
+	return m
 }
 
 // checkTarget checks that k can be bound to a value: not the root, not
@@ -428,14 +458,10 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 	mtime := s.now()
 	if size == old.size && old.owner() == old && old.linked == 0 && old.sparse == nil {
 		// In place: the bytes, and the header for the new mtime.
-		hdr, err := valueHeader(k, size, mtime)
-		if err != nil {
-			return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Cause: err}
-		}
-		if h := int64(len(hdr)); h <= old.dataOff-old.start {
-			if gap := old.dataOff - h - old.start; gap > 0 {
-				t.hole(extent{old.start, gap})
-			}
+		// The header fills the space of the old one exactly: a gap
+		// before the data would be a hole of its own (doc §2).
+		if hdr, err := encodeMember(k, false, size, mtime, (old.dataOff-old.start)/blockSize); err == nil {
+			h := int64(len(hdr))
 			t.commit(old.dataOff-h, hdr)
 			t.commit(old.dataOff+at, v)
 			t.apply = append(t.apply, func() {
@@ -596,11 +622,11 @@ func (t *txn) rename(src, dst kv.Key) error {
 				})
 				continue
 			}
-			if h := int64(len(hdr)); m.owner() == m && m.linked == 0 && m.sparse == nil && h <= m.dataOff-m.start {
-				if gap := m.dataOff - h - m.start; gap > 0 {
-					t.hole(extent{m.start, gap})
-				}
-				t.commit(m.dataOff-h, hdr)
+			// In place, the new header filling the old one's space
+			// exactly (a gap would be a hole of its own, doc §2).
+			if fit, err := encodeMember(ck, m.dir, m.size, m.mtime, (m.dataOff-m.start)/blockSize); err == nil && m.owner() == m && m.linked == 0 && m.sparse == nil {
+				h := int64(len(fit))
+				t.commit(m.dataOff-h, fit)
 				t.apply = append(t.apply, func() {
 					m.start = m.dataOff - h
 					m.hdr = m.dataOff - blockSize
@@ -666,8 +692,5 @@ func (t *txn) rename(src, dst kv.Key) error {
 // memberHeader encodes the header of m (a value or directory member) under
 // the name k.
 func memberHeader(k kv.Key, m *member) ([]byte, error) {
-	if m.dir {
-		return tarfmt.EncodeHeader(tarfmt.Header{Name: k.Path() + "/", Typeflag: tarfmt.TypeDir, Mode: 0o755, ModTime: m.mtime})
-	}
-	return valueHeader(k, m.size, m.mtime)
+	return encodeMember(k, m.dir, m.size, m.mtime, 0)
 }

@@ -1,6 +1,7 @@
 package tarfmt
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -40,7 +41,23 @@ import (
 // digits, a typeflag the codec writes itself (x, g, L, K, S), data on a
 // type that has none (links, devices, directories, FIFOs), an mtime outside
 // ±2^62 seconds, or an x header over MaxExtendedSize.
-func EncodeHeader(h Header) ([]byte, error) {
+func EncodeHeader(h Header) ([]byte, error) { return encodeHeader(h, 0) }
+
+// EncodeHeaderBlocks is EncodeHeader with the output padded to exactly
+// blocks blocks: when the header needs fewer, its x header (added if need
+// be) carries a comment record that fills the difference, which every
+// reader ignores (POSIX: comment records have no effect). A store that
+// rewrites a member's header in place uses it so that no gap is left
+// before the data (a one-block gap could not be a hole: an empty g header
+// is refused by current libarchive). It fails with ErrFieldTooLong when
+// the header needs more than blocks blocks, or when blocks is 2 and the
+// header is not exactly that size (an x header takes at least two blocks,
+// so a header of 1 block cannot grow by one).
+func EncodeHeaderBlocks(h Header, blocks int64) ([]byte, error) {
+	return encodeHeader(h, blocks)
+}
+
+func encodeHeader(h Header, blocks int64) ([]byte, error) {
 	name := strings.TrimLeft(h.Name, "/")
 	tf := h.Typeflag
 	if tf == TypeRegA {
@@ -114,6 +131,16 @@ func EncodeHeader(h Header) ([]byte, error) {
 	copy(blk.version(), versionUSTAR)
 	blk.SetChecksum()
 
+	natural := int64(1)
+	if len(recs) > 0 {
+		natural = 2 + (int64(len(recs))+BlockSize-1)/BlockSize
+	}
+	if blocks > 0 && blocks != natural {
+		if blocks < natural || blocks < 3 {
+			return nil, &HeaderError{Field: "blocks", Reason: fmt.Sprintf("the header takes %d blocks, cannot be padded to %d", natural, blocks), Err: ErrFieldTooLong}
+		}
+		recs = appendComment(recs, (blocks-2)*BlockSize-int64(len(recs)))
+	}
 	if len(recs) == 0 {
 		return blk[:], nil
 	}

@@ -16,12 +16,21 @@ import "fmt"
 // 3.11 and Go 1.26 (SPEC §4), on which this relies:
 //
 //   - such a g header is skipped silently by all four readers, whatever the
-//     filler bytes (binary included), and so is a g header of size 0; Go
-//     returns it to callers as a TypeXGlobalHeader entry;
-//   - chains of consecutive g headers are accepted by all four;
+//     filler bytes (binary included); Go returns it to callers as a
+//     TypeXGlobalHeader entry;
 //   - Go refuses a PAX header over 1 MiB and bsdtar an attribute over about
 //     1 MB, so a chunk carries at most MaxHoleChunkData (512 KiB) of data;
 //   - the comment keyword has no effect on following members (POSIX).
+//
+// Chains of g headers are NOT safe, although the four readers above accept
+// short ones: libarchive counts every special header (g, x, L, K) before a
+// member and refuses a 33rd; since 3.7.5 (fatal since 3.8.0) it refuses a
+// second g header before an entry ("Redundant 'g' header"), and 3.8.9 an
+// empty one (size 0); Python's tarfile recurses once per special header.
+// So a writer keeps at most one chunk, of at least two blocks, between two
+// members: HoleChunks splits a span as it is asked to, and a span longer
+// than one chunk (or of one block) must not stay in an archive (the store
+// compacts it, kvtar/compact.go).
 //
 // Invariants the store relies on:
 //

@@ -143,3 +143,22 @@ func holeRecordPrefix(n int64) []byte {
 func isHolePrefix(data []byte, n int64) bool {
 	return bytes.HasPrefix(data, holeRecordPrefix(n))
 }
+
+// appendComment appends a comment record of exactly n bytes (n >= 12:
+// "12 comment=\n" is the shortest), its value spaces.
+func appendComment(dst []byte, n int64) []byte {
+	for digits := int64(1); ; digits++ {
+		v := n - digits - int64(len(" comment=\n"))
+		if v >= 0 && int64(len(itoa(n))) == digits {
+			dst = append(dst, itoa(n)...)
+			dst = append(dst, " comment="...)
+			for range v {
+				dst = append(dst, ' ')
+			}
+			return append(dst, '\n')
+		}
+		if digits > 20 {
+			panic("tarfmt: comment record length")
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package kvtar
+
+import (
+	"slices"
+
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// Compaction (doc §2). A free region between two members must be one hole
+// chunk — one non-empty g header of at most 512 KiB of data — for every
+// reader to accept it. A region that one chunk cannot hold (the space of a
+// removed large value, or of many adjacent removed values) is closed by
+// moving members from the end of the archive into it: each move is a
+// placement in a hole (its data goes to the hole's filler, which no reader
+// sees, as stage writes; only the hole structure it covers is journaled)
+// and the removal of the member from the end, which gives its space back
+// to the free tail. Each round of moves is an ordinary transaction, crash-
+// safe like any other; between rounds the region is a chain of chunks,
+// which every reader but the strictest accepts, and the rounds follow one
+// another before the write that made the region returns. The bytes moved
+// are at most the region's size (members are taken from the end only while
+// they fit), so the cost of a removal is bounded by what it removed.
+//
+// Compaction stops, leaving the region as a chain that Check reports, when
+// the member at the end of the archive does not fit in the region (it is
+// larger, or the store cannot move it: a hard link's target, a sparse or
+// unexposed foreign member), or when readers pin the region (it is
+// compacted by the next write after they close it).
+
+// compactBudget bounds the bytes one round of compaction moves, so that a
+// round's memory and journal record stay small.
+const compactBudget = 64 << 20
+
+// compactRoundsMax bounds the rounds of one compaction: each round moves
+// the end of archive back, so rounds are finite anyway.
+const compactRoundsMax = 1 << 16
+
+// compact runs rounds of compaction until no region needs it or none can
+// progress. The caller holds s.wmu and s.mu. A round that fails to write
+// fails the store (run sets s.failed: later writes report it); a round
+// that finds no room for its journal record ends compaction.
+func (s *Store) compact() {
+	for range compactRoundsMax {
+		if s.failed != nil || s.closed || s.readOnly {
+			return
+		}
+		if !s.compactRound() {
+			return
+		}
+	}
+}
+
+// A donor is a member at the end of the archive that compaction may move,
+// with the node that binds it.
+type donor struct {
+	m *member
+	n *node
+	k kv.Key
+}
+
+// donors returns the members of the index from the end of the archive
+// backwards, while nothing else lies between them (holes aside): the
+// members compaction may take, last first. It stops at a member the store
+// cannot move.
+func (s *Store) donors() []donor {
+	var all []donor
+	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
+		for _, m := range []*member{n.val, n.dir} {
+			if m != nil {
+				all = append(all, donor{m, n, k})
+			}
+		}
+	})
+	slices.SortFunc(all, func(a, b donor) int { return cmp64(b.m.start, a.m.start) })
+	// Members the index does not hold (unexposed foreign members,
+	// shadowed ones kept for hard links) are in the way.
+	var others []extent
+	for _, u := range s.unexposed {
+		others = append(others, u.m.extent())
+	}
+	for m := range s.kept {
+		others = append(others, m.extent())
+	}
+	end := s.sp.eoa
+	var out []donor
+	for _, d := range all {
+		m := d.m
+		if m.owner() != m || m.linked > 0 || m.sparse != nil || !s.onlyHoles(m.end, end, others) {
+			break
+		}
+		out = append(out, d)
+		end = m.start
+	}
+	return out
+}
+
+// onlyHoles reports whether [from, to) holds nothing but hole chunks (no
+// member of others).
+func (s *Store) onlyHoles(from, to int64, others []extent) bool {
+	for _, o := range others {
+		if o.overlaps(extent{from, to - from}) {
+			return false
+		}
+	}
+	at := from
+	for _, c := range s.sp.chunks {
+		if c.off == at && at < to {
+			at = c.end()
+		}
+	}
+	return at >= to
+}
+
+// compactRound moves members from the end of the archive into the first
+// region that needs it and that no reader pins, in one transaction. It
+// reports whether it moved anything.
+func (s *Store) compactRound() bool {
+	avoid := s.avoid()
+	var r extent
+	found := false
+	for _, b := range s.sp.bad() {
+		if !slices.ContainsFunc(avoid, b.overlaps) {
+			r, found = b, true
+			break
+		}
+	}
+	if !found {
+		return false
+	}
+	ds := s.donors()
+	t := s.begin()
+	rest := r
+	moved := int64(0)
+	count := 0
+	for _, d := range ds {
+		if oneChunk(rest) || moved >= compactBudget {
+			break // what is left of the region fits one chunk (normalize lays it out)
+		}
+		m := d.m
+		if m.start < rest.end() {
+			break // the region itself is at the end now
+		}
+		hdr, err := memberHeader(d.k, m)
+		if err != nil {
+			break
+		}
+		h := int64(len(hdr))
+		n := h + m.size + tarfmt.PadLen(m.size)
+		off, ok := fitIn(rest, n, h, s.memberAlign(m.size), avoid)
+		if !ok {
+			break
+		}
+		p := placement{off: off, from: rest}
+		nm := t.putMember(p, hdr, m.size)
+		if !t.move(&d, nm) {
+			return false
+		}
+		rest = extent{nm.end, rest.end() - nm.end}
+		moved += n
+		count++
+	}
+	if count == 0 {
+		t.undo()
+		return s.widen(r)
+	}
+	// An error fails the store (s.failed), or found no room for the
+	// journal record (nothing changed): either way, stop.
+	return t.run("compact", kv.Root) == nil
+}
+
+// oneChunk reports whether free region r can be laid out as one hole
+// chunk, or is empty.
+func oneChunk(r extent) bool {
+	return r.len == 0 || r.len >= 2*blockSize && r.len <= tarfmt.MaxHoleChunkData+blockSize
+}
+
+// widen handles a region that no member from the end of the archive can
+// fill (a one-block region left by a foreign one-block member, say): it
+// moves a neighbour of the region — the smaller of the members just before
+// and just after it that can be moved and leave a region one chunk holds —
+// to the end of the archive, so that the region takes in the neighbour's
+// space and becomes one chunk. It reports whether it moved anything.
+func (s *Store) widen(r extent) bool {
+	var best *donor
+	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
+		for _, m := range []*member{n.val, n.dir} {
+			if m == nil || m.owner() != m || m.linked > 0 || m.sparse != nil {
+				continue
+			}
+			if m.end != r.off && m.start != r.end() || !oneChunk(extent{r.off, r.len + m.end - m.start}) {
+				continue
+			}
+			if best == nil || m.end-m.start < best.m.end-best.m.start {
+				best = &donor{m, n, k}
+			}
+		}
+	})
+	if best == nil {
+		return false
+	}
+	m := best.m
+	hdr, err := memberHeader(best.k, m)
+	if err != nil {
+		return false
+	}
+	h := int64(len(hdr))
+	n := h + m.size + tarfmt.PadLen(m.size)
+	p, ok := s.sp.placeTail(n, h, s.memberAlign(m.size), s.avoid())
+	if !ok {
+		return false
+	}
+	t := s.begin()
+	nm := t.putMember(p, hdr, m.size)
+	if !t.move(best, nm) {
+		return false
+	}
+	return t.run("compact", kv.Root) == nil
+}
+
+// move queues the move of donor d's member to nm (placed by the caller):
+// its data copied, the old member released, the index pointed at nm. It
+// reports false, the transaction undone, when reading the data fails.
+func (t *txn) move(d *donor, nm *member) bool {
+	m := d.m
+	nm.mtime, nm.dir = m.mtime, m.dir
+	if !m.dir {
+		if err := t.copyPatched("compact", d.k, m, nm, 0, nil); err != nil {
+			// Reading the member failed: the device is failing; nothing
+			// was committed.
+			t.undo()
+			return false
+		}
+	}
+	t.release(m)
+	node := d.n
+	t.apply = append(t.apply, func() {
+		if m.dir {
+			node.dir = nm
+		} else {
+			node.val = nm
+		}
+	})
+	return true
+}
