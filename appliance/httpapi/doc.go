@@ -54,7 +54,9 @@
 // rename_source_prefix; 507 no_space; 400 invalid_key, invalid_argument
 // (411 for a PUT without Content-Length); 403 read_only; 401 unauthorized
 // (with WWW-Authenticate: Bearer); 412 precondition_failed; 413 too_large;
-// 405 method_not_allowed (with Allow); 416 range_not_satisfiable (with
+// 405 method_not_allowed (with Allow); 408 request_timeout (a request
+// body that stalled or crawled, with Connection: close); 416
+// range_not_satisfiable (with
 // Content-Range: bytes */size); 410 reader_gone; 503 closed and
 // too_many_readers; 500 storage_error, corrupt and internal. Every error
 // response also carries its code in the X-Tarstore-Error header, so that
@@ -137,6 +139,11 @@
 //
 // Bounds: PUT bodies are streamed to the store (bounded memory, length
 // fixed by Content-Length); PATCH bodies are held in memory up to
-// Options.MaxPatch; error bodies and JSON are small. Header sizes, timeouts
+// Options.MaxPatch; error bodies and JSON are small. Bodies are read under
+// a moving deadline (deadline.go): a body that brings no byte for
+// Options.BodyTimeout, or averages less than Options.MinBodyRate once it
+// has been arriving that long, is cut with 408 request_timeout, and the
+// write it fed changes nothing and releases its locks; a client that takes
+// no byte of a value for BodyTimeout is cut too. Header sizes and timeouts
 // and connection counts are the http.Server's, set by the appliance.
 package httpapi

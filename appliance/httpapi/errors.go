@@ -77,6 +77,8 @@ func StatusCode(code string) int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case CodeReaderGone:
 		return http.StatusGone
+	case CodeRequestTimeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError // storage_error, corrupt, internal
 }

@@ -34,6 +34,15 @@ type Options struct {
 	// DigestCacheEntries bounds the digest cache (coord.go); 0 = 4096,
 	// negative = no cache.
 	DigestCacheEntries int
+
+	// BodyTimeout is the longest a request body may go without bringing a
+	// byte, and a response without the client taking one (deadline.go);
+	// 0 = DefaultBodyTimeout, negative = no deadline.
+	BodyTimeout time.Duration
+	// MinBodyRate is the average rate in bytes per second a request body
+	// must keep once it has been arriving for BodyTimeout; 0 =
+	// DefaultMinBodyRate, negative = no minimum.
+	MinBodyRate int64
 }
 
 // DefaultMaxPatch is the default Options.MaxPatch.
@@ -66,6 +75,12 @@ func New(store kv.RW, opts Options) *Handler {
 	}
 	if opts.MaxReaders <= 0 {
 		opts.MaxReaders = DefaultMaxReaders
+	}
+	if opts.BodyTimeout == 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
+	if opts.MinBodyRate == 0 {
+		opts.MinBodyRate = DefaultMinBodyRate
 	}
 	switch {
 	case opts.DigestCacheEntries == 0:
@@ -120,6 +135,8 @@ const (
 // ServeHTTP serves one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	r, body := h.guardBody(w, r)
+	defer body.finish()
 	c := &call{w: &statusRecorder{ResponseWriter: w}, r: r, op: "other"}
 	defer func() {
 		code := c.w.code()

@@ -251,7 +251,11 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 	if c.r.Method == http.MethodHead {
 		return
 	}
-	n, err := copyAhead(c.w, r, rg.start, rg.length)
+	var dst io.Writer = c.w
+	if h.opts.BodyTimeout > 0 {
+		dst = &sendWriter{w: c.w, rc: http.NewResponseController(c.w), idle: h.opts.BodyTimeout}
+	}
+	n, err := copyAhead(dst, r, rg.start, rg.length)
 	h.metrics.bytesRead.Add(n)
 	if err != nil {
 		// The status is sent: the connection is closed short of the
@@ -528,6 +532,10 @@ func (h *Handler) put(c *call) {
 		body.hash = sha256.New()
 	}
 	if err := h.store.SetFrom(c.key, body, size); err != nil {
+		if errors.Is(body.err, ErrBodyTimeout) {
+			writeError(c.w, timeoutError(c, "set", body.err))
+			return
+		}
 		if body.err != nil {
 			writeError(c.w, invalidArgument("set", c.key, body.err.Error()))
 			return
@@ -573,6 +581,9 @@ func (h *Handler) patch(c *call) {
 	}
 	data, err := io.ReadAll(io.LimitReader(c.r.Body, max+1))
 	switch {
+	case errors.Is(err, ErrBodyTimeout):
+		writeError(c.w, timeoutError(c, "set_partial", err))
+		return
 	case err != nil:
 		writeError(c.w, invalidArgument("set_partial", c.key, "reading the request body: "+err.Error()))
 		return
