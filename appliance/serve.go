@@ -17,7 +17,9 @@ import (
 )
 
 // Limits of the HTTP server (SPEC §6: headers and connections are bounded,
-// slow clients time out). Request bodies are bounded by the handler.
+// slow clients time out). Request bodies are bounded by the handler, and
+// cut when they stall (httpapi.Options.BodyTimeout, MinBodyRate);
+// connections by LimitConns.
 const (
 	ReadHeaderTimeout = 10 * time.Second
 	IdleTimeout       = 2 * time.Minute
@@ -38,6 +40,10 @@ type ServeOptions struct {
 	// Resolver resolves the host of cfg.Listen to decide whether it is
 	// loopback only; nil is net.DefaultResolver.
 	Resolver Resolver
+	// BodyTimeout and MinBodyRate bound request bodies (httpapi.Options);
+	// zero for the defaults.
+	BodyTimeout time.Duration
+	MinBodyRate int64
 }
 
 // Serve opens the store cfg names (creating the default image on first
@@ -53,8 +59,11 @@ type ServeOptions struct {
 //  2. create the default image if it is missing (EnsureDefaultImage);
 //  3. open the device and the store (OpenStore; read-only with
 //     cfg.ReadOnly), which recovers from a crash;
-//  4. listen, at most cfg.MaxConns connections at once (LimitListener);
-//  5. serve httpapi.New(store) with the timeouts above.
+//  4. listen, at most cfg.MaxConns connections at once and cfg.PerIP()
+//     from one address, plus DefaultReserveConns for the light routes
+//     (LimitConns, ReserveHandler);
+//  5. serve httpapi.New(store) with the timeouts above and the body
+//     deadlines of opts.
 func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 	logw := opts.Log
 	if logw == nil {
@@ -103,7 +112,7 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 			return needToken(cfg.Listen, err)
 		}
 	}
-	ln = LimitListener(ln, cfg.MaxConns)
+	ln = LimitConns(ln, ConnLimits{Max: cfg.MaxConns, PerIP: cfg.PerIP(), Reserve: DefaultReserveConns})
 
 	logger := slog.New(slog.NewTextHandler(logw, nil))
 	h := httpapi.New(store, httpapi.Options{
@@ -112,9 +121,13 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		Version:  Version,
 		Status:   StatusFunc(store),
 		Logger:   logger,
+
+		BodyTimeout: opts.BodyTimeout,
+		MinBodyRate: opts.MinBodyRate,
 	})
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           ReserveHandler(h),
+		ConnContext:       ConnContext,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,

@@ -34,7 +34,7 @@ var (
 	// diskSettings: commands that work on a disk only.
 	diskSettings  = []string{config.Disk, config.SectorSize, config.Virtio, config.NVMe}
 	serveSettings = []string{config.Disk, config.Virtio, config.NVMe, config.Listen, config.TokenFile,
-		config.ReadOnly, config.SectorSize, config.MaxConns}
+		config.ReadOnly, config.SectorSize, config.MaxConns, config.MaxConnsPerIP}
 )
 
 var helpFlag = flagDef{name: "help", help: "show this help"}
@@ -107,6 +107,16 @@ send "Authorization: Bearer <token>" (the CLI does, with --token-file).
 Loopback is decided on addresses, not names: a host name in --listen must
 resolve to loopback addresses only (localhost mapped to another address in
 /etc/hosts or DNS needs a token too).
+
+Connections are bounded: at most --max-conns at once, and at most
+--max-conns-per-ip of them from one client address (a quarter of
+--max-conns by default), so that one client cannot take them all; a few
+more are kept for /healthz, /v1/status and /metrics, which stay answerable
+when every slot is taken (other requests there get 503 overloaded with
+Retry-After). Request bodies must keep coming: one that sends nothing for
+30 s, or less than 1 KiB/s on average after that, is cut (408) and changes
+nothing. Behind NAT or QEMU's user networking, where clients share an
+address, raise --max-conns-per-ip.
 
 --virtio and --nvme are accepted but this build has no userspace virtio-blk
 or NVMe driver yet: they fail with a usage error. Block devices such as

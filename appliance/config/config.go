@@ -90,6 +90,8 @@ const (
 	ReadOnly   = "read-only"
 	SectorSize = "sector-size"
 	MaxConns   = "max-conns"
+	// MaxConnsPerIP: 0 = a quarter of MaxConns (at least 1).
+	MaxConnsPerIP = "max-conns-per-ip"
 )
 
 // Defaults.
@@ -120,6 +122,8 @@ var Settings = []Setting{
 		Help: "sector size to present for an image file (512, 4096, ...); 0 detects it"},
 	{Name: MaxConns, Env: "TARSTORE_MAX_CONNS", Kernel: "tarstore.max-conns", Default: strconv.Itoa(DefaultMaxConns), Arg: "N",
 		Help: "most HTTP connections serve keeps open at once"},
+	{Name: MaxConnsPerIP, Env: "TARSTORE_MAX_CONNS_PER_IP", Kernel: "tarstore.max-conns-per-ip", Default: "0", Arg: "N",
+		Help: "most of them from one client IP address; 0 = a quarter of max-conns (raise it when clients share an address, as behind QEMU's user networking)"},
 }
 
 // Lookup returns the setting called name.
@@ -157,6 +161,9 @@ type Config struct {
 	ReadOnly   bool
 	SectorSize int // 0: detect
 	MaxConns   int
+	// MaxConnsPerIP bounds the connections of one client address; 0 = a
+	// quarter of MaxConns (PerIP).
+	MaxConnsPerIP int
 
 	// From tells where each setting's value came from, by setting name.
 	From map[string]Layer
@@ -300,6 +307,12 @@ func Load(src Sources) (Config, error) {
 				return Config{}, bad(fmt.Sprintf("%q is not a positive number", f.val))
 			}
 			cfg.MaxConns = n
+		case MaxConnsPerIP:
+			n, err := strconv.Atoi(f.val)
+			if err != nil || n < 0 {
+				return Config{}, bad(fmt.Sprintf("%q is not 0 or a positive number", f.val))
+			}
+			cfg.MaxConnsPerIP = n
 		}
 	}
 	return cfg, nil
@@ -312,6 +325,17 @@ func isTarget(name string) bool {
 		}
 	}
 	return false
+}
+
+// PerIP is the number of connections one client address may hold:
+// MaxConnsPerIP, or a quarter of MaxConns (at least 1) when it is 0, and
+// never more than MaxConns.
+func (c Config) PerIP() int {
+	n := c.MaxConnsPerIP
+	if n == 0 {
+		n = max(c.MaxConns/4, 1)
+	}
+	return min(n, max(c.MaxConns, 1))
 }
 
 // IsRemote reports whether the target is a server.

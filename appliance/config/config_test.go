@@ -236,3 +236,24 @@ func TestSettingsTable(t *testing.T) {
 		assert.True(t, ok)
 	}
 }
+
+func TestMaxConnsPerIP(t *testing.T) {
+	c, err := Load(Sources{})
+	require.NoError(t, err)
+	assert.Equal(t, 0, c.MaxConnsPerIP)
+	assert.Equal(t, DefaultMaxConns/4, c.PerIP())
+	c, err = Load(Sources{Flags: map[string]string{MaxConns: "2"}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.PerIP(), "at least one")
+	c, err = Load(Sources{Flags: map[string]string{MaxConns: "8"}, LookupEnv: env("TARSTORE_MAX_CONNS_PER_IP", "100")})
+	require.NoError(t, err)
+	assert.Equal(t, 100, c.MaxConnsPerIP)
+	assert.Equal(t, 8, c.PerIP(), "never more than max-conns")
+	c, err = Load(Sources{Cmdline: "tarstore.max-conns-per-ip=5"})
+	require.NoError(t, err)
+	assert.Equal(t, 5, c.PerIP())
+	for _, bad := range []string{"-1", "x", ""} {
+		_, err = Load(Sources{Flags: map[string]string{MaxConnsPerIP: bad}})
+		assert.True(t, IsConfigError(err), "%q", bad)
+	}
+}

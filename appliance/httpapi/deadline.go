@@ -46,9 +46,6 @@ const (
 // Options.MinBodyRate.
 var ErrBodyTimeout = errors.New("the request body stalled")
 
-// CodeRequestTimeout is the code of the 408 answer to a cut body.
-const CodeRequestTimeout = "request_timeout"
-
 // bodyGuard is a request body read under the deadlines above.
 type bodyGuard struct {
 	body    io.ReadCloser

@@ -57,8 +57,9 @@
 // 405 method_not_allowed (with Allow); 408 request_timeout (a request
 // body that stalled or crawled, with Connection: close); 416
 // range_not_satisfiable (with
-// Content-Range: bytes */size); 410 reader_gone; 503 closed and
-// too_many_readers; 500 storage_error, corrupt and internal. Every error
+// Content-Range: bytes */size); 410 reader_gone; 503 closed,
+// too_many_readers and overloaded (the appliance's listener: no connection
+// slot, with Retry-After); 500 storage_error, corrupt and internal. Every error
 // response also carries its code in the X-Tarstore-Error header, so that
 // HEAD responses, which have no body, tell it too. A negative PATCH offset
 // or allocate size is passed to the store, so that it is refused in the

@@ -43,6 +43,8 @@ const (
 	CodeReaderGone         = "reader_gone"           // 410: a reader session that expired or was closed
 	CodeTooManyReaders     = "too_many_readers"      // 503: Options.MaxReaders sessions are open
 	CodeInternal           = "internal"              // 500: an error that wraps no kv sentinel
+	CodeRequestTimeout     = "request_timeout"       // 408: a request body that stalled (deadline.go)
+	CodeOverloaded         = "overloaded"            // 503: no connection slot (the appliance's listener)
 )
 
 // HeaderError carries the error code on every error response, so that
@@ -63,7 +65,7 @@ func StatusCode(code string) int {
 		return http.StatusBadRequest
 	case "read_only":
 		return http.StatusForbidden
-	case "closed", CodeTooManyReaders:
+	case "closed", CodeTooManyReaders, CodeOverloaded:
 		return http.StatusServiceUnavailable
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
