@@ -27,6 +27,11 @@
 //     never on names (CheckLoopback): a host name must resolve to loopback
 //     addresses only, and the address the listener is bound to must be
 //     loopback too.
+//   - Connections are bounded per client address as well as in all, and a
+//     reserve of connections keeps /healthz, /v1/status and /metrics
+//     answerable when every slot is taken ("Connection slots", limit.go);
+//     request bodies that stall are cut by the handler (httpapi's
+//     deadline.go), which frees their slots and locks.
 package appliance
 
 import (
