@@ -158,7 +158,7 @@ func (s *Store) Check() ([]Problem, error) {
 // (tarfmt.Tag), m's data: it reports whether it has one and whether the
 // data matches its CRC.
 func (s *Store) dataMatchesTag(m *member) (ok, tagged bool, err error) {
-	if m.hdr != m.start || m.sparse != nil || m.dataOff != m.start+blockSize {
+	if m.sparse != nil || m.link != nil || m.dataOff != m.hdr+blockSize {
 		return false, false, nil
 	}
 	var b tarfmt.Block

@@ -243,4 +243,20 @@
 // live member: where its header and data lie, size, mtime, and the sparse
 // map or link target of foreign members. Its size is O(number of keys).
 // Digests of values are computed on demand by reading the value.
+//
+// # 8. Integrity
+//
+// Every member the store writes carries the CRC-32C of its data in its
+// ustar header (tarfmt.Tag, bytes every tar reader ignores), computed as
+// the data is written (streams, copies, zeroes of an allocation; an
+// in-place patch reads the value with the patch applied). The index keeps
+// it; reads of a whole value (Get, a kv.Reader read in order to its end,
+// Digest, the copies made by rename, set_partial and compaction) verify it
+// and fail with kv.ErrCorrupt naming the key and the offset of the data,
+// rather than return (or copy, under a fresh CRC) damaged bytes. Partial
+// reads are not verified. Check verifies every value that has a CRC;
+// members of foreign archives have none. A value being patched in place is
+// not read meanwhile (readers wait for the transaction: member.patching),
+// and one that readers hold is patched by a copy, so that readers keep
+// their snapshot.
 package kvtar

@@ -108,6 +108,7 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 		return nil
 	}
 	t = s.begin()
+	defer t.end() // after run, or after a plan that failed (its gates too)
 	var planned []*request
 	var keys []kv.Key
 	for _, r := range batch {
@@ -126,6 +127,7 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 	}
 	if len(planned) > 0 {
 		err := t.run(first.op, first.keys[0])
+		t.end()
 		if err == nil {
 			// Regions one hole chunk cannot hold are closed before the
 			// writes return (compact.go). The group's transaction is

@@ -3,6 +3,7 @@ package kvtar
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/kv"
@@ -31,6 +32,19 @@ type member struct {
 	linked int
 	// links are the nodes of the hard links to this member (links.go).
 	links []*node
+	// crc is the CRC-32C of the member's data (its header's tarfmt.Tag,
+	// or what the store computed as it wrote the data) when hasCRC is set:
+	// whole-value reads verify it (doc §8). Foreign members have none.
+	crc    uint32
+	hasCRC bool
+	// gen counts the in-place patches of the data (set_partial): a
+	// reader that pinned the member before one does not verify what it
+	// read against the CRC it took then.
+	gen atomic.Uint64
+	// patching, while a transaction patches the data in place, is closed
+	// when the patch is applied (or abandoned): readers wait for it
+	// rather than read bytes being rewritten. Guarded by the store's mu.
+	patching chan struct{}
 	// pin tracks the readers of the member's data.
 	pin pin
 	// dir marks an explicit directory member.

@@ -1,6 +1,7 @@
 package kvtar
 
 import (
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,3 +95,28 @@ func TestPanicInStepOneFailsTheStore(t *testing.T) {
 	checkStore(t, s2, base.ReaderAt())
 	require.NoError(t, s2.Close())
 }
+
+// TestHugeSizes: sizes near 2^63 are no_space before any arithmetic on
+// them, and the store goes on (an allocate of 2^63-1 used to overflow and
+// wedge every later write).
+func TestHugeSizes(t *testing.T) {
+	s, _ := newMemStore(t, 512, 4<<20)
+	for _, size := range []int64{1<<63 - 1, 1<<63 - 512, 1<<63 - 2048, 1 << 62, 5 << 20} {
+		require.ErrorIs(t, s.Allocate(kv.MustKey("/x"), size, time.Time{}), kv.ErrNoSpace, "allocate %d", size)
+		require.ErrorIs(t, s.SetFrom(kv.MustKey("/y"), eofReader{}, size), kv.ErrNoSpace, "set_from %d", size)
+	}
+	require.NoError(t, s.Set(kv.MustKey("/ok"), []byte("ok")))
+	v, err := s.GetPartial(kv.MustKey("/ok"), 1<<63-1, 1<<63-1)
+	require.NoError(t, err)
+	require.Empty(t, v)
+	require.NoError(t, s.SetPartial(kv.MustKey("/ok"), 1<<63-1, []byte("!")))
+	v, err = s.Get(kv.MustKey("/ok"))
+	require.NoError(t, err)
+	require.Equal(t, "ok!", string(v))
+	require.NoError(t, s.Close())
+}
+
+// eofReader has nothing to read.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

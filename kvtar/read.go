@@ -2,6 +2,7 @@ package kvtar
 
 import (
 	"crypto/sha256"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -42,6 +43,13 @@ func acquire(m *member) *member {
 	d.pin.readers++
 	d.pin.mu.Unlock()
 	return d
+}
+
+// pinned reports whether readers hold m's data.
+func (m *member) pinned() bool {
+	m.pin.mu.Lock()
+	defer m.pin.mu.Unlock()
+	return m.pin.readers > 0
 }
 
 // releasePin unpins d; the last reader of a zombie frees its space.
@@ -181,19 +189,31 @@ func (s *Store) lookup(op string, k kv.Key) (*node, error) {
 	return n, nil
 }
 
-// value resolves k to a value and pins its data. The caller must
-// releasePin the returned owner.
-func (s *Store) value(op string, k kv.Key) (m, d *member, err error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	n, err := s.lookup(op, k)
-	if err != nil {
-		return nil, nil, err
+// value resolves k to a value and pins its data; sm is its CRC as of now.
+// The caller must releasePin the returned owner.
+// A value being patched in place is waited for (member.patching).
+func (s *Store) value(op string, k kv.Key) (m, d *member, sm sum, err error) {
+	for {
+		s.mu.RLock()
+		n, err := s.lookup(op, k)
+		if err != nil {
+			s.mu.RUnlock()
+			return nil, nil, sum{}, err
+		}
+		if !n.isValue() {
+			s.mu.RUnlock()
+			return nil, nil, sum{}, kv.ValueExpected(op, k)
+		}
+		if ch := n.val.patching; ch != nil {
+			s.mu.RUnlock()
+			<-ch
+			continue
+		}
+		m := n.val
+		d, sm := acquire(m), sumOf(m)
+		s.mu.RUnlock()
+		return m, d, sm, nil
 	}
-	if !n.isValue() {
-		return nil, nil, kv.ValueExpected(op, k)
-	}
-	return n.val, acquire(n.val), nil
 }
 
 // Exists reports what k is bound to.
@@ -208,7 +228,7 @@ func (s *Store) Exists(k kv.Key) (kv.Kind, error) {
 
 // Get returns the value bound to k.
 func (s *Store) Get(k kv.Key) ([]byte, error) {
-	m, d, err := s.value("get", k)
+	m, d, sm, err := s.value("get", k)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +236,9 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 	p, err := s.readNew(m, d)
 	if err != nil {
 		return nil, kv.Storage("get", k, err)
+	}
+	if err := verify("get", k, m, sm, p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -298,7 +321,7 @@ func (s *Store) GetPartial(k kv.Key, off, length int64) ([]byte, error) {
 	if off < 0 || length < 0 {
 		return nil, kv.InvalidArgument("get_partial", k, "negative offset or length")
 	}
-	m, d, err := s.value("get_partial", k)
+	m, d, _, err := s.value("get_partial", k)
 	if err != nil {
 		return nil, err
 	}
@@ -375,48 +398,72 @@ func (s *Store) LastModified(k kv.Key) (time.Time, error) {
 // Digest returns the SHA-256 of a value, or the digest of a dictionary
 // (kv.DictDigest over its sorted entries).
 func (s *Store) Digest(k kv.Key) ([]byte, error) {
-	s.mu.RLock()
-	n, err := s.lookup("digest", k)
-	if err != nil {
-		s.mu.RUnlock()
-		return nil, err
-	}
-	// Pin every value below k, then hash without holding the lock.
+	// Pin every value below k, then hash without holding the lock. A value
+	// being patched in place is waited for (member.patching), then the
+	// pinning starts again.
 	type item struct {
 		m, d *member
+		k    kv.Key
+		sum  sum
 	}
-	var tree func(n *node) any
 	var pins []*member
-	tree = func(n *node) any {
-		if n.isValue() {
-			d := acquire(n.val)
-			pins = append(pins, d)
-			return item{n.val, d}
-		}
-		var cs []any
-		for _, c := range n.sortedChildren() {
-			cs = append(cs, [2]any{c.name, tree(c)})
-		}
-		return cs
-	}
-	t := tree(n)
-	s.mu.RUnlock()
 	defer func() {
 		for _, d := range pins {
 			s.releasePin(d)
 		}
 	}()
+	var t any
+	for {
+		s.mu.RLock()
+		n, err := s.lookup("digest", k)
+		if err != nil {
+			s.mu.RUnlock()
+			return nil, err
+		}
+		var wait chan struct{}
+		var tree func(n *node) any
+		tree = func(n *node) any {
+			if n.isValue() {
+				if ch := n.val.patching; ch != nil {
+					wait = ch
+					return nil
+				}
+				d := acquire(n.val)
+				pins = append(pins, d)
+				return item{n.val, d, n.key(), sumOf(n.val)}
+			}
+			var cs []any
+			for _, c := range n.sortedChildren() {
+				cs = append(cs, [2]any{c.name, tree(c)})
+			}
+			return cs
+		}
+		t = tree(n)
+		s.mu.RUnlock()
+		if wait == nil {
+			break
+		}
+		for _, d := range pins {
+			s.releasePin(d)
+		}
+		pins = nil
+		<-wait
+	}
 	buf := make([]byte, 1<<20)
 	var digest func(t any) ([]byte, kv.Kind, error)
 	digest = func(t any) ([]byte, kv.Kind, error) {
 		if it, ok := t.(item); ok {
 			h := sha256.New()
+			var c crcReader
 			for off := int64(0); off < it.m.size; {
 				n := min(int64(len(buf)), it.m.size-off)
 				if err := s.readData(it.m, it.d, buf[:n], off); err != nil {
 					return nil, 0, err
 				}
 				h.Write(buf[:n])
+				if whole, crc := c.read(buf[:n], off, it.m.size); whole && it.sum.mismatch(it.m, crc) {
+					return nil, 0, corruptData("digest", it.k, it.m)
+				}
 				off += n
 			}
 			return h.Sum(nil), kv.Value, nil
@@ -433,6 +480,10 @@ func (s *Store) Digest(k kv.Key) ([]byte, error) {
 		return kv.DictDigest(es), kv.Dictionary, nil
 	}
 	d, _, err := digest(t)
+	var ke *kv.Error
+	if errors.As(err, &ke) {
+		return nil, ke
+	}
 	if err != nil {
 		return nil, kv.Storage("digest", k, err)
 	}
@@ -442,11 +493,11 @@ func (s *Store) Digest(k kv.Key) ([]byte, error) {
 // Open returns a reader over the value bound to k: a snapshot against
 // replacement (kv.Reader).
 func (s *Store) Open(k kv.Key) (kv.Reader, error) {
-	m, d, err := s.value("get", k)
+	m, d, sm, err := s.value("get", k)
 	if err != nil {
 		return nil, err
 	}
-	return &valueReader{s: s, k: k, m: m, d: d}, nil
+	return &valueReader{s: s, k: k, m: m, d: d, sum: sm}, nil
 }
 
 type valueReader struct {
@@ -455,6 +506,8 @@ type valueReader struct {
 	m, d   *member
 	mu     sync.Mutex
 	closed bool
+	crc    crcReader // reads in order from the start are verified at the end
+	sum    sum       // against the CRC the member had at Open
 }
 
 func (r *valueReader) Size() int64 { return r.m.size }
@@ -475,6 +528,12 @@ func (r *valueReader) ReadAt(p []byte, off int64) (int, error) {
 	n := min(int64(len(p)), r.m.size-off)
 	if err := r.s.readData(r.m, r.d, p[:n], off); err != nil {
 		return 0, kv.Storage("get", r.k, err)
+	}
+	r.mu.Lock()
+	whole, crc := r.crc.read(p[:n], off, r.m.size)
+	r.mu.Unlock()
+	if whole && r.sum.mismatch(r.m, crc) {
+		return 0, corruptData("get", r.k, r.m)
 	}
 	if n < int64(len(p)) {
 		return int(n), io.EOF

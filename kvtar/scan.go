@@ -3,6 +3,7 @@ package kvtar
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strings"
 
 	"github.com/tarstore/tarstore/kv"
@@ -159,6 +160,10 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 	var tb tarfmt.Block
 	chain := seed
 	var tag *tarfmt.Tag // the tag of the chained header being decoded
+	// hdrTag is the tag of the header block at hdrTagAt, the last one
+	// read that has one: a member whose header it is gets its CRC.
+	var hdrTag tarfmt.Tag
+	hdrTagAt := int64(-1)
 	for {
 		if off >= size {
 			res.sp.eoa = size // no end-of-archive marker: the device is full
@@ -169,6 +174,9 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 			return nil, kv.Storage("open", kv.Root, err)
 		}
 		copy(tb[:], b)
+		if t, ok := tarfmt.GetTag(&tb); ok && tb.ChecksumOK() {
+			hdrTag, hdrTagAt = t, off
+		}
 		if verifyFrom >= 0 && off >= verifyFrom && !tb.IsZero() {
 			t, ok := tarfmt.GetTag(&tb)
 			if !ok || !tb.ChecksumOK() || t.Chain != chainNext(chain, t.DataCRC, off) {
@@ -226,7 +234,11 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 				}
 				chain, tag = tag.Chain, nil
 			}
-			if err := res.add(st.Member); err != nil {
+			var crc *uint32
+			if st.Member.HeaderOffset == hdrTagAt && st.Member.Sparse == nil && st.Member.Typeflag == tarfmt.TypeReg {
+				crc = &hdrTag.DataCRC
+			}
+			if err := res.add(st.Member, crc); err != nil {
 				return nil, err
 			}
 			off = st.Next
@@ -248,13 +260,20 @@ func (s *Store) chainedData(tm *tarfmt.Member, tag tarfmt.Tag) (bool, error) {
 	return s.dataHasCRC(tm.DataOffset, tm.Header.Size, tag.DataCRC)
 }
 
-// dataHasCRC reports whether the n bytes at off have CRC-32C crc.
+// dataHasCRC reports whether the n bytes at off have CRC-32C crc. It reads
+// them in chunks of at most 1 MiB.
 func (s *Store) dataHasCRC(off, n int64, crc uint32) (bool, error) {
-	p := make([]byte, n)
-	if err := blockio.ReadAt(s.dev, p, off); err != nil {
-		return false, err
+	p := make([]byte, min(n, 1<<20))
+	got := uint32(0)
+	for done := int64(0); done < n; {
+		c := p[:min(int64(len(p)), n-done)]
+		if err := blockio.ReadAt(s.dev, c, off+done); err != nil {
+			return false, err
+		}
+		got = crc32.Update(got, castagnoli, c)
+		done += int64(len(c))
 	}
-	return tarfmt.DataCRC(p) == crc, nil
+	return got == crc, nil
 }
 
 // corrupt turns a tarfmt error into kv.ErrCorrupt with its offset.
@@ -301,7 +320,9 @@ func memberKey(name string) (kv.Key, string) {
 
 // add puts one member into the index, resolving duplicates in archive
 // order as tar extraction does (doc §5 step 4).
-func (res *scanResult) add(tm *tarfmt.Member) error {
+// crc, when not nil, is the CRC-32C of the member's data its header
+// carries (tarfmt.Tag).
+func (res *scanResult) add(tm *tarfmt.Member, crc *uint32) error {
 	m := &member{
 		start:    tm.Start,
 		hdr:      tm.HeaderOffset,
@@ -311,6 +332,9 @@ func (res *scanResult) add(tm *tarfmt.Member) error {
 		dataSize: tm.DataSize,
 		mtime:    tm.ModTime,
 		sparse:   tm.Sparse,
+	}
+	if crc != nil {
+		m.crc, m.hasCRC = *crc, true
 	}
 	k, why := memberKey(tm.Name)
 	notExposed := func(what string) error {

@@ -53,6 +53,10 @@ type txn struct {
 	// that makes the hole is durable.
 	fills []write
 
+	// gates are the patching channels of the members this transaction
+	// patches in place; end closes them.
+	gates []*member
+
 	// wrote is set once step 1 starts: from then on the device may hold
 	// part of the transaction.
 	wrote bool
@@ -708,6 +712,23 @@ func filler(c extent) extent {
 		return extent{c.off + c.len, 0}
 	}
 	return extent{c.off + 2*blockSize, c.len - 3*blockSize}
+}
+
+// gate makes readers of m wait until the transaction ends (member.patching).
+// The caller holds s.mu.
+func (t *txn) gate(m *member) {
+	m.patching = make(chan struct{})
+	t.gates = append(t.gates, m)
+}
+
+// end lets the readers the transaction held up go on: it is applied, or
+// abandoned. The caller holds s.mu.
+func (t *txn) end() {
+	for _, m := range t.gates {
+		close(m.patching)
+		m.patching = nil
+	}
+	t.gates = nil
 }
 
 // undo restores the space map as it was before planning.

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sync"
 	"time"
@@ -77,6 +78,11 @@ func (t *txn) place(op string, k kv.Key, size int64, mtime time.Time) (*member, 
 // data, queues the header and the padding, and returns the member.
 func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member, error) {
 	s := t.s
+	if size > s.limit {
+		// Larger than the archive area: no room, and the arithmetic below
+		// could overflow.
+		return nil, kv.NoSpace(op, k)
+	}
 	h := int64(len(hdr))
 	padded := size + tarfmt.PadLen(size)
 	n := h + padded
@@ -207,6 +213,10 @@ const readFirst = 64 << 10
 // readError is the error of a write whose reader failed after n bytes of
 // size.
 func readError(op string, k kv.Key, size int64, err error) error {
+	var ke *kv.Error
+	if errors.As(err, &ke) {
+		return ke // the store's own (a copy whose source is corrupt)
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return kv.InvalidArgument(op, k, fmt.Sprintf("the data ended before %d bytes", size))
 	}
@@ -230,11 +240,18 @@ func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []by
 		if err != nil {
 			return err
 		}
+		hdr := t.hdr
 		if whole != nil && size < stageDirect {
 			t.put(m.dataOff, whole)
-			t.lones = append(t.lones, loneAppend{m: m, hdr: t.hdr, dataCRC: tarfmt.DataCRC(whole)})
-		} else if err := t.stream(op, k, m.dataOff, r, size); err != nil {
-			return err
+			crc := tarfmt.DataCRC(whole)
+			t.seal(m, hdr, crc)
+			t.lones = append(t.lones, loneAppend{m: m, hdr: hdr, dataCRC: crc})
+		} else {
+			crc, err := t.stream(op, k, m.dataOff, r, size)
+			if err != nil {
+				return err
+			}
+			t.seal(m, hdr, crc)
 		}
 		t.replace(n)
 		t.bind(k, m)
@@ -248,7 +265,9 @@ func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []by
 // goroutine fills buffers while earlier ones are written. stream returns
 // once every write it started is done; it releases s.mu meanwhile, so
 // that readers go on; the caller holds s.wmu.
-func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) error {
+//
+// It returns the CRC-32C of the bytes it read (the member's data CRC).
+func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (uint32, error) {
 	s := t.s
 	s.mu.Unlock()
 	defer s.mu.Lock()
@@ -261,18 +280,18 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 	// to 4 KiB for aligned I/O).
 	bufSize := min(streamChunk, (size+4095)/4096*4096)
 	if size == 0 {
-		return nil
+		return tarfmt.DataCRC(nil), nil
 	}
 	if size <= bufSize {
 		// One chunk: nothing to overlap.
 		buf := hw.AllocBuffer(s.dev, int(bufSize))[:size]
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return fail(err)
+			return 0, fail(err)
 		}
 		if err := t.stage(write{off, buf}); err != nil {
-			return kv.Storage(op, k, err)
+			return 0, kv.Storage(op, k, err)
 		}
-		return nil
+		return tarfmt.DataCRC(buf), nil
 	}
 	full := make(chan chunk, streamBuffers)
 	free := make(chan []byte, streamBuffers)
@@ -330,12 +349,14 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 		return werr
 	}
 	var err error
+	crc := uint32(0)
 	for done := int64(0); done < size; {
 		c := <-full
 		if c.err != nil {
 			err = fail(c.err)
 			break
 		}
+		crc = crc32.Update(crc, castagnoli, c.p)
 		now := t.planStage(write{off + done, c.p})
 		done += int64(len(c.p))
 		slots <- struct{}{}
@@ -356,7 +377,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) er
 	if e := failed(); err == nil && e != nil {
 		err = kv.Storage(op, k, e)
 	}
-	return err
+	return crc, err
 }
 
 // streamDepth is how many chunks of a stream are written at once, at most.
@@ -445,6 +466,7 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 		if err != nil {
 			return err
 		}
+		t.seal(m, t.hdr, tarfmt.DataCRC(v))
 		t.put(m.dataOff, v)
 		t.bind(k, m)
 		return nil
@@ -456,18 +478,33 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 	at := min(off, old.size)
 	size := max(old.size, at+int64(len(v)))
 	mtime := s.now()
-	if size == old.size && old.owner() == old && old.linked == 0 && old.sparse == nil {
-		// In place: the bytes, and the header for the new mtime.
+	if size == old.size && old.owner() == old && old.linked == 0 && old.sparse == nil && !old.pinned() {
+		// In place: the bytes, and the header for the new mtime. (Not
+		// while readers hold the value: they read a snapshot, which a
+		// new member keeps for them.)
 		// The header fills the space of the old one exactly: a gap
 		// before the data would be a hole of its own (doc §2).
 		if hdr, err := encodeMember(k, false, size, mtime, (old.dataOff-old.start)/blockSize); err == nil {
+			// New readers wait until the transaction ends (they would
+			// read bytes being rewritten); the new data's CRC is that
+			// of the value read (and verified) with v applied, s.mu
+			// released meanwhile.
+			t.gate(old)
+			var crc uint32
+			err := s.unlocked(func() (err error) { crc, err = s.patchedCRC(k, old, at, v); return err })
+			if err != nil {
+				return err
+			}
 			h := int64(len(hdr))
+			tarfmt.SetTag((*tarfmt.Block)(hdr[h-blockSize:]), tarfmt.Tag{DataCRC: crc})
 			t.commit(old.dataOff-h, hdr)
 			t.commit(old.dataOff+at, v)
 			t.apply = append(t.apply, func() {
 				old.start = old.dataOff - h
 				old.hdr = old.dataOff - blockSize
 				old.mtime = mtime
+				old.gen.Add(1)
+				old.crc, old.hasCRC = crc, true
 			})
 			return nil
 		}
@@ -488,6 +525,10 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 
 // copyPatched streams old's contents with v applied at at into the new
 // member m.
+//
+// The old contents are verified against old's CRC as they are read (a copy
+// must not launder damage: the new member gets a CRC of its own), and the
+// new member is sealed with the CRC of what was written.
 func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byte) error {
 	s := t.s
 	d := acquire(old)
@@ -495,6 +536,7 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 	pr, pw := io.Pipe()
 	go func() {
 		buf := make([]byte, streamChunk)
+		crc := uint32(0)
 		for off := int64(0); off < m.size; {
 			n := min(int64(len(buf)), m.size-off)
 			p := buf[:n]
@@ -503,6 +545,11 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 				r := min(n, old.size-off)
 				if err := s.readData(old, d, p[:r], off); err != nil {
 					pw.CloseWithError(err)
+					return
+				}
+				crc = crc32.Update(crc, castagnoli, p[:r])
+				if off+r == old.size && old.hasCRC && crc != old.crc {
+					pw.CloseWithError(corruptData(op, k, old))
 					return
 				}
 			}
@@ -518,8 +565,12 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 		}
 		pw.Close()
 	}()
-	err := t.stream(op, k, m.dataOff, pr, m.size)
+	hdr := t.hdr
+	crc, err := t.stream(op, k, m.dataOff, pr, m.size)
 	pr.Close()
+	if err == nil {
+		t.seal(m, hdr, crc)
+	}
 	return err
 }
 
@@ -549,6 +600,7 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 		if err != nil {
 			return err
 		}
+		t.seal(m, t.hdr, zerosCRC(size))
 		t.zero(m.dataOff, size)
 		t.bind(k, m)
 		return nil
@@ -626,6 +678,9 @@ func (t *txn) rename(src, dst kv.Key) error {
 			// exactly (a gap would be a hole of its own, doc §2).
 			if fit, err := encodeMember(ck, m.dir, m.size, m.mtime, (m.dataOff-m.start)/blockSize); err == nil && m.owner() == m && m.linked == 0 && m.sparse == nil {
 				h := int64(len(fit))
+				if m.hasCRC {
+					tarfmt.SetTag((*tarfmt.Block)(fit[h-blockSize:]), tarfmt.Tag{DataCRC: m.crc})
+				}
 				t.commit(m.dataOff-h, fit)
 				t.apply = append(t.apply, func() {
 					m.start = m.dataOff - h
