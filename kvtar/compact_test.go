@@ -2,11 +2,16 @@ package kvtar
 
 import (
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw/crash"
+	"github.com/tarstore/tarstore/hw/mem"
 	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
 )
 
 // TestCompactRemoveLarge removes values that no hole chunk can hold from
@@ -109,4 +114,56 @@ func TestCrashCompaction(t *testing.T) {
 		return []crashImage{{crash.KeepAll, 0}, {crash.DropAll, 0}, {crash.Tear, int64(w)}}
 	})
 	t.Logf("crash images checked: %d", n)
+}
+
+// TestOpenRepairsChains: images written before the one-chunk rule hold
+// chains of g headers and empty g headers between members; a writable
+// open lays them out again or compacts them, keeping every value.
+func TestOpenRepairsChains(t *testing.T) {
+	member := func(name string, data []byte) []byte {
+		hdr, err := tarfmt.EncodeHeader(tarfmt.Header{Name: name, Typeflag: tarfmt.TypeReg, Size: int64(len(data)), Mode: 0o644, ModTime: time.Unix(1e9, 0)})
+		require.NoError(t, err)
+		return append(append(hdr, data...), tarfmt.Padding(int64(len(data)))...)
+	}
+	hole := func(blocks int64) []byte {
+		b := make([]byte, blocks*blockSize)
+		ws, err := tarfmt.HoleWrites(0, blocks)
+		require.NoError(t, err)
+		for _, w := range ws {
+			copy(b[w.Offset:], w.Data)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		gap  int64 // blocks of the old free region
+	}{{"chain of three", 2*1025 + 10}, {"two small", 1025 + 3}, {"empty g", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var img []byte
+			img = append(img, member("a", pattern(1, 1000))...)
+			img = append(img, hole(tc.gap)...)
+			img = append(img, member("b", pattern(2, 3000))...)
+			for i := range 8 {
+				img = append(img, member(fmt.Sprintf("tail/%d", i), pattern(byte(i), 200000))...)
+			}
+			img = append(img, make([]byte, 8<<20)...)
+			dev, err := mem.FromBytes(512, img)
+			require.NoError(t, err)
+			ro, err := New(clock.NewFake(time.Unix(2e9, 0)), dev.ReadOnlyView())
+			require.NoError(t, err)
+			want := contents(t, ro)
+			probs, err := ro.Check()
+			require.NoError(t, err)
+			require.True(t, slices.ContainsFunc(probs, func(p Problem) bool { return p.Fatal && p.Offset == 1536 }),
+				"Check on the old image reports the region: %v", probs)
+			require.NoError(t, ro.Close())
+
+			s, err := New(clock.NewFake(time.Unix(2e9, 0)), dev)
+			require.NoError(t, err)
+			require.Empty(t, s.sp.bad())
+			require.Equal(t, want, contents(t, s))
+			checkStore(t, s, dev.ReaderAt())
+			require.NoError(t, s.Close())
+		})
+	}
 }
