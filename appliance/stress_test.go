@@ -46,7 +46,7 @@ func TestStressHTTP(t *testing.T) {
 				srv = startServer(t, cfg)
 				return srv.client(t)
 			},
-			Ops:  120, // HTTP is slow under -race
+			Ops:  100, // HTTP round trips are slow under -race
 			Seed: seed,
 		})
 		srv.stop(t)
