@@ -120,7 +120,12 @@
 // While a transaction's commit writes are not flushed ("pending"), the
 // next transaction treats the bytes they cover as visible: it writes there
 // only as commit writes, because a replay of the pending record would
-// write them again.
+// write them again. The commit writes a record's transaction made in step
+// 1 (an appended header) count as pending too, for the same reason: the
+// replay of the record writes them again, and normalize may have made
+// such a block filler in the same transaction. (Found by TestCrashStreams:
+// a compaction staged a value over a stale hole header of its
+// predecessor's record, which recovery then replayed over it.)
 //
 // An append writes the member's data and a new EOA past the current EOA's
 // first block (which stays zero, so the archive still ends at E) as stage

@@ -286,19 +286,18 @@ func (t *txn) zero(off, n int64) {
 // last step of planning.
 func (t *txn) finish() {
 	sp := &t.s.sp
+	// The released members join the free space unlaid; the runs they
+	// are in are laid out once each below (not member by member: a
+	// dictionary of thousands of values in a row is one region).
+	var freed []extent
 	for _, m := range t.released {
-		e := m.extent()
-		if e.end() == sp.eoa {
-			sp.eoa = e.off
-			continue
-		}
-		t.hole(e)
-		if f := filler(e); e.len <= holeFill && f.len > 0 {
-			t.fills = append(t.fills, write{f.off, make([]byte, f.len)})
-		}
+		freed = append(freed, m.extent())
 	}
+	slices.SortFunc(freed, func(a, b extent) int { return cmp64(a.off, b.off) })
+	sp.chunks = append(sp.chunks, freed...)
+	slices.SortFunc(sp.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
 	sp.reclaimTail()
-	t.normalize()
+	t.normalize(freed)
 	if sp.eoa != t.diskEOA {
 		// The marker, and zeroes to the end of its sector: free space, and
 		// no read-modify-write.
@@ -370,12 +369,24 @@ func (s *Store) inlineMax() int64 {
 // are visible until the transaction is applied). Runs one chunk cannot
 // hold are left to compaction (compact.go), which the store runs after the
 // transaction.
-func (t *txn) normalize() {
+//
+// freed (sorted) are extents in the map that are not laid out yet (the
+// members the transaction releases): each run that holds one is laid out,
+// as one chunk when it can be, else as a chain of chunks for compaction.
+// A small run is written whole (its filler zeroed, fills): one request
+// instead of three.
+func (t *txn) normalize(freed []extent) {
 	sp := &t.s.sp
-	for _, r := range sp.bad() {
-		if oneChunk(r) {
-			sp.drop(r)
-			t.hole(r)
+	for _, r := range sp.runs() {
+		i := sort.Search(len(freed), func(i int) bool { return freed[i].end() > r.off })
+		unlaid := i < len(freed) && freed[i].overlaps(r)
+		if !unlaid && (sp.valid(r) || !oneChunk(r)) {
+			continue // laid out already; or a chain left to compaction
+		}
+		sp.drop(r)
+		t.hole(r)
+		if f := filler(r); r.len <= holeFill && f.len > 0 {
+			t.fills = append(t.fills, write{f.off, make([]byte, f.len)})
 		}
 	}
 }
@@ -445,7 +456,7 @@ func (t *txn) run(op string, k kv.Key) error {
 		t.undo()
 		return kv.Storage(op, k, err)
 	}
-	return t.applyDurable(op, k, rec, chained, chain, late)
+	return t.applyDurable(op, k, rec, chained, chain, early, late)
 }
 
 // stepOne issues step 1 (doc §3): the stage writes, the header of an
@@ -503,12 +514,21 @@ func (s *Store) unlocked(fn func() error) error {
 
 // applyDurable is the rest of run once step 1 is durable: the store's
 // journal state, step 2, and the index changes.
-func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain uint32, late []write) error {
+func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain uint32, early, late []write) error {
 	s := t.s
 	// The transaction is durable: its record, or its only writes, are
 	// on the device. The flush also made the previous transaction's
 	// commit writes durable.
 	s.pending = nil
+	if rec != nil {
+		// The commit writes of step 1 are durable, but a replay of the
+		// record writes them again: the next transaction must not stage
+		// writes there either (normalize may have made such a block
+		// filler, free space, in this very transaction).
+		for _, w := range early {
+			s.pending = append(s.pending, extent{w.off, int64(len(w.data))})
+		}
+	}
 	if rec != nil {
 		s.seq = rec.seq
 		s.journalDirty = true
