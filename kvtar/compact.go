@@ -22,11 +22,15 @@ import (
 // are at most the region's size (members are taken from the end only while
 // they fit), so the cost of a removal is bounded by what it removed.
 //
-// Compaction stops, leaving the region as a chain that Check reports, when
-// the member at the end of the archive does not fit in the region (it is
-// larger, or the store cannot move it: a hard link's target, a sparse or
-// unexposed foreign member), or when readers pin the region (it is
-// compacted by the next write after they close it).
+// When the member at the end of the archive does not fit (it is larger than
+// the region), the largest member after the region that fits is moved
+// instead (fillFromAfter): its old space is freed further towards the end,
+// where later rounds deal with it. Compaction stops, leaving the region as
+// a chain that Check reports, when no member after the region fits it and
+// no neighbour can be taken in (widen), when the store cannot move the
+// members (a hard link's target, a sparse or unexposed foreign member), or
+// when readers pin the region (it is compacted by the next write after
+// they close it).
 
 // compactBudget bounds the bytes one round of compaction moves, so that a
 // round's memory and journal record stay small.
@@ -162,7 +166,7 @@ func (s *Store) compactRound() bool {
 	}
 	if count == 0 {
 		t.undo()
-		return s.widen(r)
+		return s.fillFromAfter(r, avoid) || s.widen(r)
 	}
 	// An error fails the store (s.failed), or found no room for the
 	// journal record (nothing changed): either way, stop.
@@ -242,4 +246,52 @@ func (t *txn) move(d *donor, nm *member) bool {
 		}
 	})
 	return true
+}
+
+// fillFromAfter handles a region the members at the end of the archive do
+// not fit (the last one is larger): it moves into it the largest movable
+// member that fits, from after the region, or from before it when the
+// space that member leaves is one chunk (with the free space around it).
+// A member from after the region frees its space further towards the end,
+// where later rounds deal with it, so rounds make progress: each moves
+// free space later in the archive, or closes a region outright. It reports
+// whether it moved anything.
+func (s *Store) fillFromAfter(r extent, avoid []extent) bool {
+	var best *donor
+	var bestOff int64
+	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
+		for _, m := range []*member{n.val, n.dir} {
+			if m == nil || m.owner() != m || m.linked > 0 || m.sparse != nil || r.overlaps(m.extent()) {
+				continue
+			}
+			if best != nil && m.end-m.start <= best.m.end-best.m.start {
+				continue
+			}
+			if m.end <= r.off && !oneChunk(s.sp.vacated(m.extent())) {
+				continue // would leave a region of its own before this one
+			}
+			hdr, err := memberHeader(k, m)
+			if err != nil {
+				continue
+			}
+			h := int64(len(hdr))
+			off, ok := fitIn(r, h+m.size+tarfmt.PadLen(m.size), h, s.memberAlign(m.size), avoid)
+			if ok {
+				best, bestOff = &donor{m, n, k}, off
+			}
+		}
+	})
+	if best == nil {
+		return false
+	}
+	hdr, err := memberHeader(best.k, best.m)
+	if err != nil {
+		return false
+	}
+	t := s.begin()
+	nm := t.putMember(placement{off: bestOff, from: r}, hdr, best.m.size)
+	if !t.move(best, nm) {
+		return false
+	}
+	return t.run("compact", kv.Root) == nil
 }

@@ -719,10 +719,6 @@ type limitsScenario struct {
 	sectors []int
 	device  uint64 // bytes
 	run     func(t *testing.T, s *Store, dev *mem.Device)
-	// bug, when set, names a known bug of the store that makes the
-	// scenario fail: it runs only with TARSTORE_KNOWN_BUGS=1, until the
-	// bug is fixed and the field removed.
-	bug string
 }
 
 // removeValue is the scenario of one value of size bytes, written by put,
@@ -923,9 +919,9 @@ func limitsScenarios() []limitsScenario {
 			run: everyOther(60, []int{10, 1000, 400 << 10, 5000, 70000, 0, 512, 200000, 1536, 300 << 10})},
 		{name: "rename a 600-byte key to 120 bytes and back", sectors: both, device: 4 * mib, run: renameBack},
 
-		// Known bugs.
-		{name: "every other of 60 values", sectors: both, device: 64 * mib, run: everyOther(60, mixedSizes),
-			bug: "compaction moves only members from the end of the archive, and only while they fit: after removing /mixed/17, the free region of 527360 bytes at 3979264 (a few blocks over one chunk) stays a chain of g headers, the last member (/mixed/55, 1 MiB) being larger"},
+		// Regions the last member does not fit (it is larger): compaction
+		// moves other members in (fillFromAfter).
+		{name: "every other of 60 values", sectors: both, device: 64 * mib, run: everyOther(60, mixedSizes)},
 		{name: "a 600 KiB value before a 2 MiB one", sectors: both, device: 8 * mib, run: func(t *testing.T, s *Store, dev *mem.Device) {
 			writeBefore(t, s)
 			require.NoError(t, s.Set(kv.MustKey("/big"), pattern(3, 600<<10)))
@@ -933,7 +929,7 @@ func limitsScenarios() []limitsScenario {
 			require.NoError(t, s.Set(kv.MustKey("/last"), pattern(4, 2<<20)))
 			measureRemoval(t, s, "remove /big", func() error { return s.Remove(kv.MustKey("/big")) })
 			checkEveryReader(t, s, dev)
-		}, bug: "compaction cannot close a free region larger than one chunk when the last member is larger than the region: 618496 bytes at 77824 stay a chain of g headers"},
+		}},
 	}
 }
 
@@ -944,17 +940,10 @@ func limitsScenarios() []limitsScenario {
 // the space is free at once.
 func TestReaderLimitsAtScale(t *testing.T) {
 	needTools(t)
-	bugs := os.Getenv("TARSTORE_KNOWN_BUGS") == "1"
 	for _, sc := range limitsScenarios() {
-		if sc.bug != "" && !bugs {
-			continue
-		}
 		for _, ss := range sc.sectors {
 			t.Run(fmt.Sprintf("%s/%d", sc.name, ss), func(t *testing.T) {
 				t.Parallel()
-				if sc.bug != "" {
-					t.Logf("known bug: %s", sc.bug)
-				}
 				s, dev := newMemStore(t, ss, sc.device)
 				t.Cleanup(func() { require.NoError(t, s.Close()) })
 				sc.run(t, s, dev)

@@ -215,6 +215,21 @@ func (s *space) bad() []extent {
 	return out
 }
 
+// vacated returns the free region e would be part of, were it freed: e
+// with the runs of chunks right before and after it.
+func (s *space) vacated(e extent) extent {
+	v := e
+	for _, r := range s.runs() {
+		if r.end() == e.off {
+			v.off, v.len = r.off, v.len+r.len
+		}
+		if r.off == e.end() {
+			v.len += r.len
+		}
+	}
+	return v
+}
+
 // chunksIn counts the chunks in r.
 func (s *space) chunksIn(r extent) int {
 	n := 0
