@@ -427,7 +427,10 @@ func (t *txn) run(op string, k kv.Key) error {
 		rec.stage, rec.stageCRC = t.vouched(stage)
 		if rec.headSize() > s.inlineMax() {
 			off, ok := t.spillAt(stage, rec.commitLen())
-			if !ok {
+			if !ok || rec.headSize()-rec.commitLen() > s.slotSize() {
+				// No room for the commit bytes, or the record's tables
+				// alone overrun the slot (they would reach into the
+				// other slot, or past the device).
 				t.undo()
 				return kv.NoSpace(op, k)
 			}
