@@ -32,6 +32,10 @@
 //     answerable when every slot is taken ("Connection slots", limit.go);
 //     request bodies that stall are cut by the handler (httpapi's
 //     deadline.go), which frees their slots and locks.
+//   - The HTTP API's online check (POST /v1/check) is kvtar's Check
+//     (CheckFunc), spaced by the handler (httpapi.CheckPauseFactor)
+//     because it blocks writes while it runs. It is not a light route: a
+//     reserve connection does not serve it.
 package appliance
 
 import (
@@ -190,6 +194,29 @@ func StatusFunc(s *kvtar.Store) func() (httpapi.Status, error) {
 			return httpapi.Status{}, err
 		}
 		return Status(info), nil
+	}
+}
+
+// CheckFunc returns the online check of store s for the HTTP API
+// (httpapi.Options.Check, POST /v1/check): s.Check, then the counts of
+// s.Stat, taken just after it. The check blocks s's writes while it runs
+// (kvtar's Check); the handler spaces checks (httpapi.CheckPauseFactor).
+func CheckFunc(s *kvtar.Store) func() (httpapi.CheckReport, error) {
+	return func() (httpapi.CheckReport, error) {
+		ps, err := s.Check()
+		if err != nil {
+			return httpapi.CheckReport{}, err
+		}
+		info, err := s.Stat()
+		if err != nil {
+			return httpapi.CheckReport{}, err
+		}
+		rep := httpapi.CheckReport{Problems: make([]httpapi.CheckProblem, 0, len(ps)),
+			Values: info.Values, End: info.End, Capacity: info.Size, Free: info.Free}
+		for _, p := range ps {
+			rep.Problems = append(rep.Problems, httpapi.NewCheckProblem(p.Offset, p.Name, p.What, p.Fatal))
+		}
+		return rep, nil
 	}
 }
 

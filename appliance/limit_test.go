@@ -3,6 +3,7 @@ package appliance
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -211,10 +212,14 @@ func TestServeStalledClients(t *testing.T) {
 				assert.Equal(t, http.StatusOK, resp.StatusCode, "%s from %s: %s", path, local, body)
 				assert.True(t, resp.Close, "a reserve connection serves one request")
 			}
-			c := dialFrom(t, local, s.addr)
-			resp, body := s.request(t, c, "GET", "/v1/kv/stalled/0", "")
-			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
-			assert.Contains(t, body, "only /healthz, /v1/status and /metrics are served now")
+			// Neither reads nor the online check (which blocks writes
+			// while it runs) are light.
+			for _, rq := range [][2]string{{"GET", "/v1/kv/stalled/0"}, {"POST", "/v1/check"}} {
+				c := dialFrom(t, local, s.addr)
+				resp, body := s.request(t, c, rq[0], rq[1], "")
+				assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+				assert.Contains(t, body, "only /healthz, /v1/status and /metrics are served now")
+			}
 		}
 		for _, c := range stalled {
 			c.Close()
@@ -232,6 +237,23 @@ func TestServeStalledClients(t *testing.T) {
 		resp, body := s.request(t, c, "GET", "/v1/kv/?list", "")
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.JSONEq(t, `{"key":"/","entries":[{"key":"/after","kind":"value","size":1}]}`, body)
+		// Serve passes the store's check: the stalled uploads left the
+		// archive sound.
+		resp, body = s.request(t, c, "POST", "/v1/check", "")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		var rep httpapi.CheckReport
+		require.NoError(t, json.Unmarshal([]byte(body), &rep))
+		assert.True(t, rep.OK, body)
+		assert.Empty(t, rep.Problems)
+		assert.Equal(t, 1, rep.Values)
+		c.Close()
+		// Without the token: 401, as everywhere.
+		c = dialFrom(t, "127.0.0.3", s.addr)
+		fmt.Fprintf(c, "POST /v1/check HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		c.Close()
 		s.stop(t)
 	})

@@ -120,6 +120,7 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		ReadOnly: cfg.ReadOnly,
 		Version:  Version,
 		Status:   StatusFunc(store),
+		Check:    CheckFunc(store),
 		Logger:   logger,
 
 		BodyTimeout: opts.BodyTimeout,

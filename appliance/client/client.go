@@ -17,6 +17,7 @@
 //	Rename                         POST /v1/kv/{src}?rename-to={dst}
 //	Remove                         DELETE /v1/kv/{key}
 //	Free, Status                   GET  /v1/status
+//	Check                          POST /v1/check
 //
 // Keys that are not UTF-8 travel exactly: in paths percent-encoded, and in
 // JSON bodies through the key_pct and dest_pct fields (httpapi's "Keys that
@@ -34,7 +35,9 @@
 // body's code, so errors.Is(err, kv.ErrNotFound) works and the message is
 // the embedded store's. Responses without a kv code (401, 413, a reader
 // session gone, a body that is not the API's) and transport failures are
-// kv.ErrStorage, with a *ServerError or the transport error as the cause.
+// kv.ErrStorage, with a *ServerError or the transport error as the cause;
+// errors.Is(err, ErrUnauthorized) tells a refused token (401) and
+// errors.Is(err, ErrUnreachable) a server that could not be reached.
 // After Close every method fails with kv.ErrClosed without a request.
 //
 // # Precision and snapshots
@@ -53,10 +56,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tarstore/tarstore/appliance/httpapi"
@@ -120,6 +126,9 @@ type ServerError struct {
 	StatusCode int
 	Code       string // e.g. "unauthorized", "too_large", "reader_gone"; "" without an error body
 	Message    string
+	// RetryAfter is the response's Retry-After in seconds (429
+	// rate_limited, 503 overloaded), 0 when it has none.
+	RetryAfter time.Duration
 }
 
 func (e *ServerError) Error() string {
@@ -140,6 +149,45 @@ var ErrUnauthorized = errors.New("unauthorized")
 // Is makes errors.Is(err, ErrUnauthorized) true for 401 responses.
 func (e *ServerError) Is(target error) bool {
 	return target == ErrUnauthorized && e.StatusCode == http.StatusUnauthorized
+}
+
+// ErrUnreachable is matched (errors.Is) by the error of a request that
+// found no server at the URL: the connection could not be made (refused,
+// no route, the name does not resolve). A connection that fails later is
+// a storage error only.
+var ErrUnreachable = errors.New("unreachable")
+
+// UnreachableError is the cause of a kv.ErrStorage error when no server
+// answers at URL.
+type UnreachableError struct {
+	URL string // the server's base URL
+	Err error  // the transport's error
+}
+
+func (e *UnreachableError) Error() string {
+	msg := e.Err.Error()
+	var op *net.OpError
+	var dns *net.DNSError
+	switch {
+	case errors.As(e.Err, &op):
+		msg = op.Error()
+	case errors.As(e.Err, &dns):
+		msg = dns.Error()
+	}
+	return "no server answers at " + e.URL + " (" + msg + ")"
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnreachable) true.
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// unreachable reports whether err, from http.Client.Do, failed before a
+// connection was made.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 // sentinels are the kv errors by code.
@@ -191,7 +239,11 @@ func (c *Client) do(rq request) (*http.Response, error) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	return c.hc.Do(req)
+	resp, err := c.hc.Do(req)
+	if err != nil && unreachable(err) {
+		return nil, &UnreachableError{URL: c.base, Err: err}
+	}
+	return resp, err
 }
 
 // expectContinueSize is the body size from which requests ask for
@@ -228,7 +280,14 @@ func responseError(op string, k kv.Key, resp *http.Response) error {
 			eb.Error.Message = strings.TrimSpace(string(bytes.ToValidUTF8(b, nil)))
 		}
 	}
-	return apiError(op, k, resp.StatusCode, eb.Error)
+	err := apiError(op, k, resp.StatusCode, eb.Error)
+	var se *ServerError
+	if errors.As(err, &se) {
+		if n, perr := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64); perr == nil && n > 0 && n < 1<<31 {
+			se.RetryAfter = time.Duration(n) * time.Second
+		}
+	}
+	return err
 }
 
 // apiError builds the *kv.Error of an error body d received with status.
@@ -314,3 +373,31 @@ func (c *Client) getJSON(op string, k kv.Key, path string, v any, query ...strin
 	}
 	return nil
 }
+
+// Check runs the server's online check of its store (POST /v1/check) and
+// returns its report. A server whose store has no check answers 501
+// (not_implemented), one that ran a check too recently 429
+// (rate_limited, ServerError.RetryAfter says when to ask again): both are
+// kv.ErrStorage errors with a *ServerError cause.
+func (c *Client) Check() (httpapi.CheckReport, error) {
+	var rep httpapi.CheckReport
+	if c.closed.Load() {
+		return rep, kv.Closed("check", kv.Root)
+	}
+	resp, err := c.do(request{method: http.MethodPost, path: "/v1/check"})
+	if err != nil {
+		return rep, kv.Storage("check", kv.Root, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return rep, responseError("check", kv.Root, resp)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxCheckBody)).Decode(&rep); err != nil {
+		return rep, kv.Storage("check", kv.Root, fmt.Errorf("decoding the server's answer: %w", err))
+	}
+	return rep, nil
+}
+
+// maxCheckBody bounds the check report read: many problems, but not
+// without end.
+const maxCheckBody = 256 << 20

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -298,4 +299,56 @@ func TestStatus(t *testing.T) {
 	_, err = p.remote.Status()
 	assert.ErrorIs(t, err, kv.ErrStorage)
 	assert.Contains(t, err.Error(), "EIO")
+}
+
+// TestCheck: Check returns the server's report, exact names included; a
+// store without a check and a check refused for the rate limit are
+// storage errors whose ServerError tells which (and when to ask again).
+func TestCheck(t *testing.T) {
+	p := newPair(t, httpapi.Options{}, nil)
+	_, err := p.remote.Check()
+	assert.ErrorIs(t, err, kv.ErrStorage)
+	var se *client.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusNotImplemented, se.StatusCode)
+	assert.Equal(t, httpapi.CodeNotImplemented, se.Code)
+
+	p = newPair(t, httpapi.Options{CheckPause: time.Hour, Check: func() (httpapi.CheckReport, error) {
+		return httpapi.CheckReport{Values: 3, Problems: []httpapi.CheckProblem{
+			httpapi.NewCheckProblem(512, "/nu/\xff", "not UTF-8", false),
+			httpapi.NewCheckProblem(1024, "/v", "bad data", true),
+		}}, nil
+	}}, nil)
+	rep, err := p.remote.Check()
+	require.NoError(t, err)
+	assert.False(t, rep.OK)
+	assert.Equal(t, 1, rep.Fatal)
+	assert.Equal(t, 3, rep.Values)
+	require.Len(t, rep.Problems, 2)
+	assert.Equal(t, "/nu/\xff", rep.Problems[0].Name())
+	assert.Equal(t, "/nu/%FF", rep.Problems[0].KeyPct)
+	assert.Equal(t, "/v", rep.Problems[1].Name())
+	_, err = p.remote.Check()
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusTooManyRequests, se.StatusCode)
+	assert.Equal(t, httpapi.CodeRateLimited, se.Code)
+	assert.InDelta(t, time.Hour.Seconds(), se.RetryAfter.Seconds(), 5)
+}
+
+// TestUnreachableServer: no server at the URL is ErrUnreachable, a storage
+// error that names the URL.
+func TestUnreachableServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	c, err := client.New(url, client.Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	for _, err := range []error{second(c.Get(kv.MustKey("/k"))), second(c.Check()), c.Set(kv.MustKey("/k"), []byte("v"))} {
+		assert.ErrorIs(t, err, kv.ErrStorage)
+		assert.ErrorIs(t, err, client.ErrUnreachable)
+		assert.NotErrorIs(t, err, client.ErrUnauthorized)
+		assert.Contains(t, err.Error(), "no server answers at "+url+" (dial tcp ")
+	}
 }

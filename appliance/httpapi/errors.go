@@ -81,6 +81,10 @@ func StatusCode(code string) int {
 		return http.StatusGone
 	case CodeRequestTimeout:
 		return http.StatusRequestTimeout
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeNotImplemented:
+		return http.StatusNotImplemented
 	}
 	return http.StatusInternalServerError // storage_error, corrupt, internal
 }

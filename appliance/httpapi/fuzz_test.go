@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tarstore/tarstore/appliance"
 	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw/mem"
@@ -21,7 +22,7 @@ import (
 var fuzzStatuses = map[int]bool{
 	200: true, 201: true, 204: true, 206: true, 304: true,
 	400: true, 401: true, 403: true, 404: true, 405: true, 408: true, 409: true, 410: true,
-	411: true, 412: true, 413: true, 416: true, 503: true, 507: true,
+	411: true, 412: true, 413: true, 416: true, 429: true, 501: true, 503: true, 507: true,
 }
 
 // fuzzRequest builds the request a client would send from the fuzzer's
@@ -127,6 +128,8 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/status", "", "", ""},
 		{"GET", "/metrics", "", "", ""},
 		{"GET", "/healthz", "", "", ""},
+		{"POST", "/v1/check", "", "", ""},
+		{"GET", "/v1/check", "x", "", "body"},
 		{"OPTIONS", "/v1/kv/a", "", "", ""},
 		{"GET", "/v1/kv/a", "x=%zz", "", ""},
 	} {
@@ -142,7 +145,7 @@ func FuzzHandler(f *testing.F) {
 		h := httpapi.New(st, httpapi.Options{MaxPatch: 4096, Status: func() (httpapi.Status, error) {
 			info, err := st.Stat()
 			return httpapi.Status{Capacity: info.Size, Free: info.Free, Entries: info.Values}, err
-		}})
+		}, Check: appliance.CheckFunc(st)})
 		defer h.Close()
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -43,6 +43,15 @@ type Options struct {
 	// must keep once it has been arriving for BodyTimeout; 0 =
 	// DefaultMinBodyRate, negative = no minimum.
 	MinBodyRate int64
+
+	// Check runs the store's check for POST /v1/check (check.go); nil =
+	// the store has none (501 not_implemented). The appliance passes
+	// kvtar's (appliance.CheckFunc).
+	Check func() (CheckReport, error)
+	// CheckPause is the least time between the end of a check and the
+	// start of the next; 0 = only CheckPauseFactor times the check's
+	// duration.
+	CheckPause time.Duration
 }
 
 // DefaultMaxPatch is the default Options.MaxPatch.
@@ -58,6 +67,7 @@ type Handler struct {
 	co        *coord
 	readers   *readerTable
 	metrics   *metrics
+	checks    *checkGate
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -100,6 +110,7 @@ func New(store kv.RW, opts Options) *Handler {
 		co:        newCoord(opts.DigestCacheEntries),
 		readers:   newReaderTable(opts.ReaderTimeout, opts.MaxReaders),
 		metrics:   newMetrics(),
+		checks:    &checkGate{minPause: max(opts.CheckPause, 0)},
 	}
 }
 
@@ -130,6 +141,7 @@ const (
 	routeReader
 	routeStatus
 	routeMetrics
+	routeCheck
 )
 
 // ServeHTTP serves one request.
@@ -180,6 +192,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.w.Header().Set("Content-Type", metricsContentType)
 			h.writeMetrics(c.w)
 		}
+	case routeCheck:
+		h.serveCheck(c)
 	default:
 		writeError(c.w, newError("not_found", nil, "Unknown path "+path))
 	}
@@ -194,6 +208,8 @@ func classify(path string) (route, string) {
 		return routeStatus, ""
 	case "/metrics":
 		return routeMetrics, ""
+	case "/v1/check":
+		return routeCheck, ""
 	}
 	for _, p := range []struct {
 		prefix string
@@ -216,6 +232,8 @@ func opOf(rt route, r *http.Request) string {
 		return "status"
 	case routeMetrics:
 		return "metrics"
+	case routeCheck:
+		return "check"
 	case routeReader:
 		if r.Method == http.MethodDelete {
 			return "close_reader"
