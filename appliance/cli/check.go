@@ -2,11 +2,15 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/client"
+	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar"
 )
@@ -22,11 +26,12 @@ type problem struct {
 // checkReport is what check --json prints.
 type checkReport struct {
 	Disk         string    `json:"disk"`
-	OK           bool      `json:"ok"` // no fatal problem
+	OK           bool      `json:"ok"` // no fatal problem (non-fatal ones may be there: exit status 14)
 	Values       int       `json:"values"`
 	End          int64     `json:"end"`      // offset of the end-of-archive marker
 	Capacity     int64     `json:"capacity"` // bytes of the archive area
 	Free         int64     `json:"free"`
+	Seconds      float64   `json:"seconds"` // how long the check took (not the open)
 	Problems     []problem `json:"problems"`
 	BeforeRepair []problem `json:"before_repair,omitempty"` // with --repair: what a read-only look found first
 }
@@ -54,6 +59,9 @@ func openProblem(path string, err error) *problem {
 }
 
 func runCheck(c *cmdCtx) (err error) {
+	if c.cfg.IsRemote() {
+		return runRemoteCheck(c)
+	}
 	rep := checkReport{Disk: appliance.Describe(c.cfg), Problems: []problem{}}
 	fail := func(err error) error {
 		p := openProblem(c.cfg.Disk, err)
@@ -92,18 +100,78 @@ func runCheck(c *cmdCtx) (err error) {
 		return fail(err)
 	}
 	defer closeInto(s, &err)
+	start := time.Now()
 	ps, err := s.Check()
 	if err != nil {
 		return fail(err)
 	}
+	rep.Seconds = time.Since(start).Seconds()
 	info, err := s.Stat()
 	if err != nil {
 		return err
 	}
 	rep.Problems = toProblems(ps)
 	rep.Values, rep.End, rep.Capacity, rep.Free = info.Values, info.End, info.Size, info.Free
+	return finishCheck(c, rep)
+}
+
+// checkWaitMax bounds how long check --remote waits for a server that
+// answers 429 rate_limited (a check running, or one that ended too
+// recently) before it gives up.
+const checkWaitMax = 10 * time.Minute
+
+// runRemoteCheck is check --remote: the server's online check (POST
+// /v1/check), printed as a check of a disk is. A server busy with a check
+// is asked again when its Retry-After says, for up to checkWaitMax.
+func runRemoteCheck(c *cmdCtx) (err error) {
+	if c.a.on("repair") {
+		return usagef("--repair works on a disk only: a server repaired its disk when it opened it (unless it serves it --read-only)")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer closeInto(cl, &err)
+	ctx := c.env.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	giveUp := time.Now().Add(checkWaitMax)
+	var got httpapi.CheckReport
+	for {
+		got, err = cl.Check()
+		var se *client.ServerError
+		if err == nil || !errors.As(err, &se) || se.Code != httpapi.CodeRateLimited || se.RetryAfter <= 0 ||
+			time.Now().Add(se.RetryAfter).After(giveUp) {
+			break
+		}
+		if envIsTerminal(c.env, c.env.Stderr) {
+			fmt.Fprintf(c.env.Stderr, "tarstore: check %s: %s; asking again in %s\n",
+				terminalSafe(c.cfg.Remote), terminalSafe(se.Message), se.RetryAfter)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(se.RetryAfter):
+		}
+	}
+	if err != nil {
+		return err
+	}
+	rep := checkReport{Disk: appliance.Describe(c.cfg), Problems: []problem{},
+		Values: got.Values, End: got.End, Capacity: got.Capacity, Free: got.Free, Seconds: got.Seconds}
+	for _, p := range got.Problems {
+		rep.Problems = append(rep.Problems, problem{p.Offset, p.Name(), p.What, p.Fatal})
+	}
+	return finishCheck(c, rep)
+}
+
+// finishCheck prints rep (text or --json) and returns the error that
+// sets the exit status: corrupt (10) when a problem is fatal, problems
+// (14) when there are problems but none is fatal.
+func finishCheck(c *cmdCtx, rep checkReport) error {
 	fatal := 0
-	for _, p := range ps {
+	for _, p := range rep.Problems {
 		if p.Fatal {
 			fatal++
 		}
@@ -116,9 +184,13 @@ func runCheck(c *cmdCtx) (err error) {
 	} else {
 		printCheck(c.env.Stdout, rep, c.a.on("repair"))
 	}
-	if fatal > 0 {
+	switch {
+	case fatal > 0:
 		return &opError{"check", rep.Disk, fmt.Sprintf("%s: the archive is damaged, or the store and the device disagree",
 			plural(int64(fatal), "fatal problem")), kv.ErrCorrupt.Error()}
+	case len(rep.Problems) > 0:
+		return &opError{"check", rep.Disk, fmt.Sprintf("%s, none fatal: the store works, but look at the list",
+			plural(int64(len(rep.Problems)), "problem")), codeProblems}
 	}
 	return nil
 }

@@ -32,8 +32,19 @@
 //     under the command's operation with the key as typed.
 //   - Local files that cannot be read (put FILE, patch FILE, import DIR)
 //     are usage errors (exit 2): the argument is wrong, not the store.
-//   - serve, format, check and bench work on a disk only; naming a server
-//     for them is a usage error.
+//   - serve, format and bench work on a disk only; naming a server for
+//     them is a usage error. check works through a server too (the
+//     server's POST /v1/check), except --repair.
+//   - Through a server, a request that finds no server at the URL is
+//     unreachable (exit 12) and one refused for its token unauthorized
+//     (exit 13), whatever the command (SPEC §5); other failures of the
+//     connection are storage errors (exit 10).
+//   - check exits 10 (corrupt) when a problem is fatal and 14 when it
+//     found problems but none is fatal (SPEC §5 has no status for that;
+//     the issue wants check to fail on any problem, and 14 keeps
+//     "damaged" apart from "look at this"). Through a server that answers
+//     429 (a check ran moments ago) it waits as Retry-After says, for up
+//     to 10 minutes.
 //   - patch sends its data in chunks of 1 MiB (one set_partial each), so
 //     its memory is bounded; a large patch is durable but not atomic.
 //   - import and export do not carry modification times over: the store's
@@ -52,6 +63,7 @@ import (
 	"strings"
 
 	"github.com/tarstore/tarstore/appliance"
+	"github.com/tarstore/tarstore/appliance/client"
 	"github.com/tarstore/tarstore/appliance/config"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
@@ -72,6 +84,18 @@ const (
 	ExitInvalid            = 9
 	ExitStorage            = 10
 	ExitReadOnly           = 11
+	ExitUnreachable        = 12 // no server at the URL
+	ExitUnauthorized       = 13 // the server refused the token, or wanted one
+	// ExitProblems: check found problems, none of them fatal (a fatal one
+	// is corrupt, ExitStorage). SPEC §5 has no status for it.
+	ExitProblems = 14
+)
+
+// Codes of failures that are not kv errors, for ExitCode.
+const (
+	codeUnreachable  = "unreachable"
+	codeUnauthorized = "unauthorized"
+	codeProblems     = "problems"
 )
 
 // ExitCode maps an error code (kv.Code) to the exit status.
@@ -97,6 +121,12 @@ func ExitCode(code string) int {
 		return ExitStorage
 	case kv.ErrReadOnly.Error():
 		return ExitReadOnly
+	case codeUnreachable:
+		return ExitUnreachable
+	case codeUnauthorized:
+		return ExitUnauthorized
+	case codeProblems:
+		return ExitProblems
 	}
 	return ExitInternal
 }
@@ -237,11 +267,29 @@ func report(env Env, cmd *command, err error) int {
 	}
 	w := env.Stderr
 	var (
-		ue *usageError
-		oe *opError
-		ke *kv.Error
+		ue  *usageError
+		oe  *opError
+		ke  *kv.Error
+		unr *client.UnreachableError
+		se  *client.ServerError
 	)
+	// Through a server, the operation and key that failed, else the command.
+	subject := cmd.name
+	if errors.As(err, &ke) {
+		subject = ke.Op + " " + ke.Key.String()
+	}
 	switch {
+	case errors.As(err, &unr):
+		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s: %s (%s)", subject, unr.Error(), codeUnreachable)))
+		return ExitUnreachable
+	case errors.Is(err, client.ErrUnauthorized) && errors.As(err, &se):
+		msg := se.Message
+		if msg == "" {
+			msg = "the server refused the request"
+		}
+		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s: %s: give the server's token with --token-file (%s)",
+			subject, strings.TrimSuffix(msg, "."), codeUnauthorized)))
+		return ExitUnauthorized
 	case errors.As(err, &ue):
 		fmt.Fprintf(w, "%s\nRun 'tarstore help %s' for usage.\n", esc("tarstore: "+cmd.name+": "+ue.msg), cmd.name)
 		return ExitUsage

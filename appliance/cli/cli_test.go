@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -446,10 +447,16 @@ func TestCheck(t *testing.T) {
 	_, err = f.WriteAt(make([]byte, 512), 1024) // the header of /b
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	out = r.ok("", "check")
+	// Problems none of which is fatal: exit 14.
+	res := r.run("", "check")
+	assert.Equal(t, ExitProblems, res.code)
+	out = res.stdout
 	assert.Contains(t, out, "offset 1024: lone zero block followed by data at the end of archive (repaired by a writable open)\n")
 	assert.Contains(t, out, ": ok, 1 problem (0 fatal); 1 value")
-	require.NoError(t, json.Unmarshal([]byte(r.ok("", "check", "--json")), &rep))
+	assert.Equal(t, "tarstore: check "+img+": 1 problem, none fatal: the store works, but look at the list (problems)\n", res.stderr)
+	res = r.run("", "check", "--json")
+	assert.Equal(t, ExitProblems, res.code)
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &rep))
 	assert.True(t, rep.OK)
 	require.Len(t, rep.Problems, 1)
 	assert.False(t, rep.Problems[0].Fatal)
@@ -462,7 +469,7 @@ func TestCheck(t *testing.T) {
 
 	// An archive that does not open at all.
 	damaged := damage(t)
-	res := runner{t: t, prefix: []string{"--disk", damaged}}.run("", "check", "--json")
+	res = runner{t: t, prefix: []string{"--disk", damaged}}.run("", "check", "--json")
 	assert.Equal(t, ExitStorage, res.code)
 	require.NoError(t, json.Unmarshal([]byte(res.stdout), &rep))
 	assert.False(t, rep.OK)
@@ -661,9 +668,41 @@ func TestServeToken(t *testing.T) {
 	good := runner{t: t, prefix: []string{"--remote", url, "--token-file", tok}}
 	good.ok("v", "put", "/v")
 	assert.Equal(t, "v", good.ok("", "get", "/v"))
-	res = runner{t: t, prefix: []string{"--remote", url}}.run("", "get", "/v")
-	assert.Equal(t, ExitStorage, res.code)
-	assert.Contains(t, res.stderr, "unauthorized")
+	// Without the token, or with another: unauthorized (13), check too.
+	bad := filepath.Join(dir, "bad")
+	require.NoError(t, os.WriteFile(bad, []byte("guess\n"), 0o600))
+	for _, r := range []runner{{t: t, prefix: []string{"--remote", url}}, {t: t, prefix: []string{"--remote", url, "--token-file", bad}}} {
+		res = r.run("", "get", "/v")
+		assert.Equal(t, ExitUnauthorized, res.code)
+		assert.Equal(t, "tarstore: get /v: Missing or invalid bearer token: give the server's token with --token-file (unauthorized)\n", res.stderr)
+		res = r.run("", "check")
+		assert.Equal(t, ExitUnauthorized, res.code)
+		assert.Equal(t, "tarstore: check /: Missing or invalid bearer token: give the server's token with --token-file (unauthorized)\n", res.stderr)
+		assert.Empty(t, res.stdout)
+	}
+	assert.Contains(t, good.ok("", "check"), "check: "+url+": ok, 0 problems (0 fatal); 1 value, archive ends at ")
+}
+
+// TestUnreachable: through a URL where no server listens, every command
+// fails with unreachable (exit 12), check too.
+func TestUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	for _, prefix := range [][]string{{"--remote", url}, {"--remote", url + "/"}} {
+		r := runner{t: t, prefix: prefix}
+		for _, args := range [][]string{{"ls"}, {"get", "/a"}, {"put", "/a"}, {"df"}, {"check"}, {"check", "--json"}} {
+			res := r.run("x", args...)
+			assert.Equal(t, ExitUnreachable, res.code, "%q: %s", args, res.stderr)
+			assert.Regexp(t, "^tarstore: [a-z]+ /a?: no server answers at "+regexp.QuoteMeta(url)+
+				` \(dial tcp [0-9.:]+: connect: connection refused\) \(unreachable\)\n$`, res.stderr, "%q", args)
+			assert.Empty(t, res.stdout, "%q", args)
+		}
+	}
+	res := runner{t: t, env: map[string]string{"TARSTORE_URL": "http://no-such-host.invalid:7070"}}.run("", "check")
+	assert.Equal(t, ExitUnreachable, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "tarstore: check /: no server answers at http://no-such-host.invalid:7070 (")
 }
 
 func TestServeDrivers(t *testing.T) {

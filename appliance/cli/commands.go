@@ -32,7 +32,10 @@ var (
 	clientSettings = []string{config.Disk, config.Remote, config.TokenFile, config.ReadOnly,
 		config.SectorSize, config.Virtio, config.NVMe}
 	// diskSettings: commands that work on a disk only.
-	diskSettings  = []string{config.Disk, config.SectorSize, config.Virtio, config.NVMe}
+	diskSettings = []string{config.Disk, config.SectorSize, config.Virtio, config.NVMe}
+	// checkSettings: check works on a disk or through a server, but
+	// --read-only means nothing to it.
+	checkSettings = []string{config.Disk, config.Remote, config.TokenFile, config.SectorSize, config.Virtio, config.NVMe}
 	serveSettings = []string{config.Disk, config.Virtio, config.NVMe, config.Listen, config.TokenFile,
 		config.ReadOnly, config.SectorSize, config.MaxConns, config.MaxConnsPerIP}
 )
@@ -85,10 +88,10 @@ func init() {
 			name: "serve", synopsis: "[--disk PATH | --virtio SPEC | --nvme SPEC] [--listen ADDR] [--token-file F] [--read-only]",
 			summary:  "serve the store over HTTP",
 			settings: serveSettings, maxArgs: 0, diskOnly: true, run: runServe,
-			help: `Opens the disk and serves the store over the HTTP API (/v1/kv/..., /v1/status,
-/metrics, /healthz) until SIGINT or SIGTERM, then shuts down gracefully: it
-stops accepting, lets requests in flight finish, and closes the store, which
-flushes the device.
+			help: `Opens the disk and serves the store over the HTTP API (/v1/kv/...,
+/v1/status, /v1/check, /metrics, /healthz) until SIGINT or SIGTERM, then
+shuts down gracefully: it stops accepting, lets requests in flight finish,
+and closes the store, which flushes the device.
 
 With no disk named anywhere (no --disk, no TARSTORE_DISK, no tarstore.disk=
 on the kernel command line) it serves ./tarstore.img and creates it on first
@@ -294,26 +297,45 @@ that fits now, the number of values, and the device.`,
 		},
 		{
 			name: "check", synopsis: "[--repair] [--json]", op: "check",
-			summary: "verify the archive on a disk",
+			summary: "verify the archive and every value's data, on a disk or through a server",
 			flags: []flagDef{
-				{name: "repair", help: "open the disk writable first, which repairs what recovery can"},
+				{name: "repair", help: "open the disk writable first, which repairs what recovery can (a disk only)"},
 				jsonFlag,
 			},
-			settings: diskSettings, maxArgs: 0, diskOnly: true, run: runCheck,
+			settings: checkSettings, maxArgs: 0, run: runCheck,
 			help: `Opens the disk read-only, scans the archive afresh and compares it with what
 the store made of it: members, holes (space of removed data), shadowed
-duplicate members, the end-of-archive marker, damage, and members the store
-does not expose (symbolic links, devices, unsafe names). Each problem is
-printed with its offset; "fatal" ones mean the archive is damaged or the
-store and the device disagree, and make check exit 10.
+duplicate members, the end-of-archive marker, damage, the data of every
+value against the CRC-32C its header carries, the limits of the tar readers
+(GNU tar, bsdtar, Python) and members the store does not expose (symbolic
+links, devices, unsafe names). Each problem is printed with its offset;
+"fatal" ones mean the archive is damaged or the store and the device
+disagree.
+
+Through a server (--remote URL or TARSTORE_URL, with --token-file when it
+has a token) the server checks the disk it holds (POST /v1/check): in a VM
+that is the only way to check it. The output is the same. The check blocks
+the server's writes while it runs (about 6 s per GiB of archive on a
+virtual disk that reads 1 GB/s; reads go on), so the server runs one at a
+time and lets the next start only after four times as long as the last one
+took; asked sooner, it answers 429 with Retry-After, and check waits and
+asks again, for up to 10 minutes.
+
+Exit status: 0 when there is no problem at all; 10 when a problem is fatal
+(or the disk cannot be read); 14 when there are problems and none is fatal
+(what a writable open repairs, seen on a disk opened read-only; members the
+store does not expose; a store so full that the archive reaches its journal
+area); 12 when no server answers at the URL, 13 when it refuses the token.
 
 With --repair it first opens the disk writable: recovery replays an
 interrupted transaction from the journal, repairs a lone zero block at the
 end of the archive, turns shadowed duplicates into holes and gives a hole at
-the tail back. Then it checks.`,
+the tail back. Then it checks. A server repairs its disk when it opens it,
+so --repair works on a disk only.`,
 			examples: []string{
 				"tarstore check --disk data.img",
 				"tarstore check --disk data.img --repair",
+				"tarstore check --remote http://127.0.0.1:7070 --json",
 			},
 		},
 		{
@@ -511,7 +533,9 @@ Flags may come before or after the arguments (GNU style); --flag=value and
 
 exit status: 0 ok, 1 internal error, 2 usage, 3 not_found, 4 value_expected,
 5 dictionary_expected, 6 already_present, 7 no_space, 8 rename_source_prefix,
-9 invalid_key or invalid_argument, 10 storage_error or corrupt, 11 read_only.
+9 invalid_key or invalid_argument, 10 storage_error or corrupt, 11 read_only,
+12 unreachable (no server at the URL), 13 unauthorized (token missing or
+refused), 14 check found problems, none of them fatal.
 Errors go to stderr as "tarstore: <op> <key>: <message> (<code>)".
 
 Run 'tarstore help <command>' (or 'tarstore <command> --help') for details

@@ -85,6 +85,7 @@ func server(t *testing.T, size int64, opts httpapi.Options) (runner, string) {
 	s, err := kvtar.New(clock.System{}, dev)
 	require.NoError(t, err)
 	opts.Status = appliance.StatusFunc(s)
+	opts.Check = appliance.CheckFunc(s)
 	srv := httptest.NewServer(httpapi.New(s, opts))
 	t.Cleanup(func() {
 		srv.Close()

@@ -36,17 +36,9 @@ type target struct {
 // set, or with --read-only) or the server.
 func (c *cmdCtx) open(write bool) (*target, error) {
 	if c.cfg.IsRemote() {
-		token := ""
-		if c.cfg.TokenFile != "" {
-			t, err := appliance.ReadToken(c.cfg.TokenFile)
-			if err != nil {
-				return nil, usagef("%v", err)
-			}
-			token = t
-		}
-		cl, err := client.New(c.cfg.Remote, client.Options{Token: token, HTTPClient: c.env.HTTPClient})
+		cl, err := c.client()
 		if err != nil {
-			return nil, usagef("%v", err)
+			return nil, err
 		}
 		var rw kv.RW = cl
 		if c.cfg.ReadOnly {
@@ -64,6 +56,24 @@ func (c *cmdCtx) open(write bool) (*target, error) {
 		st.ReadOnly = ro
 		return st, err
 	}}, nil
+}
+
+// client returns a client of the configured server, with the token of
+// --token-file.
+func (c *cmdCtx) client() (*client.Client, error) {
+	token := ""
+	if c.cfg.TokenFile != "" {
+		t, err := appliance.ReadToken(c.cfg.TokenFile)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		token = t
+	}
+	cl, err := client.New(c.cfg.Remote, client.Options{Token: token, HTTPClient: c.env.HTTPClient})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return cl, nil
 }
 
 // closeInto closes t and keeps the first error in *err.
