@@ -6,16 +6,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +30,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tarstore/tarstore/appliance/cli/clitest"
+	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/internal/testenv"
 )
 
 // bin is the tarstore binary under test.
@@ -253,90 +261,354 @@ func TestServeDefault(t *testing.T) {
 	assert.Equal(t, "hi", ok(t, "", "get", "/hello", "--disk", img))
 }
 
-// TestKillRestart: values acknowledged by the server (put exited 0) survive
-// kill -9 of the server; values in flight are all there or not at all.
+// TestKillRestart: kill -9 of the server in the middle of writes loses
+// nothing acknowledged, cycle after cycle on a small image whose space
+// the writes keep reusing. Each cycle restarts the server on the image
+// (which recovers), checks that every write acknowledged (2xx received)
+// before the kill is there — the bytes of every PUT not overwritten or
+// removed since, nothing a DELETE removed — and that the write each writer
+// had in flight is there whole or not at all; `check --remote` is clean;
+// then writers PUT, overwrite and DELETE values and dictionaries until the
+// cycle's kill. At the end the server stops gracefully, `check --disk` is
+// clean and GNU tar and bsdtar list the image as the store's values.
+// TARSTORE_KILL_SEED replays a run's choices (not its timing).
 func TestKillRestart(t *testing.T) {
+	const (
+		cycles  = 5
+		imgSize = 16 << 20
+		writers = 4
+	)
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TARSTORE_KILL_SEED"); s != "" {
+		var err error
+		seed, err = strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err, "TARSTORE_KILL_SEED")
+	}
+	t.Logf("TARSTORE_KILL_SEED=%d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
 	img := filepath.Join(dir, "store.img")
-	ok(t, "", "format", "--disk", img, "--size", "256M")
-	srv := startServer(t, dir, "--disk", img)
+	ok(t, "", "format", "--disk", img, "--size", strconv.Itoa(imgSize))
+	ws := make([]*killWriter, writers)
+	for i := range ws {
+		ws[i] = &killWriter{t: t, id: i, rng: rand.New(rand.NewPCG(seed, uint64(i+1))), model: map[string][]byte{}}
+	}
+	// restart starts the server on the image and checks what the last
+	// cycle left.
+	restart := func() (*server, *http.Client) {
+		t.Helper()
+		srv := startServer(t, dir, "--disk", img)
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
+		for _, w := range ws {
+			w.verify(hc, srv.url)
+		}
+		out := ok(t, "", "check", "--remote", srv.url)
+		assert.Contains(t, out, ": ok, 0 problems (0 fatal)")
+		t.Logf("restarted: %s", strings.TrimSpace(out))
+		return srv, hc
+	}
 
-	value := func(w, i int) string { return strings.Repeat(fmt.Sprintf("w%d-i%d;", w, i), 1000*(i%5+1)) }
-	ok(t, value(0, 0), "put", "/before", "--remote", srv.url)
-
-	// Writers put values until the server dies; every put that exited 0 was
-	// acknowledged.
-	const writers = 4
-	var mu sync.Mutex
-	acked := map[string]string{}
-	tried := map[string]string{}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	killed := make(chan struct{})
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
+	var written int64
+	for cycle := range cycles {
+		srv, hc := restart()
+		killAt := int64(250 + rng.IntN(250)) // acknowledged writes before the kill
+		var acked atomic.Int64
+		reached := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.run(hc, srv.url, func() {
+					if acked.Add(1) == killAt {
+						close(reached)
+					}
+				})
+			}()
+		}
+		stopped := make(chan struct{})
 		go func() {
-			defer wg.Done()
-			<-start
-			for i := 0; ; i++ {
-				key := fmt.Sprintf("/w%d/%d", w, i)
-				mu.Lock()
-				tried[key] = value(w, i)
-				mu.Unlock()
-				cmd := exec.Command(bin, "put", key, "--remote", srv.url)
-				cmd.Env = environ()
-				cmd.Stdin = strings.NewReader(value(w, i))
-				if cmd.Run() != nil {
-					return
-				}
-				mu.Lock()
-				acked[key] = value(w, i)
-				n := len(acked)
-				mu.Unlock()
-				if n == 20 {
-					close(killed)
-				}
-			}
+			wg.Wait()
+			close(stopped)
 		}()
-	}
-	allDone := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(allDone)
-	}()
-	close(start)
-	select {
-	case <-killed:
-	case <-allDone:
-		t.Fatal("the writers stopped before 20 values were acknowledged")
-	}
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
-	<-allDone
-	<-srv.done
-	srv.cmd.Wait()
-
-	srv = startServer(t, dir, "--disk", img)
-	assert.Equal(t, value(0, 0), ok(t, "", "get", "/before", "--remote", srv.url))
-	mu.Lock()
-	defer mu.Unlock()
-	require.GreaterOrEqual(t, len(acked), 20)
-	for key, want := range acked {
-		assert.Equal(t, want, ok(t, "", "get", key, "--remote", srv.url), key)
-	}
-	for key, want := range tried {
-		if _, isAcked := acked[key]; isAcked {
-			continue
+		select {
+		case <-reached:
+		case <-stopped:
+			t.Fatalf("cycle %d: the writers stopped after %d acknowledged writes, before the kill", cycle, acked.Load())
 		}
-		r := tarstore(t, "", "get", key, "--remote", srv.url)
-		if r.code == 0 {
-			assert.Equal(t, want, r.stdout, "%s is there, so it must be whole", key)
-		} else {
-			assert.Equal(t, 3, r.code, "%s: %s", key, r.stderr)
+		require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
+		<-stopped
+		<-srv.done
+		srv.cmd.Wait()
+		hc.CloseIdleConnections()
+		var inFlight, cycleBytes int64
+		for _, w := range ws {
+			if w.pending != nil {
+				inFlight++
+			}
+			cycleBytes += w.written
+			w.written = 0
+		}
+		written += cycleBytes
+		t.Logf("cycle %d: killed after %d acknowledged writes (%d MiB written), %d in flight", cycle, acked.Load(), cycleBytes>>20, inFlight)
+		if t.Failed() {
+			return
 		}
 	}
+	srv, hc := restart()
+	hc.CloseIdleConnections()
 	code, log := srv.stop(t, syscall.SIGTERM)
-	assert.Equal(t, 0, code, log)
-	assert.Contains(t, ok(t, "", "check", "--disk", img), ": ok, 0 problems")
+	require.Equal(t, 0, code, log)
+	var puts, removes, dictRemoves, noSpace, applied, discarded int
+	want := map[string]int64{} // the values the store holds: names and sizes
+	for _, w := range ws {
+		puts, removes, dictRemoves, noSpace = puts+w.puts, removes+w.removes, dictRemoves+w.dictRemoves, noSpace+w.noSpace
+		applied, discarded = applied+w.inFlightApplied, discarded+w.inFlightDiscarded
+		for k, v := range w.model {
+			want[strings.TrimPrefix(k, "/")] = int64(len(v))
+		}
+	}
+	t.Logf("%d cycles: %d MiB written on a %d MiB image; %d PUTs, %d DELETEs of values, %d of dictionaries, %d no_space; "+
+		"writes in flight at a kill: %d there, %d not", cycles, written>>20, imgSize>>20, puts, removes, dictRemoves, noSpace, applied, discarded)
+	assert.Greater(t, written, int64(2*imgSize), "the writes reused the image's space")
+	assert.Positive(t, dictRemoves)
+
+	r := tarstore(t, "", "check", "--disk", img)
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, ": ok, 0 problems (0 fatal)")
+	for _, tool := range []struct{ name, pkg string }{{"tar", "tar"}, {"bsdtar", "libarchive-tools"}} {
+		if _, err := exec.LookPath(tool.name); err != nil {
+			testenv.Need(t, tool.name+" (Debian package "+tool.pkg+")")
+		}
+		assert.Equal(t, want, tarList(t, tool.name, img), "%s -tv lists the store's values", tool.name)
+	}
+	t.Logf("GNU tar and bsdtar list the %d values", len(want))
+}
+
+// killWriter is one writer of TestKillRestart. It owns the keys below
+// /w<id>, writes one request at a time, and keeps the model of what the
+// store holds there: the bytes of each value every acknowledged write
+// leaves, and the write in flight when the server died (pending), whose
+// outcome the next restart tells.
+type killWriter struct {
+	t       *testing.T
+	id      int
+	rng     *rand.Rand
+	model   map[string][]byte // key → value
+	pending *killOp
+	seq     int
+
+	written                             int64 // bytes of acknowledged PUTs, this cycle
+	puts, removes, dictRemoves, noSpace int
+	inFlightApplied, inFlightDiscarded  int
+}
+
+// killOp is one write: a PUT of val at key, or a DELETE of key (a value
+// or a dictionary).
+type killOp struct {
+	key string
+	val []byte // nil: DELETE
+}
+
+// apply returns model with op done.
+func (op *killOp) apply(model map[string][]byte) map[string][]byte {
+	out := maps.Clone(model)
+	if op.val != nil {
+		out[op.key] = op.val
+		return out
+	}
+	for k := range out {
+		if k == op.key || strings.HasPrefix(k, op.key+"/") {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// next picks the writer's next write: a PUT (new key or overwrite) of 100
+// bytes to 1 MiB, a DELETE of a value, or of a dictionary.
+func (w *killWriter) next() *killOp {
+	w.seq++
+	key := fmt.Sprintf("/w%d/d%d/k%d", w.id, w.rng.IntN(4), w.rng.IntN(12))
+	switch p := w.rng.IntN(100); {
+	case p < 60:
+		var n int
+		switch q := w.rng.IntN(10); {
+		case q < 5:
+			n = 100 + w.rng.IntN(4<<10)
+		case q < 9:
+			n = 16<<10 + w.rng.IntN(112<<10)
+		default:
+			n = 256<<10 + w.rng.IntN(768<<10)
+		}
+		val := make([]byte, n)
+		for i := range val {
+			val[i] = byte(w.rng.Uint32())
+		}
+		copy(val, fmt.Sprintf("%s #%d ", key, w.seq))
+		return &killOp{key: key, val: val}
+	case p < 90:
+		return &killOp{key: key}
+	case p < 99:
+		return &killOp{key: fmt.Sprintf("/w%d/d%d", w.id, w.rng.IntN(4))}
+	}
+	return &killOp{key: fmt.Sprintf("/w%d", w.id)}
+}
+
+// run writes until a request fails (the server is gone): that write stays
+// pending. Each acknowledged write calls ack.
+func (w *killWriter) run(hc *http.Client, url string, ack func()) {
+	for {
+		op := w.next()
+		method, body := http.MethodDelete, io.Reader(nil)
+		if op.val != nil {
+			method, body = http.MethodPut, bytes.NewReader(op.val)
+		}
+		req, err := http.NewRequest(method, url+"/v1/kv"+op.key+"?no-digest", body)
+		if err != nil {
+			w.t.Error(err)
+			return
+		}
+		w.pending = op
+		resp, err := hc.Do(req)
+		if err != nil {
+			return // the server died: op may or may not have been done
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_, had := w.model[op.key]
+		switch {
+		case resp.StatusCode == http.StatusInsufficientStorage && op.val != nil:
+			w.noSpace++ // refused: nothing changed
+			w.pending = nil
+			continue
+		case op.val != nil && had && resp.StatusCode != http.StatusNoContent,
+			op.val != nil && !had && resp.StatusCode != http.StatusCreated,
+			op.val == nil && resp.StatusCode != http.StatusNoContent:
+			w.t.Errorf("%s %s (the key %s before): %d %s", method, op.key, map[bool]string{true: "there", false: "absent"}[had], resp.StatusCode, msg)
+			return
+		}
+		w.model = op.apply(w.model)
+		w.pending = nil
+		switch {
+		case op.val != nil:
+			w.puts++
+			w.written += int64(len(op.val))
+		case strings.Count(op.key, "/") == 3:
+			w.removes++
+		default:
+			w.dictRemoves++
+		}
+		ack()
+	}
+}
+
+// verify reads what the store holds below /w<id> and compares it with the
+// model: it must be the model, or the model with the pending write done.
+func (w *killWriter) verify(hc *http.Client, url string) {
+	t := w.t
+	t.Helper()
+	got := map[string][]byte{}
+	var walk func(key string)
+	walk = func(key string) {
+		resp, err := hc.Get(url + "/v1/kv" + key + "?list")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound && key == fmt.Sprintf("/w%d", w.id) {
+			return // nothing left at all
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode, "list %s: %s", key, b)
+		var lb httpapi.ListBody
+		require.NoError(t, json.Unmarshal(b, &lb))
+		for _, e := range lb.Entries {
+			if e.Kind == "dictionary" {
+				walk(e.Key)
+				continue
+			}
+			resp, err := hc.Get(url + "/v1/kv" + e.Key + "?no-digest")
+			require.NoError(t, err)
+			v, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode, "get %s: %s", e.Key, v)
+			got[e.Key] = v
+		}
+	}
+	walk(fmt.Sprintf("/w%d", w.id))
+	switch {
+	case sameValues(got, w.model):
+		if w.pending != nil {
+			w.inFlightDiscarded++
+		}
+	case w.pending != nil && sameValues(got, w.pending.apply(w.model)):
+		w.model = w.pending.apply(w.model)
+		w.inFlightApplied++
+	default:
+		var diffs []string
+		for k, v := range w.model {
+			if g, there := got[k]; !there {
+				diffs = append(diffs, fmt.Sprintf("%s: acknowledged %d bytes, missing", k, len(v)))
+			} else if !bytes.Equal(g, v) {
+				diffs = append(diffs, fmt.Sprintf("%s: acknowledged %d bytes %q..., holds %d bytes %q...", k, len(v), v[:min(len(v), 24)], len(g), g[:min(len(g), 24)]))
+			}
+		}
+		for k, g := range got {
+			if _, known := w.model[k]; !known {
+				diffs = append(diffs, fmt.Sprintf("%s: removed (or never written), holds %d bytes", k, len(g)))
+			}
+		}
+		slices.Sort(diffs)
+		pending := "none"
+		if p := w.pending; p != nil {
+			pending = fmt.Sprintf("PUT %s (%d bytes)", p.key, len(p.val))
+			if p.val == nil {
+				pending = "DELETE " + p.key
+			}
+		}
+		t.Errorf("writer %d: the store is neither what was acknowledged nor that with the write in flight (%s) done:\n%s",
+			w.id, pending, strings.Join(diffs, "\n"))
+		w.model = got
+	}
+	w.pending = nil
+}
+
+// sameValues reports whether a and b bind the same keys to the same bytes.
+func sameValues(a, b map[string][]byte) bool {
+	return maps.EqualFunc(a, b, bytes.Equal)
+}
+
+// tarList lists the archive img with tool -tv (GNU tar or bsdtar), which
+// must succeed without a word on stderr, and returns the regular members
+// it lists: name (without a leading "./" or "/") and size.
+func tarList(t *testing.T, tool, img string) map[string]int64 {
+	t.Helper()
+	cmd := exec.Command(tool, "-tvf", img)
+	cmd.Env = append(environ(), "LC_ALL=C.UTF-8", "TZ=UTC")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	require.NoError(t, err, "%s -tvf: %s", tool, errb.String())
+	assert.Empty(t, errb.String(), "%s -tvf", tool)
+	got := map[string]int64{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "-") {
+			continue // not a regular member
+		}
+		// GNU tar: mode owner/group size date time name;
+		// bsdtar:  mode links owner group size month day time|year name.
+		sizeField, nameField := 2, 5
+		if tool == "bsdtar" {
+			sizeField, nameField = 4, 8
+		}
+		require.Greater(t, len(f), nameField, "%s: %q", tool, line)
+		size, err := strconv.ParseInt(f[sizeField], 10, 64)
+		require.NoError(t, err, "%s: %q", tool, line)
+		name := strings.Join(f[nameField:], " ")
+		got[strings.TrimPrefix(strings.TrimPrefix(name, "./"), "/")] = size
+	}
+	return got
 }
 
 // TestLargeValueMemory streams a 4 GiB value into a server with put and
