@@ -611,6 +611,48 @@ func tarList(t *testing.T, tool, img string) map[string]int64 {
 	return got
 }
 
+// TestCheckRemote: `tarstore check --remote` through a live server with a
+// token: a value whose data was damaged on the image is a fatal problem
+// (exit 10) with the same lines as the check of the image; without the
+// token it is unauthorized (13), and with the server gone unreachable (12).
+func TestCheckRemote(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "store.img")
+	ok(t, "", "format", "--disk", img, "--size", "16M")
+	ok(t, "first value", "put", "/a", "--disk", img)
+	ok(t, strings.Repeat("the needle ", 100), "put", "/d/needle", "--disk", img)
+	ok(t, "last value", "put", "/z", "--disk", img)
+	b, err := os.ReadFile(img)
+	require.NoError(t, err)
+	i := bytes.Index(b, []byte("the needle"))
+	require.Positive(t, i)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("N"), int64(i+500))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	embedded := tarstore(t, "", "check", "--disk", img)
+	require.Equal(t, 10, embedded.code, embedded.stderr)
+	assert.Contains(t, embedded.stdout, `("/d/needle"): the data does not match the CRC-32C in its header [fatal]`)
+
+	token := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("s3cret\n"), 0o600))
+	srv := startServer(t, dir, "--disk", img, "--token-file", token)
+	r := tarstore(t, "", "check", "--remote", srv.url, "--token-file", token)
+	assert.Equal(t, 10, r.code, r.stderr)
+	assert.Equal(t, embedded.stdout, strings.Replace(r.stdout, srv.url, img, 1))
+	assert.Equal(t, embedded.stderr, strings.Replace(r.stderr, srv.url, img, 1))
+	r = tarstore(t, "", "check", "--remote", srv.url)
+	assert.Equal(t, 13, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "(unauthorized)")
+	code, log := srv.stop(t, syscall.SIGTERM)
+	assert.Equal(t, 0, code, log)
+	assert.Contains(t, log, "level=ERROR msg=check problems=1 fatal=1")
+	r = tarstore(t, "", "check", "--remote", srv.url, "--token-file", token)
+	assert.Equal(t, 12, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no server answers at "+srv.url)
+}
+
 // TestLargeValueMemory streams a 4 GiB value into a server with put and
 // out with get, both remote: the server's peak RSS stays under 64 MiB, and
 // so does each client's.
