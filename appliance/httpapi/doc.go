@@ -140,9 +140,9 @@
 // CheckReport whether or not it found problems:
 //
 //	{"ok":false,"fatal":1,
-//	 "problems":[{"offset":1536,"key":"/d/v","what":"the data does not match the CRC-32C in its header","fatal":true}],
-//	 "values":2,"end":3072,"capacity":983040,"free":979968,
-//	 "started":"2026-01-02T15:04:05.123Z","seconds":0.004}
+//	 "problems":[{"offset":1024,"key":"/d/v","what":"the data does not match the CRC-32C in its header","fatal":true}],
+//	 "values":2,"end":2048,"capacity":1032192,"free":1029120,
+//	 "started":"2026-12-02T20:09:55.585888602Z","seconds":0.000350844}
 //
 // "ok" is false when a problem is fatal (the archive is damaged, or the
 // store and the device disagree); "problems" lists every problem, fatal
