@@ -47,7 +47,7 @@
 // server keeps a kv.Reader open for it (a reader session, closed by the
 // Reader's Close or after the server's idle timeout), so the bytes read do
 // not change when the key is replaced, removed or renamed. Sequential reads
-// are served from a read-ahead window of up to 1 MiB.
+// are served from a read-ahead window of up to 8 MiB.
 package client
 
 import (

@@ -25,9 +25,10 @@ type reader struct {
 
 	mu     sync.Mutex
 	closed bool
-	win    []byte // the last read-ahead window, never modified once set
+	win    []byte // the last read-ahead window; read only under mu
 	winOff int64
-	next   int64 // where the last read ended: a read starting there is sequential
+	next   int64  // where the last read ended: a read starting there is sequential
+	spare  []byte // a window no longer in use, for the next fetch
 }
 
 var _ kv.Reader = (*reader)(nil)
@@ -77,18 +78,33 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 		return eof(int(n), len(p))
 	}
 	sequential := off == r.next
+	var win []byte
+	if sequential && n > 0 && n <= readAhead/2 {
+		win, r.spare = r.spare, nil
+	}
 	r.mu.Unlock()
 	if n == 0 {
 		return 0, nil
 	}
 	if sequential && n <= readAhead/2 {
-		win := make([]byte, min(readAhead, r.size-off))
+		// The window buffers are recycled: a stream of any length uses
+		// two, not one per window for the garbage collector to catch up
+		// with. Windows are read under mu only, so the one replaced is
+		// free once the new one is in place.
+		w := min(readAhead, r.size-off)
+		if int64(cap(win)) < w {
+			win = make([]byte, w)
+		}
+		win = win[:w]
 		if err := r.fetch(off, win); err != nil {
 			return 0, err
 		}
 		copy(p, win)
 		r.mu.Lock()
-		r.win, r.winOff, r.next = win, off, off+n
+		if !r.closed {
+			r.spare = r.win
+			r.win, r.winOff, r.next = win, off, off+n
+		}
 		r.mu.Unlock()
 		return eof(int(n), len(p))
 	}
@@ -141,7 +157,7 @@ func (r *reader) Close() error {
 		r.mu.Unlock()
 		return nil
 	}
-	r.closed, r.win = true, nil
+	r.closed, r.win, r.spare = true, nil, nil
 	r.mu.Unlock()
 	if r.c.closed.Load() {
 		return nil
