@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 )
 
 // The journal record (doc §4). The journal area, the last sectors of the
@@ -173,6 +174,19 @@ func decodeHead(b []byte) (int64, error) {
 // of bytes) and, when the commit bytes were spilled, fetches them with
 // readSpill(off, n). A record whose checksums do not match is errNoRecord:
 // it was torn by a crash before step 1 completed, so nothing depends on it.
+//
+// So is a record whose checksums match but whose contents the encoder
+// cannot have written: tables or commit bytes that do not fit the record
+// exactly, a commit length that is negative or makes the lengths overflow
+// or miss their total, a negative offset, length or end of archive, an
+// extent or a spilled range whose end overflows, spilled bytes of another
+// length than the record says. The checksums are no defence against a
+// crafted device: these checks keep the decoder from panicking and what it
+// returns usable as it is (an extent's end is computable). Every count is
+// bounded by the record's own length (16 bytes an entry), and so is every
+// allocation here; readSpill is called with 0 <= off <= off+n <= MaxInt64
+// and allocates the spilled bytes itself (readSlot: within the archive
+// area).
 func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*record, error) {
 	n, err := decodeHead(b)
 	if err != nil {
@@ -195,42 +209,80 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 		eoaBefore:   int64(le.Uint64(b[72:])),
 		eoaAfter:    int64(le.Uint64(b[80:])),
 	}
+	if r.eoaBefore < 0 || r.eoaAfter < 0 {
+		return nil, fmt.Errorf("journal record end of archive: %w", errNoRecord)
+	}
 	total := int64(le.Uint64(b[32:]))
 	ns, nc, nz := int64(le.Uint32(b[48:])), int64(le.Uint32(b[52:])), int64(le.Uint32(b[12:]))
 	p := int64(journalHdrSize)
+	// The counts are below 2^32: 16*(ns+nc+nz) does not overflow, and once
+	// the tables fit the record, n bounds the slices made for them.
 	if p+16*(ns+nc+nz) > n || total < 0 {
 		return nil, fmt.Errorf("journal record tables: %w", errNoRecord)
 	}
-	for range ns {
-		r.stage = append(r.stage, extent{int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))})
+	if r.spill < 0 || r.spill > math.MaxInt64-total {
+		return nil, fmt.Errorf("journal record spill: %w", errNoRecord)
+	}
+	// next reads the table entry at p: an offset and a length, both
+	// non-negative, whose sum does not overflow.
+	next := func() (extent, bool) {
+		e := extent{int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))}
 		p += 16
+		return e, e.off >= 0 && e.len >= 0 && e.off <= math.MaxInt64-e.len
+	}
+	if ns > 0 {
+		r.stage = make([]extent, 0, ns)
+	}
+	for range ns {
+		e, ok := next()
+		if !ok {
+			return nil, fmt.Errorf("journal record stage extent %+v: %w", e, errNoRecord)
+		}
+		r.stage = append(r.stage, e)
+	}
+	if nc > 0 {
+		r.commits = make([]write, 0, nc)
 	}
 	lens := make([]int64, nc)
 	var sum int64
 	for i := range nc {
-		off, l := int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))
-		r.commits = append(r.commits, write{off: off})
-		lens[i] = l
-		sum += l
-		p += 16
+		e, ok := next()
+		if !ok || e.len > total-sum {
+			return nil, fmt.Errorf("journal record commit write %+v: %w", e, errNoRecord)
+		}
+		r.commits = append(r.commits, write{off: e.off})
+		lens[i] = e.len
+		sum += e.len
 	}
 	if sum != total {
 		return nil, fmt.Errorf("journal record commit length: %w", errNoRecord)
 	}
+	if nz > 0 {
+		r.zeros = make([]extent, 0, nz)
+	}
 	for range nz {
-		r.zeros = append(r.zeros, extent{int64(le.Uint64(b[p:])), int64(le.Uint64(b[p+8:]))})
-		p += 16
+		e, ok := next()
+		if !ok {
+			return nil, fmt.Errorf("journal record zero extent %+v: %w", e, errNoRecord)
+		}
+		r.zeros = append(r.zeros, e)
 	}
 	var payload []byte
 	if r.spill == 0 {
-		if p+total != n {
+		if total != n-p {
 			return nil, fmt.Errorf("journal record payload: %w", errNoRecord)
 		}
 		payload = b[p:]
 	} else {
+		if p != n {
+			return nil, fmt.Errorf("journal record length: %w", errNoRecord)
+		}
 		payload, err = readSpill(r.spill, total)
 		if err != nil {
 			return nil, err
+		}
+		if int64(len(payload)) != total {
+			return nil, fmt.Errorf("journal commit bytes: %d, want %d: %w", len(payload), total, errNoRecord)
 		}
 	}
 	if crc32.Checksum(payload, castagnoli) != le.Uint32(b[40:]) {

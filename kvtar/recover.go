@@ -101,75 +101,121 @@ func (s *Store) open() error {
 }
 
 // readJournal reads the two journal slots (doc §4) and works out what a
-// recovery applies.
-//
-// The record to replay is the valid one with the highest number, when its
-// stage extents hold the bytes its step 1 wrote; its predecessor in the
-// other slot is replayed first when the record says that the
-// predecessor's commit writes were not yet flushed. When the stage
-// extents do not match, step 1 of that transaction did not complete (it
-// was not acknowledged and is discarded), but its predecessor's commit
-// writes may still be lost: the predecessor is replayed alone when the
-// record says so. The predecessor needs no stage check: a later record
-// exists only once its step 1 was flushed. A discarded transaction's
-// replay ends with the end-of-archive marker written where the archive
-// ends without it, which undoes the header it may have committed in step
-// 1. After an applied one, the scan checks the appends that followed it
-// without a record (verifyFrom).
+// recovery applies: it picks the newest valid record (newestRecord),
+// checks whether its stage extents hold the bytes its step 1 wrote
+// (stageIntact), and leaves the rest to decideReplay. A slot that starts
+// with the magic but holds no valid record makes the state dirty.
 func (s *Store) readJournal() (journalState, error) {
-	js := journalState{verifyFrom: -1}
 	var recs [2]*record
+	dirty := false
 	for i := range recs {
 		var err error
 		recs[i], err = s.readSlot(i)
 		switch {
 		case errors.Is(err, errNoRecord):
-			js.dirty = true
+			dirty = true
 		case err != nil:
-			return js, err
+			return journalState{verifyFrom: -1, dirty: dirty}, err
 		}
 	}
-	last, other := recs[0], recs[1]
-	if last == nil || (other != nil && other.seq > last.seq) {
-		last, other = other, last
+	newest, other := newestRecord(recs)
+	ok := false
+	if newest != nil {
+		var err error
+		if ok, err = s.stageIntact(newest); err != nil {
+			return journalState{verifyFrom: -1, dirty: dirty, seq: newest.seq}, err
+		}
 	}
-	if last == nil {
-		return js, nil
+	js := decideReplay(newest, other, ok, s.limit)
+	js.dirty = dirty
+	return js, nil
+}
+
+// newestRecord orders the valid records of the two journal slots (nil: no
+// valid record in the slot): the one with the highest number first, slot
+// 0's when both have the same (which the store never writes).
+func newestRecord(slots [2]*record) (newest, other *record) {
+	newest, other = slots[0], slots[1]
+	if newest == nil || (other != nil && other.seq > newest.seq) {
+		newest, other = other, newest
 	}
-	js.seq = last.seq
+	return newest, other
+}
+
+// decideReplay is the recovery decision of doc §4, without I/O: given the
+// newest valid record of the journal (nil: none), the record in the other
+// slot (nil: none), whether the newest record's stage extents hold the
+// bytes its step 1 wrote (stageOK; stageIntact), and the end of the
+// archive area (limit), it returns what a recovery applies. The rules:
+//
+//   - No record: nothing to replay (replay nil), nothing to verify
+//     (verifyFrom -1), seq 0.
+//   - seq is the newest record's number: the next record is seq+1.
+//   - The predecessor is the other record when the newest says that its
+//     predecessor's commit writes were still pending (prevPending) and the
+//     other record is number seq-1; otherwise there is none (a stale
+//     record, seq-3 say, or a checkpoint's spilled predecessor, is never
+//     replayed). The predecessor needs no stage check: a later record
+//     exists only once its step 1 was flushed. Only its commit writes are
+//     replayed, not its zero extents (also flushed by then).
+//   - Stage intact: the newest transaction is applied. The replay is the
+//     predecessor's commit writes, then the newest record's, in that order
+//     (the later write wins where they overlap), with the newest record's
+//     zero extents, which are zeroed first (before the predecessor's
+//     writes too: a transaction zeroes only stage space, never bytes its
+//     predecessor's pending commit writes cover, txn.isInvisible); without
+//     a predecessor it is the newest record itself. The archive ends at its eoaAfter, from
+//     which the scan checks the chained appends that may follow it, the
+//     first chained to the record's CRC (verifyFrom, verifySeed: doc §3).
+//     A checkpoint (no writes) replays nothing but still sets verifyFrom.
+//   - Stage not intact: step 1 of the newest transaction did not
+//     complete; it was not acknowledged and is discarded. The replay is
+//     the predecessor's commit writes alone (none without one), and a zero
+//     extent over the end-of-archive marker where the archive ends without
+//     the transaction, its eoaBefore (eoaSize bytes, cut at limit; none
+//     when eoaBefore is not in [0, limit)): it undoes a header the
+//     transaction may have committed in step 1. Nothing is verified
+//     (verifyFrom -1).
+//
+// The replay, when there is one, is never nil (an empty record when there
+// is nothing to write). decideReplay does not change its arguments; the
+// replay may be newest itself, or share its slices.
+func decideReplay(newest, other *record, stageOK bool, limit int64) journalState {
+	js := journalState{verifyFrom: -1}
+	if newest == nil {
+		return js
+	}
+	js.seq = newest.seq
 	var prev *record
-	if last.prevPending && other != nil && other.seq == last.seq-1 {
+	if newest.prevPending && other != nil && other.seq == newest.seq-1 {
 		prev = &record{commits: other.commits}
 	}
-	ok, err := s.stageIntact(last)
-	end := last.eoaAfter
+	end := newest.eoaAfter
 	switch {
-	case err != nil:
-		return js, err
-	case !ok:
-		js.replay, end = prev, last.eoaBefore
+	case !stageOK:
+		js.replay, end = prev, newest.eoaBefore
 	case prev == nil:
-		js.replay = last
+		js.replay = newest
 	default:
-		js.replay = &record{commits: append(slices.Clip(prev.commits), last.commits...), zeros: last.zeros}
+		js.replay = &record{commits: append(slices.Clip(prev.commits), newest.commits...), zeros: newest.zeros}
 	}
 	if js.replay == nil {
 		js.replay = &record{}
 	}
-	if !ok {
+	if !stageOK {
 		// The end-of-archive marker where the archive ends without the
 		// discarded transaction: it may hold the header it committed in
 		// step 1 (doc §3).
-		if end >= 0 && end < s.limit {
-			js.replay.zeros = append(slices.Clip(js.replay.zeros), extent{end, min(eoaSize, s.limit-end)})
+		if end >= 0 && end < limit {
+			js.replay.zeros = append(slices.Clip(js.replay.zeros), extent{end, min(eoaSize, limit-end)})
 		}
-		return js, nil
+		return js
 	}
 	// The transaction is applied; appends without a record of their own
 	// may follow it, each chained to the one before, the first to this
 	// record (doc §3). The scan checks them.
-	js.verifyFrom, js.verifySeed = end, last.crc
-	return js, nil
+	js.verifyFrom, js.verifySeed = end, newest.crc
+	return js
 }
 
 // A journalState is what readJournal found.
