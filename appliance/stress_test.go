@@ -108,22 +108,7 @@ func checkImage(t *testing.T, cfg config.Config) {
 	for _, p := range probs {
 		require.False(t, p.Fatal, "Check: %s", p)
 	}
-	want := map[string][]byte{}
-	var walk func(k kv.Key)
-	walk = func(k kv.Key) {
-		es, err := s.List(k)
-		require.NoError(t, err)
-		for _, e := range es {
-			if e.Kind == kv.Dictionary {
-				walk(e.Key)
-				continue
-			}
-			v, err := s.Get(e.Key)
-			require.NoError(t, err)
-			want[e.Key.String()] = v
-		}
-	}
-	walk(kv.Root)
+	want := kvtest.Values(t, s)
 
 	f, err := os.Open(cfg.Disk)
 	require.NoError(t, err)

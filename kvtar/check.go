@@ -125,7 +125,7 @@ func (s *Store) Check() ([]Problem, error) {
 			continue
 		}
 		if n := res.sp.chunksIn(r); n > 1 {
-			bad(r.off, "", "a free region of %d bytes is %d PAX g headers in a row: libarchive 3.7.5 and later refuse a second g header before a member, 3.6 more than 32 special headers, and Python recurses once per header", r.len, n)
+			bad(r.off, "", "a free region of %d bytes is %d PAX g headers in a row: libarchive 3.7.5 and later refuse a second g header before a member, 3.6 more than 31 special headers, and Python recurses once per header", r.len, n)
 		} else {
 			bad(r.off, "", "a free region of %d bytes is an empty PAX g header, which libarchive 3.8.9 refuses", r.len)
 		}

@@ -68,14 +68,7 @@ type donor struct {
 // members compaction may take, last first. It stops at a member the store
 // cannot move.
 func (s *Store) donors() []donor {
-	var all []donor
-	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
-		for _, m := range []*member{n.val, n.dir} {
-			if m != nil {
-				all = append(all, donor{m, n, k})
-			}
-		}
-	})
+	all := s.members()
 	slices.SortFunc(all, func(a, b donor) int { return cmp64(b.m.start, a.m.start) })
 	// Members the index does not hold (unexposed foreign members,
 	// shadowed ones kept for hard links) are in the way.
@@ -89,14 +82,49 @@ func (s *Store) donors() []donor {
 	end := s.sp.eoa
 	var out []donor
 	for _, d := range all {
-		m := d.m
-		if m.owner() != m || m.linked > 0 || m.sparse != nil || !s.onlyHoles(m.end, end, others) {
+		if !d.m.movable() || !s.onlyHoles(d.m.end, end, others) {
 			break
 		}
 		out = append(out, d)
-		end = m.start
+		end = d.m.start
 	}
 	return out
+}
+
+// members returns the members the index binds (values and explicit
+// directories), each with its node and key, in key order.
+func (s *Store) members() []donor {
+	var all []donor
+	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
+		for _, m := range []*member{n.val, n.dir} {
+			if m != nil {
+				all = append(all, donor{m, n, k})
+			}
+		}
+	})
+	return all
+}
+
+// movable reports whether compaction may move m: it holds its own data,
+// which no hard link shares, stored contiguously.
+func (m *member) movable() bool { return m.owner() == m && m.linked == 0 && m.sparse == nil }
+
+// layout encodes the header d's member gets when it moves, and returns it
+// with the member's length from its first header block to the end of its
+// padded data.
+func (d *donor) layout() (hdr []byte, n int64, err error) {
+	hdr, err = memberHeader(d.k, d.m)
+	return hdr, int64(len(hdr)) + d.m.size + tarfmt.PadLen(d.m.size), err
+}
+
+// moveTo moves d's member to placement p, with header hdr, in a
+// transaction of its own, and reports whether it was moved.
+func (s *Store) moveTo(d *donor, p placement, hdr []byte) bool {
+	t := s.begin()
+	if !t.move(d, t.putMember(p, hdr, d.m.size)) {
+		return false
+	}
+	return t.run("compact", kv.Root) == nil
 }
 
 // onlyHoles reports whether [from, to) holds nothing but hole chunks (no
@@ -141,22 +169,18 @@ func (s *Store) compactRound() bool {
 		if oneChunk(rest) || moved >= compactBudget {
 			break // what is left of the region fits one chunk (normalize lays it out)
 		}
-		m := d.m
-		if m.start < rest.end() {
+		if d.m.start < rest.end() {
 			break // the region itself is at the end now
 		}
-		hdr, err := memberHeader(d.k, m)
+		hdr, n, err := d.layout()
 		if err != nil {
 			break
 		}
-		h := int64(len(hdr))
-		n := h + m.size + tarfmt.PadLen(m.size)
-		off, ok := fitIn(rest, n, h, s.memberAlign(m.size), avoid)
+		off, ok := fitIn(rest, n, int64(len(hdr)), s.memberAlign(d.m.size), avoid)
 		if !ok {
 			break
 		}
-		p := placement{off: off, from: rest}
-		nm := t.putMember(p, hdr, m.size)
+		nm := t.putMember(placement{off: off, from: rest}, hdr, d.m.size)
 		if !t.move(&d, nm) {
 			return false
 		}
@@ -187,39 +211,24 @@ func oneChunk(r extent) bool {
 // space and becomes one chunk. It reports whether it moved anything.
 func (s *Store) widen(r extent) bool {
 	var best *donor
-	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
-		for _, m := range []*member{n.val, n.dir} {
-			if m == nil || m.owner() != m || m.linked > 0 || m.sparse != nil {
-				continue
-			}
-			if m.end != r.off && m.start != r.end() || !oneChunk(extent{r.off, r.len + m.end - m.start}) {
-				continue
-			}
-			if best == nil || m.end-m.start < best.m.end-best.m.start {
-				best = &donor{m, n, k}
-			}
+	for _, d := range s.members() {
+		m := d.m
+		if !m.movable() || m.end != r.off && m.start != r.end() || !oneChunk(extent{r.off, r.len + m.end - m.start}) {
+			continue
 		}
-	})
+		if best == nil || m.end-m.start < best.m.end-best.m.start {
+			best = &d
+		}
+	}
 	if best == nil {
 		return false
 	}
-	m := best.m
-	hdr, err := memberHeader(best.k, m)
+	hdr, n, err := best.layout()
 	if err != nil {
 		return false
 	}
-	h := int64(len(hdr))
-	n := h + m.size + tarfmt.PadLen(m.size)
-	p, ok := s.sp.placeTail(n, h, s.memberAlign(m.size), s.avoid())
-	if !ok {
-		return false
-	}
-	t := s.begin()
-	nm := t.putMember(p, hdr, m.size)
-	if !t.move(best, nm) {
-		return false
-	}
-	return t.run("compact", kv.Root) == nil
+	p, ok := s.sp.placeTail(n, int64(len(hdr)), s.memberAlign(best.m.size), s.avoid())
+	return ok && s.moveTo(best, p, hdr)
 }
 
 // move queues the move of donor d's member to nm (placed by the caller):
@@ -259,39 +268,21 @@ func (t *txn) move(d *donor, nm *member) bool {
 func (s *Store) fillFromAfter(r extent, avoid []extent) bool {
 	var best *donor
 	var bestOff int64
-	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
-		for _, m := range []*member{n.val, n.dir} {
-			if m == nil || m.owner() != m || m.linked > 0 || m.sparse != nil || r.overlaps(m.extent()) {
-				continue
-			}
-			if best != nil && m.end-m.start <= best.m.end-best.m.start {
-				continue
-			}
-			if m.end <= r.off && !oneChunk(s.sp.vacated(m.extent())) {
-				continue // would leave a region of its own before this one
-			}
-			hdr, err := memberHeader(k, m)
-			if err != nil {
-				continue
-			}
-			h := int64(len(hdr))
-			off, ok := fitIn(r, h+m.size+tarfmt.PadLen(m.size), h, s.memberAlign(m.size), avoid)
-			if ok {
-				best, bestOff = &donor{m, n, k}, off
-			}
+	var bestHdr []byte
+	for _, d := range s.members() {
+		m := d.m
+		if !m.movable() || r.overlaps(m.extent()) || best != nil && m.end-m.start <= best.m.end-best.m.start {
+			continue
 		}
-	})
-	if best == nil {
-		return false
+		hdr, n, err := d.layout()
+		if err != nil {
+			continue
+		}
+		off, ok := fitIn(r, n, int64(len(hdr)), s.memberAlign(m.size), avoid)
+		if !ok || m.end <= r.off && !oneChunk(s.sp.vacated(m.extent())) {
+			continue // does not fit; or would leave a region of its own before this one
+		}
+		best, bestOff, bestHdr = &d, off, hdr
 	}
-	hdr, err := memberHeader(best.k, best.m)
-	if err != nil {
-		return false
-	}
-	t := s.begin()
-	nm := t.putMember(placement{off: bestOff, from: r}, hdr, best.m.size)
-	if !t.move(best, nm) {
-		return false
-	}
-	return t.run("compact", kv.Root) == nil
+	return best != nil && s.moveTo(best, placement{off: bestOff, from: r}, bestHdr)
 }

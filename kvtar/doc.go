@@ -46,7 +46,7 @@
 // blocks (a g header with data) to 1 + 1024 blocks (512 KiB of data). The
 // limits respected, measured or read in the readers' sources:
 //
-//   - libarchive (bsdtar) 3.6.2 refuses a 33rd special header (g, x, L, K)
+//   - libarchive (bsdtar) 3.6.2 refuses a 32nd special header (g, x, L, K)
 //     before a member ("Too many special headers",
 //     header_recursion_depth in archive_read_support_format_tar.c);
 //     3.7.5 warns and 3.8.0 fails on a second g header before an entry

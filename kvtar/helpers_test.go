@@ -15,29 +15,14 @@ import (
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/mem"
 	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kv/kvtest"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
 )
 
 // contents returns every value of the store, by key string.
 func contents(t testing.TB, s kv.RO) map[string][]byte {
 	t.Helper()
-	out := map[string][]byte{}
-	var walk func(k kv.Key)
-	walk = func(k kv.Key) {
-		es, err := s.List(k)
-		require.NoError(t, err)
-		for _, e := range es {
-			if e.Kind == kv.Value {
-				v, err := s.Get(e.Key)
-				require.NoError(t, err)
-				out[e.Key.String()] = v
-			} else {
-				walk(e.Key)
-			}
-		}
-	}
-	walk(kv.Root)
-	return out
+	return kvtest.Values(t, s)
 }
 
 // goTarContents reads an archive image with Go's archive/tar and returns

@@ -84,10 +84,7 @@ func (s *Store) patchedCRC(k kv.Key, m *member, at int64, v []byte) (uint32, err
 			return 0, kv.Storage("set_partial", k, err)
 		}
 		old = crc32.Update(old, castagnoli, p)
-		lo, hi := max(off, at), min(off+int64(len(p)), at+int64(len(v)))
-		if lo < hi {
-			copy(p[lo-off:hi-off], v[lo-at:hi-at])
-		}
+		applyPatch(p, off, v, at)
 		patched = crc32.Update(patched, castagnoli, p)
 		off += int64(len(p))
 	}
@@ -114,4 +111,13 @@ func (c *crcReader) read(p []byte, off, size int64) (whole bool, crc uint32) {
 	c.crc = crc32.Update(c.crc, castagnoli, p)
 	c.next += int64(len(p))
 	return c.next == size, c.crc
+}
+
+// applyPatch writes into p, the bytes of a value at offset off, the part
+// of v (bytes written at offset at) that falls there.
+func applyPatch(p []byte, off int64, v []byte, at int64) {
+	lo, hi := max(off, at), min(off+int64(len(p)), at+int64(len(v)))
+	if lo < hi {
+		copy(p[lo-off:hi-off], v[lo-at:hi-at])
+	}
 }

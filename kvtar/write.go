@@ -553,11 +553,7 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 					return
 				}
 			}
-			// Apply the part of v that falls in [off, off+n).
-			lo, hi := max(off, at), min(off+n, at+int64(len(v)))
-			if lo < hi {
-				copy(p[lo-off:hi-off], v[lo-at:hi-at])
-			}
+			applyPatch(p, off, v, at)
 			if _, err := pw.Write(p); err != nil {
 				return
 			}
@@ -600,7 +596,11 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 		if err != nil {
 			return err
 		}
-		t.seal(m, t.hdr, zerosCRC(size))
+		// The CRC of the zeroes takes time for a large value: readers
+		// go on meanwhile (s.wmu keeps writers out).
+		var crc uint32
+		s.unlocked(func() error { crc = zerosCRC(size); return nil })
+		t.seal(m, t.hdr, crc)
 		t.zero(m.dataOff, size)
 		t.bind(k, m)
 		return nil

@@ -15,9 +15,7 @@ import (
 
 	"github.com/tarstore/tarstore/appliance"
 	"github.com/tarstore/tarstore/appliance/httpapi"
-	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw/mem"
-	"github.com/tarstore/tarstore/kvtar"
 )
 
 // checkEnv serves a kvtar store on a memory device of size bytes with its
@@ -25,12 +23,7 @@ import (
 // underneath the store.
 func checkEnv(t *testing.T, size int64, opts httpapi.Options) (*env, *mem.Device) {
 	t.Helper()
-	dev, err := mem.New(512, uint64(size/512))
-	require.NoError(t, err)
-	require.NoError(t, kvtar.Format(dev))
-	clk := clock.NewFake(t0)
-	st, err := kvtar.New(clk, dev)
-	require.NoError(t, err)
+	dev, clk, st := memKvtar(t, size)
 	opts.Check = appliance.CheckFunc(st)
 	opts.Status = appliance.StatusFunc(st)
 	return serveStore(t, clk, st, opts), dev

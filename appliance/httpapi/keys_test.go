@@ -19,13 +19,21 @@ import (
 // kvtarEnv serves a kvtar store on an in-memory device of size bytes.
 func kvtarEnv(t *testing.T, size int64, opts httpapi.Options) *env {
 	t.Helper()
+	_, clk, st := memKvtar(t, size)
+	return serveStore(t, clk, st, opts)
+}
+
+// memKvtar opens a kvtar store on a new formatted in-memory device of size
+// bytes, with a fake clock.
+func memKvtar(t *testing.T, size int64) (*mem.Device, *clock.Fake, *kvtar.Store) {
+	t.Helper()
 	dev, err := mem.New(512, uint64(size/512))
 	require.NoError(t, err)
 	require.NoError(t, kvtar.Format(dev))
 	clk := clock.NewFake(t0)
 	st, err := kvtar.New(clk, dev)
 	require.NoError(t, err)
-	return serveStore(t, clk, st, opts)
+	return dev, clk, st
 }
 
 func TestPctKey(t *testing.T) {

@@ -36,6 +36,23 @@ func walk(t testing.TB, s kv.RO, fn func(kv.Entry)) {
 	visit(kv.Root)
 }
 
+// Values returns every value of s, read whole with Get, by key string.
+func Values(t testing.TB, s kv.RO) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	walk(t, s, func(e kv.Entry) {
+		if e.Kind != kv.Value {
+			return
+		}
+		v, err := s.Get(e.Key)
+		if err != nil {
+			t.Fatalf("Get(%s), listed as a value: %v", short(e.Key.String()), err)
+		}
+		out[e.Key.String()] = v
+	})
+	return out
+}
+
 // node is what dump records of one key.
 type node struct {
 	Kind    string

@@ -24,7 +24,7 @@ import "fmt"
 //
 // Chains of g headers are NOT safe, although the four readers above accept
 // short ones: libarchive counts every special header (g, x, L, K) before a
-// member and refuses a 33rd; since 3.7.5 (fatal since 3.8.0) it refuses a
+// member and refuses a 32nd; since 3.7.5 (fatal since 3.8.0) it refuses a
 // second g header before an entry ("Redundant 'g' header"), and 3.8.9 an
 // empty one (size 0); Python's tarfile recurses once per special header.
 // So a writer keeps at most one chunk, of at least two blocks, between two
