@@ -149,6 +149,17 @@ func OpenStore(cfg config.Config, readOnly bool) (*kvtar.Store, error) {
 	return s, nil
 }
 
+// RepairStore repairs the store on cfg's device (kvtar.Repair: damage
+// before the end of the archive becomes free space, values whose data
+// fails its CRC are removed) and returns what it repaired.
+func RepairStore(cfg config.Config) ([]kvtar.Problem, error) {
+	dev, err := OpenDevice(cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	return kvtar.Repair(Clock(), dev)
+}
+
 // CreateImage creates a sparse image file of size bytes at path (which
 // must not exist) and formats it as an empty store. On failure the file is
 // removed again.
@@ -224,12 +235,14 @@ func CheckFunc(s *kvtar.Store) func() (httpapi.CheckReport, error) {
 func Status(info kvtar.Info) httpapi.Status {
 	d := info.Device
 	return httpapi.Status{
-		Version:  Version,
-		Capacity: info.Size,
-		Free:     info.Free,
-		Largest:  info.Largest,
-		Entries:  info.Values,
-		ReadOnly: d.ReadOnly,
+		Version:     Version,
+		Capacity:    info.Size,
+		Free:        info.Free,
+		Largest:     info.Largest,
+		Entries:     info.Values,
+		ReadOnly:    d.ReadOnly || info.WhyReadOnly != "",
+		WhyReadOnly: info.WhyReadOnly,
+		Damage:      info.Damage,
 		Device: httpapi.DeviceStatus{
 			Driver:     d.Driver,
 			Model:      d.Model,

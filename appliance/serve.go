@@ -137,6 +137,9 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(logw, "tarstore: serving %s on http://%s\n", Describe(cfg), ln.Addr())
+	if d := store.Damage(); d != "" {
+		fmt.Fprintf(logw, "tarstore: WARNING: %s: %s; serving read-only: stop the server and run `tarstore check --repair`\n", Describe(cfg), d)
+	}
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}

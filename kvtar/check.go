@@ -35,7 +35,7 @@ func (s *Store) Check() ([]Problem, error) {
 	if s.closed {
 		return nil, kv.Closed("check", kv.Root)
 	}
-	res, err := s.scan(-1, 0)
+	res, err := s.scan(-1, 0, s.sp.eoa)
 	if err != nil {
 		return nil, kv.WithOp(err, "check")
 	}

@@ -134,9 +134,10 @@
 // says that the archive ends at E: if step 1 does not complete, recovery
 // ends the archive at E again (§4, §5). A plain append is then one round
 // of writes and one flush; the other commit writes of a transaction (the
-// hole an overwrite leaves, say) still wait for step 2. Right after an
-// open the journal holds no record, so the first append takes the two
-// steps. Inside
+// hole an overwrite leaves, say) still wait for step 2. Right after
+// Format, or an open whose journal's newest record is not a checkpoint at
+// the end of the archive, no record says where the archive ends, so the
+// first append takes the two steps. Inside
 // an append the block at E may be a lone zero block followed by data: GNU
 // tar and Python stop there, Go does not; this window exists only inside a
 // transaction or after a crash in it, and recovery closes it.
@@ -153,7 +154,7 @@
 // next chain value and data of the right CRC; the archive ends before the
 // first one that does not (an append that did not complete, or the free
 // space after one, where old members — chained to another past — may
-// lie). The journal is cleared only once that end is repaired. Of a group
+// lie). The journal gets its checkpoint only once that end is repaired. Of a group
 // that did not complete, an open may keep the first appends and not the
 // others: none of them was acknowledged, and the requests of a group are
 // independent (group.go).
@@ -198,14 +199,20 @@
 // is idempotent. A slot is overwritten only two transactions later, when
 // the record in it is no longer needed; a spilled record is followed at
 // once by a checkpoint, so a record whose spilled bytes were overwritten is
-// never the newest. Recovery and Close clear both slots.
+// never the newest. Recovery (when it replayed or repaired) and Close end
+// with a checkpoint at the end of the archive (after a flush), and Format
+// clears both slots: the newest record of a store's journal always says
+// where its archive ends, or ends at least (chained appends may follow).
+// A scan uses that to tell damage from the end (§5).
 //
 // # 5. Open and recovery
 //
 // Open reads the geometry, then, on a writable device:
 //
-//  1. Reads the journal and replays what §4 says (flush); the journal is
-//     cleared (flush) once the steps below are done.
+//  1. Reads the journal and replays what §4 says (flush); the journal
+//     gets a checkpoint (flush) once the steps below are done. A
+//     checkpoint alone needs no replay, and an open that finds one at the
+//     end of the archive and nothing to repair writes nothing.
 //  2. Scans the archive with tarfmt.Decoder in large sequential reads,
 //     skipping the data of large members, and builds the index (§7) and
 //     the free-space map (holes, tail); past the newest record's end of
@@ -227,9 +234,21 @@
 // transaction whole. An archive with PAX global headers that carry records
 // (not holes) is opened read-only: members written after them would
 // inherit the records.
-// Damage (bad checksums, truncated members, unsafe names) fails the open
-// with kv.ErrCorrupt and the offset; Check reports it, Repair fixes what
-// can be fixed without losing a valid member.
+// Damage before the end the journal knows of — a zero block, or a block
+// that does not decode (a zeroed sector, a garbled header) — is not taken
+// for the end of the archive: the scan finds the archive again at the
+// first valid header from which it decodes to a zero block at or after
+// that end (resync), indexes what follows, and reports the region. The
+// store then opens read-only (Damage, Info.WhyReadOnly: a write could
+// land on what follows); Check reports each region as fatal; Repair
+// (`tarstore check --repair`) turns the regions into free space and
+// removes values whose data fails its CRC (doc §8). What lay in a region
+// is lost; nothing after it is. Without a record (a foreign archive), a
+// zero block ends the archive as for every tar reader, and other damage
+// (bad checksums, truncated members, unsafe names) fails the open with
+// kv.ErrCorrupt and the offset. Members appended after the newest record
+// (chained appends, §3) are past the end it knows: a zeroed header there
+// ends the archive (the appends after it are lost).
 //
 // # 6. Concurrency and group commit
 //

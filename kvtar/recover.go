@@ -2,6 +2,7 @@ package kvtar
 
 import (
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"slices"
 
@@ -20,16 +21,21 @@ func (s *Store) open() error {
 	} else if err := s.viewJournal(); err != nil {
 		return kv.Storage("open", kv.Root, err)
 	}
-	res, err := s.scan(s.verifyFrom, s.verifySeed)
+	res, err := s.scan(s.verifyFrom, s.verifySeed, s.knownEnd)
 	s.verifyFrom = -1
 	if err != nil {
 		return err
 	}
 	s.ix = res.ix
 	s.sp = res.sp
+	if s.knownEnd >= 0 && s.sp.eoa != s.knownEnd && !s.readOnly {
+		// Chained appends follow the newest record: Close writes a
+		// checkpoint that says where the archive ends now.
+		s.journalDirty = true
+	}
 	if s.sp.eoa+eoaSize > s.limit {
 		// The archive reaches into the journal area: what lies there is
-		// archive data, which Close must not clear.
+		// archive data, which Close must not overwrite.
 		s.journalDirty = false
 	}
 	s.unexposed = res.foreign
@@ -45,26 +51,41 @@ func (s *Store) open() error {
 		s.readOnly = true
 		s.whyReadOnly = "the archive has PAX global headers with records, which new members would inherit"
 	}
+	if len(res.damaged) > 0 && !s.repair {
+		s.damage = fmt.Sprintf("the archive is damaged before its end: %d region(s) do not decode, the first at offset %d; what lay there is lost, the members after it were found again",
+			len(res.damaged), res.damaged[0].off)
+		if !s.readOnly {
+			// A write could land on what follows the damage, which
+			// the store found again: repair decides.
+			s.readOnly = true
+			s.whyReadOnly = s.damage + "; `tarstore check --repair` turns the damage into free space"
+		}
+	}
 	if s.readOnly {
 		return nil
 	}
 	// Repairs that keep what tar extraction yields: end the archive before
 	// an append that did not complete, zero the block after a lone zero
 	// block, turn shadowed duplicates into holes, reclaim a hole at the
-	// tail. The journal is cleared only after them: until then it still
-	// says which appends the scan must check.
+	// tail; with Repair, turn damaged regions into holes. The journal
+	// gets its checkpoint only after them: until then it still says which
+	// appends the scan must check.
 	needTail := len(s.sp.chunks) > 0 && s.sp.chunks[len(s.sp.chunks)-1].end() == s.sp.eoa
 	// Free regions that readers refuse (chains of g headers, empty g
 	// headers: images written before doc §2's rules) are laid out again or
 	// compacted.
 	needLayout := len(s.sp.bad()) > 0
-	if !res.cut && !res.loneZero && len(res.shadowed) == 0 && !needTail && !needLayout || s.sp.eoa+eoaSize > s.limit {
+	if !res.cut && !res.loneZero && len(res.shadowed) == 0 && len(res.damaged) == 0 && !needTail && !needLayout || s.sp.eoa+eoaSize > s.limit {
 		// Nothing to repair; or the archive reaches into the journal
 		// area: the store is full and must not write there.
-		if replayed {
-			if err := s.clearJournal(); err != nil {
+		if replayed && s.sp.eoa+eoaSize <= s.limit {
+			if err := s.writeCheckpoint(s.sp.eoa); err != nil {
 				return kv.Storage("open", kv.Root, err)
 			}
+		} else if !s.journalDirty && s.knownEnd >= 0 {
+			// The newest record is a checkpoint at the end of the
+			// archive: it is the base an append may commit on (doc §3).
+			s.journalBase, s.chain = true, s.verifySeed
 		}
 		return nil
 	}
@@ -86,6 +107,11 @@ func (s *Store) open() error {
 			s.kept[m] = true
 		}
 	}
+	for _, e := range res.damaged {
+		t.lost = append(t.lost, e)
+		s.repaired = append(s.repaired, Problem{Offset: e.off, Fatal: true,
+			What: fmt.Sprintf("the %d bytes from offset %d did not decode (damage before the end of the archive): now free space", e.len, e.off)})
+	}
 	if err := t.run("open", kv.Root); err != nil {
 		return err
 	}
@@ -93,8 +119,8 @@ func (s *Store) open() error {
 	if s.failed != nil {
 		return kv.Storage("open", kv.Root, s.failed)
 	}
-	// Leave the journal as open found it, empty: the repairs are done.
-	if err := s.clearJournal(); err != nil {
+	// The repairs are done: the journal says where the archive ends.
+	if err := s.writeCheckpoint(s.sp.eoa); err != nil {
 		return kv.Storage("open", kv.Root, err)
 	}
 	return nil
@@ -115,7 +141,7 @@ func (s *Store) readJournal() (journalState, error) {
 		case errors.Is(err, errNoRecord):
 			dirty = true
 		case err != nil:
-			return journalState{verifyFrom: -1, dirty: dirty}, err
+			return journalState{verifyFrom: -1, knownEnd: -1, dirty: dirty}, err
 		}
 	}
 	newest, other := newestRecord(recs)
@@ -123,7 +149,7 @@ func (s *Store) readJournal() (journalState, error) {
 	if newest != nil {
 		var err error
 		if ok, err = s.stageIntact(newest); err != nil {
-			return journalState{verifyFrom: -1, dirty: dirty, seq: newest.seq}, err
+			return journalState{verifyFrom: -1, knownEnd: -1, dirty: dirty, seq: newest.seq}, err
 		}
 	}
 	js := decideReplay(newest, other, ok, s.limit)
@@ -181,7 +207,7 @@ func newestRecord(slots [2]*record) (newest, other *record) {
 // is nothing to write). decideReplay does not change its arguments; the
 // replay may be newest itself, or share its slices.
 func decideReplay(newest, other *record, stageOK bool, limit int64) journalState {
-	js := journalState{verifyFrom: -1}
+	js := journalState{verifyFrom: -1, knownEnd: -1}
 	if newest == nil {
 		return js
 	}
@@ -201,6 +227,9 @@ func decideReplay(newest, other *record, stageOK bool, limit int64) journalState
 	}
 	if js.replay == nil {
 		js.replay = &record{}
+	}
+	if end >= 0 && end <= limit {
+		js.knownEnd = end
 	}
 	if !stageOK {
 		// The end-of-archive marker where the archive ends without the
@@ -234,6 +263,10 @@ type journalState struct {
 	// none).
 	verifyFrom int64
 	verifySeed uint32
+	// knownEnd is where the archive ends once the replay is applied (-1:
+	// no record says): the archive before it is whole, so a zero block
+	// there is damage, not the end (scan). Chained appends may follow it.
+	knownEnd int64
 }
 
 // readSlot reads journal slot i: a record, nil when the slot holds none
@@ -286,9 +319,15 @@ func (s *Store) replayJournal() (bool, error) {
 	}
 	s.seq = js.seq
 	s.verifyFrom, s.verifySeed = js.verifyFrom, js.verifySeed
+	s.knownEnd = js.knownEnd
 	rec := js.replay
 	if rec == nil {
 		s.journalDirty = js.dirty
+		return false, nil
+	}
+	if len(rec.zeros) == 0 && len(rec.commits) == 0 {
+		// A checkpoint (what Close leaves): nothing to write; it says
+		// where the archive ends.
 		return false, nil
 	}
 	for _, e := range rec.zeros {
@@ -317,6 +356,7 @@ func (s *Store) viewJournal() error {
 		return err
 	}
 	s.verifyFrom, s.verifySeed = js.verifyFrom, js.verifySeed
+	s.knownEnd = js.knownEnd
 	s.dev = &patched{Block: s.dev, rec: js.replay}
 	return nil
 }

@@ -26,11 +26,12 @@ type jrPlan struct {
 	Seq        uint64
 	VerifyFrom int64
 	VerifySeed uint32
+	KnownEnd   int64
 	Dirty      bool
 }
 
 func jrPlanOf(js journalState) jrPlan {
-	p := jrPlan{Seq: js.seq, VerifyFrom: js.verifyFrom, VerifySeed: js.verifySeed, Dirty: js.dirty}
+	p := jrPlan{Seq: js.seq, VerifyFrom: js.verifyFrom, VerifySeed: js.verifySeed, KnownEnd: js.knownEnd, Dirty: js.dirty}
 	if js.replay != nil {
 		p.Replay = true
 		for _, w := range js.replay.commits {
@@ -99,7 +100,7 @@ func jrClone(r *record) *record {
 // TestDecideReplay runs the decision over every case, with the newest
 // record in either slot (newestRecord).
 func TestDecideReplay(t *testing.T) {
-	none := jrPlan{VerifyFrom: -1}
+	none := jrPlan{VerifyFrom: -1, KnownEnd: -1}
 	eoa := func(off, n int64) []extent { return []extent{{off, n}} }
 	cases := []struct {
 		name    string
@@ -113,62 +114,62 @@ func TestDecideReplay(t *testing.T) {
 
 		// One record.
 		{name: "one record, intact", slots: [2]*record{jrB(false), nil}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "one record, stage torn: discarded", slots: [2]*record{jrB(false), nil},
-			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1, KnownEnd: 2048}},
 		{name: "one record, prevPending, its predecessor gone, intact", slots: [2]*record{jrB(true), nil}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "one record, prevPending, its predecessor gone, stage torn", slots: [2]*record{jrB(true), nil},
-			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1, KnownEnd: 2048}},
 
 		// Two records, the newest not asking for its predecessor.
 		{name: "predecessor not pending, intact", slots: [2]*record{jrA(), jrB(false)}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "predecessor not pending, stage torn", slots: [2]*record{jrA(), jrB(false)},
-			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1, KnownEnd: 2048}},
 
 		// The newest asks for its predecessor (seq-1).
 		{name: "predecessor pending, intact: both, in order", slots: [2]*record{jrA(), jrB(true)}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"512:a1", "1024:a2", "2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"512:a1", "1024:a2", "2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "predecessor pending, stage torn: the predecessor alone", slots: [2]*record{jrA(), jrB(true)},
-			want: jrPlan{Replay: true, Commits: []string{"512:a1", "1024:a2"}, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Commits: []string{"512:a1", "1024:a2"}, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1, KnownEnd: 2048}},
 
 		// The other record is not the predecessor.
 		{name: "stale other (seq-3), intact", slots: [2]*record{jrSeq(2, "s"), jrB(true)}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "stale other (seq-3), stage torn", slots: [2]*record{jrSeq(2, "s"), jrB(true)},
-			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1, KnownEnd: 2048}},
 		{name: "other seq-2, intact", slots: [2]*record{jrSeq(3, "s"), jrB(true)}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "other seq-2, stage torn", slots: [2]*record{jrSeq(3, "s"), jrB(true)},
-			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(2048, eoaSize), Seq: 5, VerifyFrom: -1, KnownEnd: 2048}},
 		{name: "same number in both slots: slot 0's", slots: [2]*record{jrB(true), jrSeq(5, "x")}, stageOK: true, ordered: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Zeros: eoa(16384, 1024), Seq: 5, VerifyFrom: 3072, VerifySeed: 0xbbbb, KnownEnd: 3072}},
 		{name: "same number in both slots, the other way", slots: [2]*record{jrSeq(5, "x"), jrB(true)}, stageOK: true, ordered: true,
-			want: jrPlan{Replay: true, Commits: []string{"2560:x"}, Seq: 5, VerifyFrom: 1024, VerifySeed: 5}},
+			want: jrPlan{Replay: true, Commits: []string{"2560:x"}, Seq: 5, VerifyFrom: 1024, VerifySeed: 5, KnownEnd: 1024}},
 		{name: "numbers do not wrap: 2^64-1 is newer than 0", slots: [2]*record{jrSeq(0, "zero"), jrSeq(math.MaxUint64, "max")}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{fmt.Sprintf("%d:max", int64(-512))}, Seq: math.MaxUint64, VerifyFrom: 1024, VerifySeed: math.MaxUint32}},
+			want: jrPlan{Replay: true, Commits: []string{fmt.Sprintf("%d:max", int64(-512))}, Seq: math.MaxUint64, VerifyFrom: 1024, VerifySeed: math.MaxUint32, KnownEnd: 1024}},
 
 		// A checkpoint newest (after a spilled record).
 		{name: "checkpoint after a spilled record", slots: [2]*record{jrCheckpoint(false), jrSpilled()}, stageOK: true,
-			want: jrPlan{Replay: true, Seq: 6, VerifyFrom: 3072, VerifySeed: 0xcccc}},
+			want: jrPlan{Replay: true, Seq: 6, VerifyFrom: 3072, VerifySeed: 0xcccc, KnownEnd: 3072}},
 		{name: "checkpoint alone", slots: [2]*record{jrCheckpoint(false), nil}, stageOK: true,
-			want: jrPlan{Replay: true, Seq: 6, VerifyFrom: 3072, VerifySeed: 0xcccc}},
+			want: jrPlan{Replay: true, Seq: 6, VerifyFrom: 3072, VerifySeed: 0xcccc, KnownEnd: 3072}},
 		{name: "checkpoint, stage torn (it has none: not from a real store)", slots: [2]*record{jrCheckpoint(false), jrSpilled()},
-			want: jrPlan{Replay: true, Zeros: eoa(3072, eoaSize), Seq: 6, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(3072, eoaSize), Seq: 6, VerifyFrom: -1, KnownEnd: 3072}},
 		{name: "checkpoint with prevPending and its predecessor", slots: [2]*record{jrCheckpoint(true), jrSpilled()}, stageOK: true,
-			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Seq: 6, VerifyFrom: 3072, VerifySeed: 0xcccc}},
+			want: jrPlan{Replay: true, Commits: []string{"2048:b1", "512:b2"}, Seq: 6, VerifyFrom: 3072, VerifySeed: 0xcccc, KnownEnd: 3072}},
 
 		// The end-of-archive marker of a discarded transaction near the
 		// end of the archive area.
 		{name: "discarded, marker cut at the limit", slots: [2]*record{{seq: 1, eoaBefore: jrLimit - 512, eoaAfter: jrLimit}, nil},
-			want: jrPlan{Replay: true, Zeros: eoa(jrLimit-512, 512), Seq: 1, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Zeros: eoa(jrLimit-512, 512), Seq: 1, VerifyFrom: -1, KnownEnd: jrLimit - 512}},
 		{name: "discarded, archive ending at the limit", slots: [2]*record{{seq: 1, eoaBefore: jrLimit, eoaAfter: jrLimit}, nil},
-			want: jrPlan{Replay: true, Seq: 1, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Seq: 1, VerifyFrom: -1, KnownEnd: jrLimit}},
 		{name: "discarded, negative end (decodeRecord refuses it)", slots: [2]*record{{seq: 1, eoaBefore: -1024}, nil},
-			want: jrPlan{Replay: true, Seq: 1, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Seq: 1, VerifyFrom: -1, KnownEnd: -1}},
 		{name: "discarded with its predecessor, marker cut at the limit", slots: [2]*record{jrSeq(1, "p"), {seq: 2, prevPending: true, eoaBefore: jrLimit - 100}},
-			want: jrPlan{Replay: true, Commits: []string{"512:p"}, Zeros: eoa(jrLimit-100, 100), Seq: 2, VerifyFrom: -1}},
+			want: jrPlan{Replay: true, Commits: []string{"512:p"}, Zeros: eoa(jrLimit-100, 100), Seq: 2, VerifyFrom: -1, KnownEnd: jrLimit - 100}},
 	}
 	for _, c := range cases {
 		orders := [][2]int{{0, 1}, {1, 0}}

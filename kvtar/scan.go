@@ -42,6 +42,10 @@ type scanResult struct {
 	cut      bool // the archive ends at sp.eoa before an append that did not complete
 	links    bool // hard links were found
 	globals  bool // PAX global headers with records were found
+	// damaged are regions before the known end of the archive that do
+	// not decode (zeroed or garbled blocks, see scan); the scan went on
+	// after each.
+	damaged []extent
 }
 
 // reader is a window over the device for the scan: it serves the
@@ -150,7 +154,15 @@ func (r *reader) close() {
 // one-block ustar header whose tag's chain matches and whose data matches
 // the tag's CRC. Anything else there is an append that did not complete
 // (or free space after one): the archive ends before it (res.cut).
-func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
+//
+// knownEnd, when not negative, is where the archive is known to end (the
+// journal's newest record, or the store's own end of archive): a zero
+// block before it, or a block that does not decode, is damage, not the end
+// — the members after it are found again (resync) and the region is
+// reported in res.damaged. Without it (a foreign archive), the first zero
+// block ends the archive, as for every tar reader, and a block that does
+// not decode fails the scan with kv.ErrCorrupt.
+func (s *Store) scan(verifyFrom int64, seed uint32, knownEnd int64) (*scanResult, error) {
 	size := s.dev.Info().Size()
 	res := &scanResult{ix: newIndex()}
 	rd := &reader{s: s, size: size}
@@ -164,6 +176,28 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 	// read that has one: a member whose header it is gets its CRC.
 	var hdrTag tarfmt.Tag
 	hdrTagAt := int64(-1)
+	// boundary is where the member being decoded starts: damage found
+	// while decoding it starts there.
+	boundary := int64(0)
+	// damage handles a region from boundary that does not decode, found
+	// at (zero block or decoding error) at: it reports whether the scan
+	// goes on (at off, with a fresh decoder) after the region.
+	damage := func(at int64, what string) (bool, error) {
+		if knownEnd < 0 || at >= knownEnd {
+			return false, nil
+		}
+		next, err := s.resync(rd, at+blockSize, knownEnd, size)
+		if err != nil {
+			return false, err
+		}
+		res.damaged = append(res.damaged, extent{boundary, next - boundary})
+		res.problems = append(res.problems, Problem{Offset: boundary, Fatal: true,
+			What: fmt.Sprintf("%s at offset %d, before the end of the archive at %d: the %d bytes from %d on are lost, the archive goes on at %d (repair turns them into a hole)",
+				what, at, knownEnd, next-boundary, boundary, next)})
+		dec = tarfmt.NewDecoder(size)
+		off, boundary = next, next
+		return true, nil
+	}
 	for {
 		if off >= size {
 			res.sp.eoa = size // no end-of-archive marker: the device is full
@@ -195,6 +229,14 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 			st, err = dec.Data(p)
 		}
 		if err != nil {
+			var fe *tarfmt.FormatError
+			if errors.As(err, &fe) {
+				if ok, derr := damage(fe.Offset, fe.Reason); derr != nil {
+					return nil, kv.Storage("open", kv.Root, derr)
+				} else if ok {
+					continue
+				}
+			}
 			return nil, corrupt(err)
 		}
 		switch st.Kind {
@@ -202,6 +244,11 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 			off = st.Next
 			continue
 		case tarfmt.StepZero:
+			if ok, err := damage(st.Offset, "a zero block"); err != nil {
+				return nil, kv.Storage("open", kv.Root, err)
+			} else if ok {
+				continue
+			}
 			res.sp.eoa = st.Offset
 			if nxt := st.Offset + blockSize; nxt < size {
 				b, err := rd.get(nxt, blockSize)
@@ -220,7 +267,7 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 				res.problems = append(res.problems, Problem{Offset: g.Start, What: "PAX global header with records (kept, applies to later members): the store is read-only"})
 				res.globals = true
 			}
-			off = st.Next
+			off, boundary = st.Next, st.Next
 			continue
 		case tarfmt.StepMember:
 			if tag != nil {
@@ -241,7 +288,7 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 			if err := res.add(st.Member, crc); err != nil {
 				return nil, err
 			}
-			off = st.Next
+			off, boundary = st.Next, st.Next
 			continue
 		default:
 			return nil, corrupt(fmt.Errorf("unexpected decoder step %d at %d", st.Kind, off))
@@ -249,6 +296,69 @@ func (s *Store) scan(verifyFrom int64, seed uint32) (*scanResult, error) {
 		break
 	}
 	return res, nil
+}
+
+// resyncTries bounds the candidate headers resync tries.
+const resyncTries = 64
+
+// resync finds where the archive goes on after damage: the first block
+// from from on (before knownEnd) that is a header with a valid checksum
+// and from which the archive decodes without error to a zero block at or
+// after knownEnd (data that merely looks like a header does not, in
+// general). When none does, the whole rest up to knownEnd is lost: it
+// returns knownEnd.
+func (s *Store) resync(rd *reader, from, knownEnd, size int64) (int64, error) {
+	tries := 0
+	var b tarfmt.Block
+	for at := (from + blockSize - 1) / blockSize * blockSize; at < knownEnd && tries < resyncTries; at += blockSize {
+		p, err := rd.get(at, blockSize)
+		if err != nil {
+			return 0, err
+		}
+		copy(b[:], p)
+		if b.IsZero() || !b.ChecksumOK() {
+			continue
+		}
+		tries++
+		ok, err := s.decodesTo(rd, at, knownEnd, size)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return at, nil
+		}
+	}
+	return knownEnd, nil
+}
+
+// decodesTo reports whether the archive decodes from at, without error, to
+// a zero block at or after end.
+func (s *Store) decodesTo(rd *reader, at, end, size int64) (bool, error) {
+	dec := tarfmt.NewDecoder(size)
+	var b tarfmt.Block
+	for at < size {
+		p, err := rd.get(at, blockSize)
+		if err != nil {
+			return false, err
+		}
+		copy(b[:], p)
+		st, err := dec.Block(at, &b)
+		for err == nil && st.Kind == tarfmt.StepNeedData {
+			var d []byte
+			if d, err = rd.get(st.Offset, st.Len); err != nil {
+				return false, err
+			}
+			st, err = dec.Data(d)
+		}
+		if err != nil {
+			return false, nil
+		}
+		if st.Kind == tarfmt.StepZero {
+			return st.Offset >= end, nil
+		}
+		at = st.Next
+	}
+	return false, nil
 }
 
 // chainedData reports whether tm, whose header carries tag, is a whole

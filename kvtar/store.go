@@ -22,6 +22,9 @@ type Store struct {
 	readOnly bool
 	// whyReadOnly says why a writable device is used read-only.
 	whyReadOnly string
+	// damage describes damage open found before the end of the archive
+	// ("" none): see Damage.
+	damage string
 
 	// wmu serializes write transactions. A group leader holds it from
 	// planning to acknowledgement (group.go).
@@ -50,7 +53,9 @@ type Store struct {
 	// the device may hold a state the index does not describe, so writes
 	// are refused until the store is opened again (which recovers).
 	failed error
-	// journalDirty reports that the journal area may hold a record.
+	// journalDirty reports that the journal's newest record may not say
+	// where the archive ends (a record with commit writes, chained
+	// appends after it, a torn slot): Close writes a checkpoint.
 	journalDirty bool
 	// seq is the number of the last journal record written (doc §4).
 	seq uint64
@@ -66,6 +71,13 @@ type Store struct {
 	// verifySeed (verifyFrom < 0: none).
 	verifyFrom int64
 	verifySeed uint32
+	// knownEnd is where the journal says the archive ends (-1: it says
+	// nothing): a zero block before it is damage, not the end (scan).
+	knownEnd int64
+	// repair is set by Repair: open turns damaged regions into holes
+	// (repaired lists what it found) instead of opening read-only.
+	repair   bool
+	repaired []Problem
 
 	// heads are the device buffers Get reads the start of a large value
 	// into (read.go); chunks those of streamed values (write.go).
@@ -142,6 +154,7 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		ss:         ss,
 		limit:      size - js,
 		verifyFrom: -1,
+		knownEnd:   -1,
 		jsize:      js,
 		readOnly:   info.ReadOnly,
 		zombies:    map[*member]struct{}{},
@@ -164,7 +177,11 @@ func Format(dev hw.Block) error {
 	}
 	b := blockio.NewBatch(dev)
 	b.Write(0, make([]byte, eoaSize))
-	b.Write(s.limit, make([]byte, blockSize))
+	// Both journal slots lose their records: a record of the archive
+	// that was there would say it ends further on (scan would take the
+	// new end-of-archive marker for damage).
+	b.Write(s.slotOff(0), make([]byte, blockSize))
+	b.Write(s.slotOff(1), make([]byte, blockSize))
 	if err := b.Issue(); err != nil {
 		return kv.Storage("format", kv.Root, err)
 	}
@@ -174,7 +191,9 @@ func Format(dev hw.Block) error {
 	return nil
 }
 
-// Close clears the journal, flushes and closes the device. Later calls
+// Close writes a checkpoint that says where the archive ends (doc §4:
+// the next open tells damage from the end by it), flushes and closes the
+// device. Later calls
 // fail with kv.ErrClosed; Close itself is idempotent.
 func (s *Store) Close() error {
 	s.wmu.Lock()
@@ -186,11 +205,11 @@ func (s *Store) Close() error {
 	}
 	s.compact() // what readers held up (compact.go)
 	s.closed = true
-	dirty := s.journalDirty && s.failed == nil
+	dirty := s.journalDirty && s.failed == nil && !s.readOnly
 	s.mu.Unlock()
 	var err error
 	if dirty {
-		err = s.clearJournal()
+		err = s.writeCheckpoint(s.sp.eoa)
 	} else if !s.readOnly {
 		err = s.dev.Flush()
 	}
@@ -203,29 +222,38 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// clearJournal makes every write so far durable, then clears both journal
-// slots: the journal holds no record afterwards. The slot of the older
-// record is cleared (and flushed) first: were the newer one cleared alone,
-// a crash would leave the older record as the newest, and its replay would
-// put the end of archive back where it was then (doc §4).
-func (s *Store) clearJournal() error {
+// writeCheckpoint makes every write so far durable, then writes a
+// checkpoint — a record with no writes that says the archive ends at eoa —
+// as the next record, and flushes it (doc §4). The flush before matters:
+// were the checkpoint durable before the commit writes it follows, a
+// crash could leave it the newest record over torn commit writes, and
+// recovery would replay nothing. The record it replaces in its slot is two
+// transactions old, no longer needed.
+func (s *Store) writeCheckpoint(eoa int64) error {
 	if err := s.dev.Flush(); err != nil {
 		return err
 	}
-	s.pending, s.journalBase = nil, false
-	for _, slot := range []int{int(s.seq+1) % 2, int(s.seq % 2)} {
-		b := blockio.NewBatch(s.dev)
-		b.Write(s.slotOff(slot), make([]byte, blockSize))
-		if err := b.Issue(); err != nil {
-			return err
-		}
-		if err := s.dev.Flush(); err != nil {
-			return err
-		}
+	cp := &record{seq: s.seq + 1, eoaBefore: eoa, eoaAfter: eoa}
+	head, _ := cp.encode()
+	b := blockio.NewBatch(s.dev)
+	b.Write(s.slotOff(int(cp.seq%2)), padSector(head, s.ss))
+	if err := b.Issue(); err != nil {
+		return err
 	}
-	s.journalDirty = false
+	if err := s.dev.Flush(); err != nil {
+		return err
+	}
+	s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
+	s.pending, s.journalDirty = nil, false
 	return nil
 }
+
+// Damage describes the damage the open found before the end of the
+// archive — regions that do not decode (a zeroed or garbled header) where
+// the journal says the archive goes on — or is "" when there is none. The
+// store then serves what it found after the damage, read-only; Check
+// reports each region, Repair turns them into free space.
+func (s *Store) Damage() string { return s.damage }
 
 // slotSize is the size of a journal slot: half the journal area, in whole
 // sectors (the area holds at least two).
@@ -242,6 +270,10 @@ type Info struct {
 	Largest int64 // the largest value that fits now (approximately: header and alignment aside)
 	Values  int   // number of values
 	End     int64 // offset of the end-of-archive marker
+	// WhyReadOnly says why writes are refused on a writable device ("":
+	// they are not, or the device is read-only).
+	WhyReadOnly string
+	Damage      string // Store.Damage
 }
 
 // Stat returns the store's Info.
@@ -252,11 +284,13 @@ func (s *Store) Stat() (Info, error) {
 		return Info{}, kv.Closed("stat", kv.Root)
 	}
 	return Info{
-		Device:  s.dev.Info(),
-		Size:    s.limit,
-		Free:    s.sp.free(),
-		Largest: max(0, s.sp.largest()-blockSize),
-		Values:  s.ix.count,
-		End:     s.sp.eoa,
+		Device:      s.dev.Info(),
+		Size:        s.limit,
+		Free:        s.sp.free(),
+		Largest:     max(0, s.sp.largest()-blockSize),
+		Values:      s.ix.count,
+		End:         s.sp.eoa,
+		WhyReadOnly: s.whyReadOnly,
+		Damage:      s.damage,
 	}, nil
 }

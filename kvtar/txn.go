@@ -29,6 +29,7 @@ type txn struct {
 	writes   []write   // in order; later writes win where they overlap
 	forced   []write   // commit writes whatever their place
 	released []*member // members this txn removes from the archive
+	lost     []extent  // damaged regions this txn turns into free space (Repair)
 	apply    []func()  // index changes, applied once the txn is durable
 
 	// invisible are the byte ranges no reader sees in the archive as it is
@@ -289,7 +290,7 @@ func (t *txn) finish() {
 	// The released members join the free space unlaid; the runs they
 	// are in are laid out once each below (not member by member: a
 	// dictionary of thousands of values in a row is one region).
-	var freed []extent
+	freed := slices.Clone(t.lost)
 	for _, m := range t.released {
 		freed = append(freed, m.extent())
 	}
@@ -540,6 +541,7 @@ func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain
 	}
 	if chained {
 		s.chain = chain
+		s.journalDirty = true // the archive ends past the newest record's end
 	}
 	if len(late) > 0 || len(t.released) > 0 || rec != nil && rec.spill != 0 {
 		if err := t.commitStep(rec, late); err != nil {
@@ -594,29 +596,11 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 }
 
 // checkpoint retires the spilled record rec, whose commit writes were
-// just issued: it flushes them, then writes a checkpoint — a record with
-// no writes that says where the archive ends — to the other slot and
-// flushes it. The order matters: were the checkpoint durable before all
-// of rec's commit sectors, a crash could leave it the newest record with
-// rec's writes torn, and recovery would replay nothing. Once the
-// checkpoint is durable, the next transaction may write over rec's
-// spilled bytes.
+// just issued: writeCheckpoint flushes them, then writes a checkpoint to
+// the other slot. Once it is durable, the next transaction may write over
+// rec's spilled bytes.
 func (s *Store) checkpoint(rec *record) error {
-	if err := s.dev.Flush(); err != nil {
-		return err
-	}
-	cp := &record{seq: rec.seq + 1, eoaBefore: rec.eoaAfter, eoaAfter: rec.eoaAfter}
-	head, _ := cp.encode()
-	b := blockio.NewBatch(s.dev)
-	b.Write(s.slotOff(int(cp.seq%2)), padSector(head, s.ss))
-	if err := b.Issue(); err != nil {
-		return err
-	}
-	if err := s.dev.Flush(); err != nil {
-		return err
-	}
-	s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
-	return nil
+	return s.writeCheckpoint(rec.eoaAfter)
 }
 
 // chainable decides whether the transaction consists of lone appends

@@ -34,6 +34,7 @@ type checkReport struct {
 	Seconds      float64   `json:"seconds"` // how long the check took (not the open)
 	Problems     []problem `json:"problems"`
 	BeforeRepair []problem `json:"before_repair,omitempty"` // with --repair: what a read-only look found first
+	Repaired     []problem `json:"repaired,omitempty"`      // with --repair: what the repair changed
 }
 
 func toProblems(ps []kvtar.Problem) []problem {
@@ -93,6 +94,13 @@ func runCheck(c *cmdCtx) (err error) {
 				return err
 			}
 			rep.BeforeRepair = toProblems(ps)
+		}
+		fixed, err := appliance.RepairStore(c.cfg)
+		if err != nil {
+			return fail(err)
+		}
+		if len(fixed) > 0 {
+			rep.Repaired = toProblems(fixed)
 		}
 	}
 	s, err := appliance.OpenStore(c.cfg, !c.a.on("repair"))
@@ -214,6 +222,13 @@ func printCheck(out io.Writer, rep checkReport, repair bool) {
 		for _, p := range rep.BeforeRepair {
 			fmt.Fprint(w, "  ")
 			line(p)
+		}
+		if len(rep.Repaired) > 0 {
+			fmt.Fprintf(w, "repaired:\n")
+			for _, p := range rep.Repaired {
+				fmt.Fprint(w, "  ")
+				line(p)
+			}
 		}
 		fmt.Fprintf(w, "after repair:\n")
 	}

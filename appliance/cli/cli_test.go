@@ -259,13 +259,18 @@ type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("stdout is gone") }
 
-// damage returns an image whose only member header has a bad checksum.
+// damage returns an image whose only member header has a bad checksum,
+// and no journal (as a foreign archive): the open fails with corrupt.
 func damage(t *testing.T) string {
 	r, img := disk(t, 1*mib)
 	r.ok("hello", "put", "/a")
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	require.NoError(t, err)
 	_, err = f.WriteAt([]byte("0000777\x00"), 100) // the mode field, under the checksum
+	require.NoError(t, err)
+	// No journal (a foreign archive): nothing says where the archive
+	// ends, so the bad header cannot be skipped as damage.
+	_, err = f.WriteAt(make([]byte, mib-4096), 4096)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 	return img
@@ -438,33 +443,41 @@ func TestCheck(t *testing.T) {
 	assert.Equal(t, 2, rep.Values)
 	assert.Empty(t, rep.Problems)
 
-	// A crash between writing a member's data and its header leaves a
-	// lone zero block followed by data: check reports it (what a writable
-	// open repairs is not fatal), --repair repairs it (the unacknowledged
-	// member goes).
+	// A zeroed header before the end of the archive (the journal's
+	// checkpoint says where it ends): damage, not the end. check reports
+	// it (fatal: exit 10), reads go on with a warning, writes are
+	// refused, and --repair turns it into free space.
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	require.NoError(t, err)
 	_, err = f.WriteAt(make([]byte, 512), 1024) // the header of /b
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	// Problems none of which is fatal: exit 14.
 	res := r.run("", "check")
-	assert.Equal(t, ExitProblems, res.code)
+	assert.Equal(t, ExitStorage, res.code)
 	out = res.stdout
-	assert.Contains(t, out, "offset 1024: lone zero block followed by data at the end of archive (repaired by a writable open)\n")
-	assert.Contains(t, out, ": ok, 1 problem (0 fatal); 1 value")
-	assert.Equal(t, "tarstore: check "+img+": 1 problem, none fatal: the store works, but look at the list (problems)\n", res.stderr)
+	assert.Contains(t, out, "offset 1024: a zero block at offset 1024, before the end of the archive at 2048")
+	assert.Contains(t, out, ": DAMAGED, 1 problem (1 fatal); 1 value")
 	res = r.run("", "check", "--json")
-	assert.Equal(t, ExitProblems, res.code)
+	assert.Equal(t, ExitStorage, res.code)
 	require.NoError(t, json.Unmarshal([]byte(res.stdout), &rep))
-	assert.True(t, rep.OK)
+	assert.False(t, rep.OK)
 	require.Len(t, rep.Problems, 1)
-	assert.False(t, rep.Problems[0].Fatal)
+	assert.True(t, rep.Problems[0].Fatal)
+	res = r.run("", "ls")
+	assert.Equal(t, 0, res.code)
+	assert.Equal(t, "value\t/a\n", res.stdout)
+	assert.Contains(t, res.stderr, "tarstore: warning: "+img+": the archive is damaged before its end")
+	res = r.run("x", "put", "/c")
+	assert.Equal(t, ExitReadOnly, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "tarstore check --repair")
 
 	out = r.ok("", "check", "--repair")
-	assert.Contains(t, out, "before repair:\n  offset 1024: lone zero block followed by data at the end of archive (repaired by a writable open)\nafter repair:\n")
+	assert.Contains(t, out, "before repair:\n  offset 1024: a zero block at offset 1024")
+	assert.Contains(t, out, "repaired:\n  offset 1024: the 1024 bytes from offset 1024 did not decode")
+	assert.Contains(t, out, "after repair:\n")
 	assert.Contains(t, out, ": ok, 0 problems (0 fatal); 1 value, archive ends at 1024")
 	assert.Equal(t, "value\t/a\n", r.ok("", "ls"))
+	r.ok("x", "put", "/c")
 	r.ok("", "check")
 
 	// An archive that does not open at all.

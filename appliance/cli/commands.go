@@ -299,7 +299,7 @@ that fits now, the number of values, and the device.`,
 			name: "check", synopsis: "[--repair] [--json]", op: "check",
 			summary: "verify the archive and every value's data, on a disk or through a server",
 			flags: []flagDef{
-				{name: "repair", help: "open the disk writable first, which repairs what recovery can (a disk only)"},
+				{name: "repair", help: "repair the disk first: recovery, and damage becomes free space (a disk only)"},
 				jsonFlag,
 			},
 			settings: checkSettings, maxArgs: 0, run: runCheck,
@@ -327,11 +327,16 @@ Exit status: 0 when there is no problem at all; 10 when a problem is fatal
 store does not expose; a store so full that the archive reaches its journal
 area); 12 when no server answers at the URL, 13 when it refuses the token.
 
-With --repair it first opens the disk writable: recovery replays an
-interrupted transaction from the journal, repairs a lone zero block at the
-end of the archive, turns shadowed duplicates into holes and gives a hole at
-the tail back. Then it checks. A server repairs its disk when it opens it,
-so --repair works on a disk only.`,
+With --repair it first repairs the disk: recovery replays an interrupted
+transaction from the journal, repairs a lone zero block at the end of the
+archive, turns shadowed duplicates into holes and gives a hole at the tail
+back (a writable open does all that too); and damage before the end of the
+archive — a zeroed or garbled header, which makes a store serve read-only —
+becomes free space (what lay there is lost, the members after it are kept),
+and values whose data fails its CRC-32C are removed. Then it checks. It
+prints what it found before, what it repaired, and the check after. A
+server repairs what recovery can when it opens its disk, and serves a
+damaged one read-only: stop it to repair, so --repair works on a disk only.`,
 			examples: []string{
 				"tarstore check --disk data.img",
 				"tarstore check --disk data.img --repair",

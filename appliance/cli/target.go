@@ -50,10 +50,13 @@ func (c *cmdCtx) open(write bool) (*target, error) {
 	if err != nil {
 		return nil, openError(c.cfg, err)
 	}
+	if d := s.Damage(); d != "" {
+		fmt.Fprintf(c.env.Stderr, "tarstore: warning: %s: %s (see `tarstore check`)\n", terminalSafe(appliance.Describe(c.cfg)), d)
+	}
 	ro := c.cfg.ReadOnly
 	return &target{RW: s, status: func() (httpapi.Status, error) {
 		st, err := appliance.StatusFunc(s)()
-		st.ReadOnly = ro
+		st.ReadOnly = ro || st.WhyReadOnly != "" || st.Damage != ""
 		return st, err
 	}}, nil
 }

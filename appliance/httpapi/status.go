@@ -11,11 +11,17 @@ type DeviceStatus struct {
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Version  string       `json:"version"`
-	Capacity int64        `json:"capacity"`  // bytes the store can hold (archive area)
-	Free     int64        `json:"free"`      // unused bytes
-	Largest  int64        `json:"largest"`   // largest value that fits now
-	Entries  int          `json:"entries"`   // number of values
-	ReadOnly bool         `json:"read_only"` // writes are refused
-	Device   DeviceStatus `json:"device"`
+	Version  string `json:"version"`
+	Capacity int64  `json:"capacity"`  // bytes the store can hold (archive area)
+	Free     int64  `json:"free"`      // unused bytes
+	Largest  int64  `json:"largest"`   // largest value that fits now
+	Entries  int    `json:"entries"`   // number of values
+	ReadOnly bool   `json:"read_only"` // writes are refused
+	// WhyReadOnly says why a writable disk refuses writes (damage, PAX
+	// global headers).
+	WhyReadOnly string `json:"why_read_only,omitempty"`
+	// Damage describes damage found before the end of the archive
+	// (kvtar.Store.Damage): `tarstore check --repair` repairs it.
+	Damage string       `json:"damage,omitempty"`
+	Device DeviceStatus `json:"device"`
 }
