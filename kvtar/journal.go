@@ -1,6 +1,7 @@
 package kvtar
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 // little-endian.
 //
 //	off  size  field
-//	0    8     magic "TSJRNL02"
+//	0    8     magic "TSJRNL03" ("TSJRNL02", the format before hole entries, is read too)
 //	8    4     CRC-32C of bytes [12, length) of the record
 //	12   4     number of zero extents (nz)
 //	16   8     length of the record in the journal area (bytes)
@@ -23,14 +24,14 @@ import (
 //	40   4     CRC-32C of the commit bytes
 //	44   4     CRC-32C of the stage bytes, in stage-extent order
 //	48   4     number of stage extents (ns)
-//	52   4     number of commit writes (nc)
+//	52   4     number of commit entries (nc)
 //	56   8     seq: the transaction's number, one more than the previous record's
 //	64   4     flags: flagPrevPending
 //	68   4     reserved, zero
 //	72   8     the end of archive before the transaction
 //	80   8     the end of archive after it
 //	88   16×ns stage extents: offset, length
-//	...  16×nc commit writes: offset, length
+//	...  16×nc commit entries: offset, length (top bit set: a hole entry)
 //	...  16×nz zero extents: offset, length
 //	...        commit bytes, concatenated in order (when inline)
 //
@@ -40,14 +41,32 @@ import (
 // record to be replayed. The rest of the stage writes is free space after
 // the transaction, which later transactions may overwrite.
 //
+// A commit entry is a write — its bytes follow in the commit bytes, in
+// entry order — or a hole entry: the length field with its top bit set
+// (entryHole) is the length of a hole [offset, offset+length) that the
+// transaction laid out, and the entry stands for the writes of that layout
+// (holeWrites), which take no commit bytes. The layout is part of the
+// format: what holeWrites writes for an extent may not change without a
+// new magic. A remove of thousands of members thus records 16 bytes for
+// each region it frees, not the 1.5 KiB of hole structure its commit
+// writes are: a full store can always record a remove (doc §4).
+//
 // Replaying a record zeroes the zero extents (space a transaction zeroed
 // in step 1 for an allocated value: zeroing again is idempotent, and cheaper
 // to check than a CRC over gigabytes of zeroes) and then applies the commit
 // writes in order.
 const (
-	journalMagic   = "TSJRNL02"
+	journalMagic   = "TSJRNL03"
+	journalMagic02 = "TSJRNL02"
 	journalHdrSize = 88
+	entryHole      = uint64(1) << 63
 )
+
+// isJournalMagic reports whether b starts with the magic of a record
+// format this version reads.
+func isJournalMagic(b []byte) bool {
+	return len(b) >= 8 && (string(b[:8]) == journalMagic || string(b[:8]) == journalMagic02)
+}
 
 // flagPrevPending says that the commit writes of the previous record
 // (seq-1) were not yet flushed when this record was written: a replay of
@@ -78,6 +97,69 @@ type record struct {
 	// decodeRecord; it seeds the chain of the appends that follow the
 	// record without one of their own (doc §3).
 	crc uint32
+
+	// layouts are the hole extents the transaction laid out (txn.hole):
+	// where a run of commit writes equals the layout of one, the record
+	// holds a hole entry instead of the writes (entries). A decoded
+	// record's hole entries are expanded into commits, and listed here.
+	layouts []extent
+	packed  []entry // entries, once computed
+}
+
+// An entry is one commit entry of an encoded record: a write, or the
+// layout of the hole [w.off, w.off+hole) when hole > 0 (w.data nil).
+type entry struct {
+	w    write
+	hole int64
+}
+
+// entries returns the record's commit entries: its commit writes, each run
+// of which that is exactly the layout of one of r.layouts (the same
+// offsets and bytes, in order: holeWrites) replaced by a hole entry. The
+// replay of the entries is the replay of the writes, byte for byte.
+func (r *record) entries() []entry {
+	if r.packed != nil || len(r.commits) == 0 {
+		return r.packed
+	}
+	starts := map[int64][]int{}
+	for i, w := range r.commits {
+		starts[w.off] = append(starts[w.off], i)
+	}
+	hole := make([]int64, len(r.commits)) // > 0: a layout starts here
+	used := make([]bool, len(r.commits))
+	for _, e := range r.layouts {
+		hw := holeWrites(e)
+		if len(hw) == 0 {
+			continue
+		}
+	next:
+		for _, i := range starts[hw[0].off] {
+			if i+len(hw) > len(r.commits) {
+				continue
+			}
+			for j, w := range hw {
+				c := r.commits[i+j]
+				if used[i+j] || c.off != w.off || !bytes.Equal(c.data, w.data) {
+					continue next
+				}
+			}
+			hole[i] = e.len
+			for j := range hw {
+				used[i+j] = true
+			}
+			break
+		}
+	}
+	r.packed = make([]entry, 0, len(r.commits))
+	for i, w := range r.commits {
+		switch {
+		case hole[i] > 0:
+			r.packed = append(r.packed, entry{w: write{off: w.off}, hole: hole[i]})
+		case !used[i]:
+			r.packed = append(r.packed, entry{w: w})
+		}
+	}
+	return r.packed
 }
 
 // A write is one byte-range write of a transaction.
@@ -86,11 +168,12 @@ type write struct {
 	data []byte
 }
 
-// commitLen is the total length of the commit bytes.
+// commitLen is the total length of the commit bytes: those of the
+// entries that are writes.
 func (r *record) commitLen() int64 {
 	var n int64
-	for _, w := range r.commits {
-		n += int64(len(w.data))
+	for _, e := range r.entries() {
+		n += int64(len(e.w.data))
 	}
 	return n
 }
@@ -100,7 +183,8 @@ func (r *record) commitLen() int64 {
 // sets r.spill when the inline record would not fit (see recordSize).
 func (r *record) encode() (head, spill []byte) {
 	inline := r.spill == 0
-	n := journalHdrSize + 16*(len(r.stage)+len(r.commits)+len(r.zeros))
+	ents := r.entries()
+	n := journalHdrSize + 16*(len(r.stage)+len(ents)+len(r.zeros))
 	if inline {
 		n += int(r.commitLen())
 	}
@@ -113,7 +197,7 @@ func (r *record) encode() (head, spill []byte) {
 	le.PutUint64(b[32:], uint64(r.commitLen()))
 	le.PutUint32(b[44:], r.stageCRC)
 	le.PutUint32(b[48:], uint32(len(r.stage)))
-	le.PutUint32(b[52:], uint32(len(r.commits)))
+	le.PutUint32(b[52:], uint32(len(ents)))
 	le.PutUint64(b[56:], r.seq)
 	if r.prevPending {
 		le.PutUint32(b[64:], flagPrevPending)
@@ -126,9 +210,13 @@ func (r *record) encode() (head, spill []byte) {
 		le.PutUint64(b[p+8:], uint64(e.len))
 		p += 16
 	}
-	for _, w := range r.commits {
-		le.PutUint64(b[p:], uint64(w.off))
-		le.PutUint64(b[p+8:], uint64(len(w.data)))
+	for _, e := range ents {
+		le.PutUint64(b[p:], uint64(e.w.off))
+		if e.hole > 0 {
+			le.PutUint64(b[p+8:], uint64(e.hole)|entryHole)
+		} else {
+			le.PutUint64(b[p+8:], uint64(len(e.w.data)))
+		}
 		p += 16
 	}
 	for _, e := range r.zeros {
@@ -137,8 +225,8 @@ func (r *record) encode() (head, spill []byte) {
 		p += 16
 	}
 	payload := make([]byte, 0, r.commitLen())
-	for _, w := range r.commits {
-		payload = append(payload, w.data...)
+	for _, e := range ents {
+		payload = append(payload, e.w.data...)
 	}
 	le.PutUint32(b[40:], crc32.Checksum(payload, castagnoli))
 	if inline {
@@ -154,13 +242,13 @@ func (r *record) encode() (head, spill []byte) {
 // headSize returns the size of the record's head in the journal area when
 // its commit bytes are inline.
 func (r *record) headSize() int64 {
-	return journalHdrSize + 16*int64(len(r.stage)+len(r.commits)+len(r.zeros)) + r.commitLen()
+	return journalHdrSize + 16*int64(len(r.stage)+len(r.entries())+len(r.zeros)) + r.commitLen()
 }
 
 // decodeHead parses the fixed header at the start of the journal area and
 // returns the record's length, or errNoRecord.
 func decodeHead(b []byte) (int64, error) {
-	if len(b) < journalHdrSize || string(b[:8]) != journalMagic {
+	if len(b) < journalHdrSize || !isJournalMagic(b) {
 		return 0, errNoRecord
 	}
 	n := int64(binary.LittleEndian.Uint64(b[16:]))
@@ -184,10 +272,15 @@ func decodeHead(b []byte) (int64, error) {
 // crafted device: these checks keep the decoder from panicking and what it
 // returns usable as it is (an extent's end is computable). Every count is
 // bounded by the record's own length (16 bytes an entry), and so is every
-// allocation here; readSpill is called with 0 <= off <= off+n <= MaxInt64
+// allocation here, except the writes hole entries expand into: hole
+// entries must be block-aligned and lie in [0, areaEnd), their lengths
+// adding up to areaEnd at most, which bounds their writes to about
+// areaEnd/340 bytes (three blocks for each hole chunk of up to 1025). A
+// legitimate record of such holes means a transaction that held those
+// writes in memory. readSpill is called with 0 <= off <= off+n <= MaxInt64
 // and allocates the spilled bytes itself (readSlot: within the archive
 // area).
-func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*record, error) {
+func decodeRecord(b []byte, areaEnd int64, readSpill func(off, n int64) ([]byte, error)) (*record, error) {
 	n, err := decodeHead(b)
 	if err != nil {
 		return nil, err
@@ -240,18 +333,27 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 		}
 		r.stage = append(r.stage, e)
 	}
-	if nc > 0 {
-		r.commits = make([]write, 0, nc)
-	}
-	lens := make([]int64, nc)
-	var sum int64
+	// The commit entries: a write's length, or a hole entry's extent.
+	ents := make([]entry, nc)
+	var sum, holes int64
 	for i := range nc {
+		raw := le.Uint64(b[p+8:])
+		if raw&entryHole != 0 && string(b[:8]) == journalMagic {
+			e := extent{int64(le.Uint64(b[p:])), int64(raw &^ entryHole)}
+			p += 16
+			if e.off < 0 || e.len <= 0 || e.off%blockSize != 0 || e.len%blockSize != 0 ||
+				e.len > areaEnd-holes || e.off > areaEnd-e.len {
+				return nil, fmt.Errorf("journal record hole entry %+v: %w", e, errNoRecord)
+			}
+			ents[i] = entry{w: write{off: e.off}, hole: e.len}
+			holes += e.len
+			continue
+		}
 		e, ok := next()
 		if !ok || e.len > total-sum {
 			return nil, fmt.Errorf("journal record commit write %+v: %w", e, errNoRecord)
 		}
-		r.commits = append(r.commits, write{off: e.off})
-		lens[i] = e.len
+		ents[i] = entry{w: write{off: e.off}, hole: -e.len} // -length: a write, its bytes read below
 		sum += e.len
 	}
 	if sum != total {
@@ -288,9 +390,18 @@ func decodeRecord(b []byte, readSpill func(off, n int64) ([]byte, error)) (*reco
 	if crc32.Checksum(payload, castagnoli) != le.Uint32(b[40:]) {
 		return nil, fmt.Errorf("journal commit bytes checksum: %w", errNoRecord)
 	}
-	for i := range r.commits {
-		r.commits[i].data = payload[:lens[i]:lens[i]]
-		payload = payload[lens[i]:]
+	if nc > 0 {
+		r.commits = make([]write, 0, nc)
+	}
+	for _, e := range ents {
+		if e.hole > 0 {
+			r.commits = append(r.commits, holeWrites(extent{e.w.off, e.hole})...)
+			r.layouts = append(r.layouts, extent{e.w.off, e.hole})
+			continue
+		}
+		l := -e.hole
+		r.commits = append(r.commits, write{off: e.w.off, data: payload[:l:l]})
+		payload = payload[l:]
 	}
 	return r, nil
 }

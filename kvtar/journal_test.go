@@ -33,6 +33,10 @@ import (
 //
 // and bump journalMagic: devices written with the old format must not be
 // read as the new one.
+// jrArea is the end of the archive area the codec tests decode with: hole
+// entries must lie before it.
+const jrArea = 1 << 30
+
 var updateJournalGolden = flag.Bool("update", false, "rewrite the golden files of testdata/journal from the encoder")
 
 // jrData returns n bytes of a pattern tagged by tag.
@@ -90,6 +94,17 @@ func jrShapes() []jrShape {
 				eoaAfter:  1<<20 + 4096,
 			}
 		}, true},
+		{"holes", func() *record {
+			// A remove: two regions laid out as holes (hole entries), a
+			// write between them, and a run that is not a layout (one
+			// byte differs) kept as writes.
+			return jrHoles()
+		}, true},
+		{"holes spilled", func() *record {
+			r := jrHoles()
+			r.spill = 4 << 20
+			return r
+		}, false},
 		{"empty", func() *record { return &record{} }, false},
 		{"stage only", func() *record {
 			return &record{stage: []extent{{0, 0}, {512, 512}, {1 << 40, 1 << 30}}, stageCRC: math.MaxUint32, seq: 7, eoaBefore: 1024, eoaAfter: 1<<40 + 1<<30}
@@ -136,6 +151,94 @@ func jrShapes() []jrShape {
 		}, false},
 		{"large counts", func() *record { return jrLarge(0) }, false},
 		{"large counts spilled", func() *record { return jrLarge(64 << 20) }, false},
+	}
+}
+
+// jrHoles is a record whose commit writes are, in order: the layout of
+// the hole [8192, +4 blocks), a write, a layout of [1 MiB, +3000 blocks)
+// (three chunks), and a run like the layout of [64 KiB, +2 blocks) with one
+// byte changed — which stays writes — while its layouts name all three.
+func jrHoles() *record {
+	a, b, c := extent{8192, 4 * 512}, extent{1 << 20, 3000 * 512}, extent{64 << 10, 2 * 512}
+	var commits []write
+	commits = append(commits, holeWrites(a)...)
+	commits = append(commits, write{512, jrData(14, 30)})
+	commits = append(commits, holeWrites(b)...)
+	near := holeWrites(c)
+	near[len(near)-1].data = bytes.Clone(near[len(near)-1].data)
+	near[len(near)-1].data[7] ^= 1
+	commits = append(commits, near...)
+	return &record{commits: commits, layouts: []extent{c, b, a}, seq: 15, eoaBefore: 4 << 20, eoaAfter: 4 << 20}
+}
+
+// TestJournalHoleEntries checks what jrHoles encodes to: a hole entry for
+// each run that is exactly a layout, the writes of the others; and that it
+// decodes to the same commit writes. A hole entry is refused where its
+// extent is not block-aligned, empty, or beyond the archive area.
+func TestJournalHoleEntries(t *testing.T) {
+	r := jrHoles()
+	ents := r.entries()
+	var kinds []string
+	for _, e := range ents {
+		if e.hole > 0 {
+			kinds = append(kinds, fmt.Sprintf("hole %d+%d", e.w.off, e.hole))
+		} else {
+			kinds = append(kinds, fmt.Sprintf("write %d+%d", e.w.off, len(e.w.data)))
+		}
+	}
+	near := holeWrites(extent{64 << 10, 2 * 512})
+	want := []string{"hole 8192+2048", "write 512+30", fmt.Sprintf("hole %d+%d", 1<<20, 3000*512)}
+	for _, w := range near {
+		want = append(want, fmt.Sprintf("write %d+%d", w.off, len(w.data)))
+	}
+	require.Equal(t, want, kinds)
+	head, _ := r.encode()
+	require.Less(t, len(head), 88+16*len(ents)+30+len(near)*512+1, "the layouts take no commit bytes")
+	got, err := decodeRecord(head, jrArea, nil)
+	require.NoError(t, err)
+	require.Equal(t, r.commits, got.commits)
+
+	// Hole entries the encoder cannot have written.
+	for _, bad := range []extent{{8192, 0}, {8193, 1024}, {8192, 1000}, {jrArea - 1024, 2048}, {-512, 1024}} {
+		r := &record{commits: []write{{bad.off, nil}}, seq: 1}
+		r.packed = []entry{{w: write{off: bad.off}, hole: bad.len}}
+		if bad.len == 0 {
+			// Encoded as a zero-length hole entry: by hand.
+			r.packed = []entry{{w: write{off: bad.off}, hole: 512}}
+		}
+		head, _ := r.encode()
+		if bad.len == 0 {
+			binary.LittleEndian.PutUint64(head[88+8:], entryHole)
+			binary.LittleEndian.PutUint32(head[8:], crc32.Checksum(head[12:], castagnoli))
+		}
+		_, err := decodeRecord(head, jrArea, nil)
+		require.ErrorIs(t, err, errNoRecord, "hole entry %+v", bad)
+	}
+}
+
+// TestJournalReadsV02 decodes records of the previous format (no hole
+// entries; testdata/journal/v02): this version reads them, so that a store
+// that crashed under the previous one recovers.
+func TestJournalReadsV02(t *testing.T) {
+	for _, name := range []string{"checkpoint", "append", "spilled"} {
+		head, err := os.ReadFile(jrGoldenPath(filepath.Join("v02", name+".rec")))
+		require.NoError(t, err)
+		require.Equal(t, journalMagic02, string(head[:8]))
+		var want *record
+		for _, sh := range jrShapes() {
+			if sh.name == name {
+				want = sh.rec()
+			}
+		}
+		var spill []byte
+		if want.spill != 0 {
+			spill, err = os.ReadFile(jrGoldenPath(filepath.Join("v02", name+".spill")))
+			require.NoError(t, err)
+		}
+		got, err := decodeRecord(head, jrArea, jrSpills(t, want, spill))
+		require.NoError(t, err, name)
+		want.encode() // its CRC: the magic is not under it
+		requireSameRecord(t, want, got)
 	}
 }
 
@@ -225,7 +328,7 @@ func TestJournalRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			require.EqualValues(t, len(head), n)
 
-			got, err := decodeRecord(head, jrSpills(t, r, spill))
+			got, err := decodeRecord(head, jrArea, jrSpills(t, r, spill))
 			require.NoError(t, err)
 			requireSameRecord(t, r, got)
 
@@ -233,7 +336,7 @@ func TestJournalRoundTrip(t *testing.T) {
 			// with whatever was there), trailing bytes ignored.
 			for _, fill := range []byte{0, 0xff} {
 				padded := append(bytes.Clone(head), bytes.Repeat([]byte{fill}, 4096)...)
-				got, err = decodeRecord(padded, jrSpills(t, r, spill))
+				got, err = decodeRecord(padded, jrArea, jrSpills(t, r, spill))
 				require.NoError(t, err)
 				requireSameRecord(t, r, got)
 			}
@@ -268,7 +371,7 @@ func TestJournalLayout(t *testing.T) {
 			n += 5
 		}
 		require.Len(t, b, n)
-		require.Equal(t, "TSJRNL02", string(b[:8]))
+		require.Equal(t, "TSJRNL03", string(b[:8]))
 		require.Equal(t, crc32.Checksum(b[12:], castagnoli), le.Uint32(b[8:]))
 		require.EqualValues(t, 2, le.Uint32(b[12:]), "nz")
 		require.EqualValues(t, n, le.Uint64(b[16:]), "length")
@@ -322,7 +425,7 @@ func TestJournalGolden(t *testing.T) {
 				wantSpill, err = os.ReadFile(jrGoldenPath(sh.name + ".spill"))
 				require.NoError(t, err)
 			}
-			got, err := decodeRecord(wantHead, jrSpills(t, r, wantSpill))
+			got, err := decodeRecord(wantHead, jrArea, jrSpills(t, r, wantSpill))
 			require.NoError(t, err, "decoding the golden file")
 			requireSameRecord(t, r, got)
 		})
@@ -379,7 +482,7 @@ func jrDecode(b []byte, readSpill func(off, n int64) ([]byte, error)) (r *record
 			r, err = nil, fmt.Errorf("decodeRecord panicked: %v", p)
 		}
 	}()
-	return decodeRecord(b, readSpill)
+	return decodeRecord(b, jrArea, readSpill)
 }
 
 // jrSmall is the small record the corruption tests change byte by byte.
@@ -397,7 +500,9 @@ func jrSmall() *record {
 
 // TestJournalEveryByteCorrupt changes every byte of a small record (inline
 // and spilled, the spilled bytes included) to every other value: each is
-// errNoRecord, found by a checksum (or the magic, or the length).
+// errNoRecord, found by a checksum (or the magic, or the length) — except
+// the one change of the magic to the previous format's, whose records are
+// those of this format without hole entries: the record decodes the same.
 func TestJournalEveryByteCorrupt(t *testing.T) {
 	for _, spilled := range []bool{false, true} {
 		r := jrSmall()
@@ -414,6 +519,12 @@ func TestJournalEveryByteCorrupt(t *testing.T) {
 				for v := 1; v < 256; v++ {
 					b[i] ^= byte(v)
 					got, err := jrDecode(b, jrSpills(t, r, spill))
+					if string(b[:8]) == journalMagic02 {
+						require.NoError(t, err, "a record of the previous format")
+						require.Equal(t, r.commits, got.commits)
+						b[i] ^= byte(v)
+						continue
+					}
 					if !errors.Is(err, errNoRecord) {
 						t.Fatalf("spilled %v, padded %v: byte %d (%s) ^ %#x: %v, %v, want errNoRecord", spilled, padded, i, jrField(i), v, got, err)
 					}
@@ -724,7 +835,7 @@ func TestJournalSpillReadError(t *testing.T) {
 	r := jrThreeSpilled()
 	head, _ := r.encode()
 	ioErr := errors.New("device gone")
-	_, err := decodeRecord(head, func(off, n int64) ([]byte, error) { return nil, ioErr })
+	_, err := decodeRecord(head, jrArea, func(off, n int64) ([]byte, error) { return nil, ioErr })
 	require.ErrorIs(t, err, ioErr)
 	require.NotErrorIs(t, err, errNoRecord)
 }
@@ -875,7 +986,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r, err := decodeRecord(data, spill)
+		r, err := decodeRecord(data, jrArea, spill)
 		runtime.ReadMemStats(&after)
 		if grew := after.TotalAlloc - before.TotalAlloc; grew > 8*uint64(len(data))+1<<20 {
 			t.Fatalf("decodeRecord of %d bytes allocated %d bytes", len(data), grew)
@@ -914,6 +1025,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		want := bytes.Clone(data[:n])
 		jrPut32(want, 64, binary.LittleEndian.Uint32(want[64:])&flagPrevPending)
 		jrPut32(want, 68, 0)
+		copy(want, journalMagic) // a record of the previous format is encoded in this one
 		jrSeal(want)
 		again := *r
 		head, sp := again.encode()

@@ -278,7 +278,7 @@ func (s *Store) readSlot(i int) (*record, error) {
 	if err := blockio.ReadAt(s.dev, head, at); err != nil {
 		return nil, err
 	}
-	if string(head[:len(journalMagic)]) != journalMagic {
+	if !isJournalMagic(head) {
 		return nil, nil
 	}
 	n, err := decodeHead(head)
@@ -295,7 +295,7 @@ func (s *Store) readSlot(i int) (*record, error) {
 			return nil, err
 		}
 	}
-	return decodeRecord(full, func(off, n int64) ([]byte, error) {
+	return decodeRecord(full, s.limit, func(off, n int64) ([]byte, error) {
 		if off < 0 || n < 0 || off+n > s.limit {
 			return nil, errNoRecord
 		}

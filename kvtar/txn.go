@@ -30,6 +30,7 @@ type txn struct {
 	forced   []write   // commit writes whatever their place
 	released []*member // members this txn removes from the archive
 	lost     []extent  // damaged regions this txn turns into free space (Repair)
+	layouts  []extent  // the holes laid out (hole), for the record (record.entries)
 	apply    []func()  // index changes, applied once the txn is durable
 
 	// invisible are the byte ranges no reader sees in the archive as it is
@@ -159,48 +160,17 @@ func (t *txn) supersede(e extent) {
 	t.forced = cut(t.forced)
 }
 
-// hole queues the writes that lay out e as hole chunks and records them in
-// the space map.
+// hole queues the writes that lay out e as hole chunks (holeWrites) and
+// records them in the space map; the journal record may hold e instead of
+// the writes (record.entries).
 func (t *txn) hole(e extent) {
 	if e.len == 0 {
 		return
 	}
-	hw, err := tarfmt.HoleWrites(e.off, e.len/blockSize)
-	if err != nil {
-		panic(fmt.Sprintf("kvtar: hole %v: %v", e, err)) // extents are block-aligned and positive by construction
+	for _, w := range holeWrites(e) {
+		t.put(w.off, w.data)
 	}
-	// Whole blocks: the filler next to a record prefix and to the final
-	// newline may be anything, and writing whole blocks spares a
-	// read-modify-write. A chunk of two blocks has its prefix and its
-	// newline in the same block.
-	var blk []byte
-	blkOff := int64(-1)
-	flush := func() {
-		if blk != nil {
-			t.put(blkOff, blk)
-		}
-		blk, blkOff = nil, -1
-	}
-	block := func(off int64) []byte {
-		if off != blkOff {
-			flush()
-			blk, blkOff = make([]byte, blockSize), off
-		}
-		return blk
-	}
-	for _, w := range hw {
-		switch w.Part {
-		case tarfmt.HolePrefixPart:
-			copy(block(w.Offset), w.Data)
-		case tarfmt.HoleNewlinePart:
-			start := w.Offset + 1 - blockSize
-			block(start)[blockSize-1] = '\n'
-		default:
-			flush()
-			t.put(w.Offset, w.Data)
-		}
-	}
-	flush()
+	t.layouts = append(t.layouts, e)
 	t.s.sp.addHole(e)
 }
 
@@ -422,7 +392,7 @@ func (t *txn) run(op string, k kv.Key) error {
 		stage = mergeWrites(stage)
 		rec = &record{
 			seq: s.seq + 1, prevPending: len(s.pending) > 0,
-			commits: commit, zeros: t.zeros,
+			commits: commit, zeros: t.zeros, layouts: t.layouts,
 			eoaBefore: t.diskEOA, eoaAfter: s.sp.eoa,
 		}
 		rec.stage, rec.stageCRC = t.vouched(stage)
@@ -806,5 +776,47 @@ func mergeWrites(ws []write) []write {
 		out = append(out, write{start, buf})
 		i = j
 	}
+	return out
+}
+
+// holeWrites returns the writes that lay out e (block-aligned, not empty)
+// as hole chunks (tarfmt.HoleWrites), in whole blocks: the filler next to a
+// record prefix and to the final newline may be anything, and writing
+// whole blocks spares a read-modify-write. A chunk of two blocks has its
+// prefix and its newline in the same block. The journal format depends on
+// these bytes (hole entries, journal.go).
+func holeWrites(e extent) []write {
+	hw, err := tarfmt.HoleWrites(e.off, e.len/blockSize)
+	if err != nil {
+		panic(fmt.Sprintf("kvtar: hole %v: %v", e, err)) // extents are block-aligned and positive by construction
+	}
+	var out []write
+	var blk []byte
+	blkOff := int64(-1)
+	flush := func() {
+		if blk != nil {
+			out = append(out, write{blkOff, blk})
+		}
+		blk, blkOff = nil, -1
+	}
+	block := func(off int64) []byte {
+		if off != blkOff {
+			flush()
+			blk, blkOff = make([]byte, blockSize), off
+		}
+		return blk
+	}
+	for _, w := range hw {
+		switch w.Part {
+		case tarfmt.HolePrefixPart:
+			copy(block(w.Offset), w.Data)
+		case tarfmt.HoleNewlinePart:
+			block(w.Offset + 1 - blockSize)[blockSize-1] = '\n'
+		default:
+			flush()
+			out = append(out, write{w.Offset, w.Data})
+		}
+	}
+	flush()
 	return out
 }
