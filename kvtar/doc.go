@@ -93,7 +93,15 @@
 // reserve of an eighth of the archive area (an append commits in one round
 // of writes, §3; a member in a hole needs two); below it, holes are reused
 // first (best fit). Placing a member re-lays only the hole chunks it
-// overlaps: what is left of them becomes a hole of its own.
+// overlaps: what is left of them becomes a hole of its own. A member fits a
+// hole as long as itself, or two blocks longer or more; one block longer
+// fits only a member whose header has an x header, which grows by a block
+// (a one-block header cannot: an x header takes two). When a write finds
+// no room but the store has as much free space as it needs, the store
+// makes room — it moves members, from the end of the archive into holes,
+// or next to holes so that free regions merge (room.go) — and plans the
+// write again: the space of removed values takes values of the same sizes
+// again. Stat's Largest is the largest value that fits now, exactly.
 //
 // # 3. Transactions
 //
@@ -181,8 +189,12 @@
 // when it was written, the end of archive before and after the
 // transaction, the record's length and CRC-32C, the stage extents with the
 // CRC-32C of their bytes as written in step 1, and the commit writes
-// (offset, bytes). Records larger than their slot spill their commit bytes
-// to free space past the stage writes; the header names where.
+// (offset, bytes) — where a run of them is exactly the layout of a hole
+// the transaction laid out, a hole entry (offset, length) instead, which
+// the replay lays out again: a remove records 16 bytes for each region it
+// frees, so a full store can record a remove of thousands of members.
+// Records larger than their slot spill their commit bytes to free space
+// past the stage writes; the header names where.
 //
 // The stage extents a record vouches for are the parts of its stage writes
 // that the archive shows afterwards: member data and the structure of new
@@ -257,9 +269,14 @@
 // is closed (the snapshot kv.Reader promises). Writers queue; a committer
 // builds one transaction from every queued mutation (applying them to the
 // index in order), runs it (one flush for the whole group), and
-// returns to each writer when the group is durable. A large streamed value
-// reserves its space first and is staged outside the lock; it joins a group
-// only to commit.
+// returns to each writer when the group is durable. A large value streamed
+// from a reader (SetFrom, over 64 KiB) reserves its space past the end of
+// archive first, streams there with no lock held, and joins a group only
+// to commit, its header filling the space from the end of archive to its
+// data (reserve.go): a slow source holds up no other write, except the
+// writes that need more of the tail than the reservation leaves before it
+// (448 KiB), which wait for it, and other large streams, which take turns.
+// With no room at the tail it streams inside the lock.
 //
 // # 7. Index
 //

@@ -23,13 +23,35 @@ type request struct {
 	plan func(t *txn) error
 	err  error
 	lead bool          // set when the request is to lead the next group
+	room bool          // set once the store made room for it (room.go)
+	own  *reservation  // the reservation the request commits (reserve.go), if any
 	done bool          // set by finish
 	wake chan struct{} // closed when the request is done or leads
 }
 
-// write runs one write operation through group commit.
+// write runs one write operation through group commit. A write that found
+// no room because a value streams into a reservation at the tail waits
+// for the reservation to end and is planned again (reserve.go).
 func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
-	r := &request{op: op, keys: keys, plan: plan, wake: make(chan struct{})}
+	for {
+		err := s.submit(&request{op: op, keys: keys, plan: plan, wake: make(chan struct{})})
+		var w *waitReservation
+		if !errors.As(err, &w) {
+			return err
+		}
+		<-w.done
+	}
+}
+
+// A waitReservation is the outcome of a request that found no room while a
+// value streams into a reservation: it is planned again once done is
+// closed.
+type waitReservation struct{ done chan struct{} }
+
+func (w *waitReservation) Error() string { return "kvtar: waiting for a reservation" }
+
+// submit runs request r through group commit and returns its error.
+func (s *Store) submit(r *request) error {
 	s.qmu.Lock()
 	s.queue = append(s.queue, r)
 	lead := !s.leading
@@ -109,7 +131,8 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 	}
 	t = s.begin()
 	defer t.end() // after run, or after a plan that failed (its gates too)
-	var planned []*request
+	var planned, retry []*request
+	var needs []roomNeed
 	var keys []kv.Key
 	for _, r := range batch {
 		if conflicts(r.keys, keys) {
@@ -117,8 +140,26 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 			continue
 		}
 		mark := t.mark()
+		t.short = roomNeed{}
 		if err := r.plan(t); err != nil {
 			t.rollback(mark)
+			if errors.Is(err, kv.ErrNoSpace) && t.short.n > 0 && s.resv != nil && r.own != s.resv {
+				// The tail ends at a reservation: the request waits for
+				// it to end (write).
+				r.finish(&waitReservation{s.resv.done})
+				continue
+			}
+			if errors.Is(err, kv.ErrNoSpace) && !r.room && t.short.n > 0 && s.sp.free() >= t.short.n {
+				// Free space enough, but not where the member can go:
+				// the store makes room after this group, and the
+				// request is planned again (room.go). Its keys stay
+				// taken, so that later requests on them keep their
+				// order.
+				r.room = true
+				retry, needs = append(retry, r), append(needs, t.short)
+				keys = append(keys, r.keys...)
+				continue
+			}
 			r.finish(err)
 			continue
 		}
@@ -138,6 +179,14 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 		for _, r := range planned {
 			r.finish(reword(err, r))
 		}
+	}
+	if len(retry) > 0 {
+		t.end()
+		for _, need := range needs {
+			s.makeRoom(need)
+		}
+		s.compact()
+		deferred = append(retry, deferred...)
 	}
 	return deferred
 }

@@ -43,6 +43,19 @@ type space struct {
 	eoa     int64    // offset of the end-of-archive marker
 	chunks  []extent // hole chunks, sorted by offset, not overlapping
 	reserve int64    // tail space from which holes are reused first
+	// resv, when past the end of archive, is where the space a value
+	// streams into outside the write lock starts (reserve.go): the tail
+	// ends there until the value commits. resvEnd is where it ends.
+	resv, resvEnd int64
+}
+
+// tailEnd is where the free tail ends: the archive area's end, or a
+// reservation's start.
+func (s *space) tailEnd() int64 {
+	if s.resv > s.eoa {
+		return s.resv
+	}
+	return s.limit
 }
 
 // defaultReserve is the reserve of an archive area of size bytes: an
@@ -50,11 +63,17 @@ type space struct {
 func defaultReserve(size int64) int64 { return size / 8 }
 
 // tailFree is the free space after the end of archive.
-func (s *space) tailFree() int64 { return max(0, s.limit-s.eoa-eoaSize) }
+func (s *space) tailFree() int64 { return max(0, s.tailEnd()-s.eoa-eoaSize) }
 
-// free is the number of unused bytes: the tail and the holes.
+// free is the number of unused bytes: the tail and the holes. The tail
+// after a reservation counts: writes that need it wait for the value
+// streaming into the reservation to commit (reserve.go), and it is free
+// then.
 func (s *space) free() int64 {
 	n := s.tailFree()
+	if s.resv > s.eoa {
+		n += max(0, s.limit-s.resvEnd)
+	}
 	for _, c := range s.chunks {
 		n += c.len
 	}
@@ -74,14 +93,46 @@ func (s *space) runs() []extent {
 	return rs
 }
 
-// largest is the largest member (header and padded data, bytes) that fits
-// now, ignoring alignment.
-func (s *space) largest() int64 {
-	n := s.tailFree()
-	for _, r := range s.runs() {
-		n = max(n, r.len)
+// largest returns the largest size of data (a multiple of blockSize) a
+// member fits now, hdr(size) the size of its header and align(size) the
+// alignment of its data, avoiding the extents in avoid; -1 when not even
+// an empty one fits. A smaller size fits too, unless every run where it
+// could go is exactly one block longer than it needs (place) and the tail
+// is full.
+func (s *space) largest(hdr, align func(size int64) int64, avoid []extent) int64 {
+	best := int64(-1)
+	// fits reports whether d bytes fit in run r, or at the tail when r is
+	// empty.
+	fits := func(r extent, d int64) bool {
+		h, a := hdr(d), align(d)
+		if r.len == 0 {
+			_, ok := s.placeTail(h+d, h, a, avoid)
+			return ok
+		}
+		if _, ok := fitIn(r, h+d, h, a, avoid); ok {
+			return true
+		}
+		if !padOK(h, a) {
+			return false
+		}
+		_, ok := fitIn(r, h+d+blockSize, h+blockSize, a, avoid)
+		return ok
 	}
-	return n
+	// try finds the largest size that fits r from room down: at most a
+	// few aligned steps below room.
+	try := func(r extent, room int64) {
+		for d, tries := room/blockSize*blockSize, 0; d > best && d >= 0 && tries < 64; d, tries = d-blockSize, tries+1 {
+			if fits(r, d) {
+				best = d
+				return
+			}
+		}
+	}
+	try(extent{}, s.tailFree()-blockSize)
+	for _, r := range s.runs() {
+		try(r, r.len-blockSize)
+	}
+	return best
 }
 
 // A placement is where a new member goes.
@@ -89,7 +140,16 @@ type placement struct {
 	off  int64  // the member's first block
 	from extent // the hole run it is taken from; zero when at the tail
 	tail bool
+	// pad is how many bytes longer than asked the member's header must be
+	// (placeMember encodes it so: tarfmt.EncodeHeaderBlocks): one block,
+	// where the member would leave a single block of its hole run free,
+	// which cannot be a hole (gapOK).
+	pad int64
 }
+
+// padOK reports whether a header of hdr bytes may grow by one block (it
+// has an x header: tarfmt.EncodeHeaderBlocks), for data aligned to align.
+func padOK(hdr, align int64) bool { return hdr >= 3*blockSize && align <= blockSize }
 
 // gapOK reports whether g bytes may be left free between two members: none,
 // or a hole of at least two blocks (a one-block hole would be an empty g
@@ -124,8 +184,15 @@ func alignUp(off, hdr, align int64) int64 {
 // end of archive while the tail stays above the reserve, else the
 // smallest hole run that fits, else the end of the archive; it never
 // overlaps an extent in avoid. It reports false when nothing fits.
+//
+// A member without alignment whose header has an x header (three blocks or
+// more) fits any run at least as long as it: where it would leave one block
+// free, its header grows by that block (p.pad). A one-block header cannot
+// grow by one block (an x header takes two), so a member with one does not
+// fit a run exactly one block longer than itself; it fits any other run at
+// least as long.
 func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
-	if p, ok := s.placeTail(n, hdr, align, avoid); ok && s.limit-(p.off+n+eoaSize) >= s.reserve {
+	if p, ok := s.placeTail(n, hdr, align, avoid); ok && s.tailEnd()-(p.off+n+eoaSize) >= s.reserve {
 		return p, true
 	}
 	best := placement{}
@@ -137,6 +204,11 @@ func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
 		if off, ok := fitIn(r, n, hdr, align, avoid); ok {
 			best = placement{off: off, from: r}
 			found = true
+		} else if padOK(hdr, align) {
+			if off, ok := fitIn(r, n+blockSize, hdr+blockSize, align, avoid); ok {
+				best = placement{off: off, from: r, pad: blockSize}
+				found = true
+			}
 		}
 	}
 	if found {
@@ -160,7 +232,7 @@ func (s *space) placeTail(n, hdr, align int64, avoid []extent) (placement, bool)
 			break
 		}
 	}
-	if off+n+eoaSize > s.limit {
+	if off+n+eoaSize > s.tailEnd() {
 		return placement{}, false
 	}
 	return placement{off: off, tail: true}, true

@@ -3,7 +3,9 @@ package kvtar
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw"
@@ -30,6 +32,10 @@ type Store struct {
 	// planning to acknowledgement (group.go).
 	wmu sync.Mutex
 
+	// smu lets one value at a time stream into a reservation (reserve.go);
+	// resv is that reservation (nil: none), guarded by wmu and mu.
+	smu  sync.Mutex
+	resv *reservation
 	// qmu guards the queue of write requests and the leader flag.
 	qmu     sync.Mutex
 	queue   []*request
@@ -248,6 +254,19 @@ func (s *Store) writeCheckpoint(eoa int64) error {
 	return nil
 }
 
+// largest is the size of the largest value (its key up to 100 bytes) that
+// fits now (space.largest), -1 when none does. The caller holds s.mu.
+func (s *Store) largest() int64 {
+	hdr := func(size int64) int64 {
+		h, err := valueHeader(kv.MustKey("/"+strings.Repeat("k", 99)), size, time.Unix(0, 0))
+		if err != nil {
+			return blockSize
+		}
+		return int64(len(h))
+	}
+	return s.sp.largest(hdr, s.memberAlign, s.avoid())
+}
+
 // Damage describes the damage the open found before the end of the
 // archive — regions that do not decode (a zeroed or garbled header) where
 // the journal says the archive goes on — or is "" when there is none. The
@@ -264,10 +283,15 @@ func (s *Store) slotOff(i int) int64 { return s.limit + int64(i)*s.slotSize() }
 
 // Info describes the store for status pages: the device and the space.
 type Info struct {
-	Device  hw.Info
-	Size    int64 // bytes of the archive area
-	Free    int64 // bytes unused: tail and holes
-	Largest int64 // the largest value that fits now (approximately: header and alignment aside)
+	Device hw.Info
+	Size   int64 // bytes of the archive area
+	Free   int64 // bytes unused: tail and holes
+	// Largest is the size of the largest value (with a key of up to 100
+	// bytes) that fits now: a Set of that many bytes finds room, and of
+	// fewer bytes too, but in the rare case that every hole it could take
+	// is one block longer than it needs and the tail is full (a hole
+	// takes two blocks). 0 when none fits.
+	Largest int64
 	Values  int   // number of values
 	End     int64 // offset of the end-of-archive marker
 	// WhyReadOnly says why writes are refused on a writable device ("":
@@ -287,7 +311,7 @@ func (s *Store) Stat() (Info, error) {
 		Device:      s.dev.Info(),
 		Size:        s.limit,
 		Free:        s.sp.free(),
-		Largest:     max(0, s.sp.largest()-blockSize),
+		Largest:     max(0, s.largest()),
 		Values:      s.ix.count,
 		End:         s.sp.eoa,
 		WhyReadOnly: s.whyReadOnly,

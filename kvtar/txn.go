@@ -31,6 +31,7 @@ type txn struct {
 	released []*member // members this txn removes from the archive
 	lost     []extent  // damaged regions this txn turns into free space (Repair)
 	layouts  []extent  // the holes laid out (hole), for the record (record.entries)
+	short    roomNeed  // the largest placement that found no room (room.go)
 	apply    []func()  // index changes, applied once the txn is durable
 
 	// invisible are the byte ranges no reader sees in the archive as it is
@@ -725,6 +726,10 @@ func (t *txn) spillAt(stage []write, n int64) (int64, bool) {
 		off = max(off, w.off+int64(len(w.data)))
 	}
 	off = (off + t.s.ss - 1) / t.s.ss * t.s.ss
+	if r := t.s.resv; r != nil && off < r.end && off+n > r.start {
+		// Not over a value streaming into its reservation (reserve.go).
+		off = (r.end + t.s.ss - 1) / t.s.ss * t.s.ss
+	}
 	return off, off+n <= t.s.limit
 }
 

@@ -62,11 +62,9 @@ func encodeMember(k kv.Key, dir bool, size int64, mtime time.Time, blocks int64)
 // boundary), queues the header and the padding, and returns the member and
 // its header bytes. The caller queues the data.
 func (t *txn) place(op string, k kv.Key, size int64, mtime time.Time) (*member, error) {
-	hdr, err := valueHeader(k, size, mtime)
-	if err != nil {
-		return nil, &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
-	}
-	m, err := t.placeMember(op, k, hdr, size)
+	m, err := t.placeMember(op, k, func(blocks int64) ([]byte, error) {
+		return encodeMember(k, false, size, mtime, blocks)
+	}, size)
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +72,20 @@ func (t *txn) place(op string, k kv.Key, size int64, mtime time.Time) (*member, 
 	return m, nil
 }
 
-// placeMember finds room for a member with header hdr and size bytes of
-// data, queues the header and the padding, and returns the member.
-func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member, error) {
+// placeMember finds room for a member with size bytes of data whose header
+// enc encodes (in its natural size when blocks is 0, else in exactly
+// blocks blocks: encodeMember), queues the header and the padding, and
+// returns the member.
+func (t *txn) placeMember(op string, k kv.Key, enc func(blocks int64) ([]byte, error), size int64) (*member, error) {
 	s := t.s
 	if size > s.limit {
 		// Larger than the archive area: no room, and the arithmetic below
 		// could overflow.
 		return nil, kv.NoSpace(op, k)
+	}
+	hdr, err := enc(0)
+	if err != nil {
+		return nil, &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
 	}
 	h := int64(len(hdr))
 	padded := size + tarfmt.PadLen(size)
@@ -92,7 +96,16 @@ func (t *txn) placeMember(op string, k kv.Key, hdr []byte, size int64) (*member,
 	// values are packed; the alignment gap would cost more than it saves.
 	p, ok := s.sp.place(n, h, s.memberAlign(size), s.avoid())
 	if !ok {
+		if n > t.short.n {
+			t.short = roomNeed{n, h, s.memberAlign(size)}
+		}
 		return nil, kv.NoSpace(op, k)
+	}
+	if p.pad > 0 {
+		// One block more of header fills the run (space.place).
+		if hdr, err = enc((h + p.pad) / blockSize); err != nil {
+			return nil, &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+		}
 	}
 	return t.putMember(p, hdr, size), nil
 }
@@ -203,7 +216,7 @@ func (s *Store) SetFrom(k kv.Key, r io.Reader, size int64) error {
 		}
 		return s.set("set", k, nil, size, v)
 	}
-	return s.set("set", k, r, size, nil)
+	return s.setStreamed("set", k, r, size)
 }
 
 // readFirst is the size up to which SetFrom reads the value into memory
@@ -271,6 +284,14 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (u
 	s := t.s
 	s.mu.Unlock()
 	defer s.mu.Lock()
+	return s.copyIn(op, k, off, r, size, t.planStage)
+}
+
+// copyIn copies size bytes from r to the device at off: plan(w) returns the
+// parts of each write w to issue now (and may queue the rest elsewhere).
+// Reading r and writing the device overlap. It returns the CRC-32C of the
+// bytes it read, once every write it started is done.
+func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, plan func(ws ...write) []write) (uint32, error) {
 	type chunk struct {
 		p   []byte
 		err error
@@ -288,7 +309,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (u
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return 0, fail(err)
 		}
-		if err := t.stage(write{off, buf}); err != nil {
+		if err := writeNow(s.dev, plan(write{off, buf})); err != nil {
 			return 0, kv.Storage(op, k, err)
 		}
 		return tarfmt.DataCRC(buf), nil
@@ -357,7 +378,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (u
 			break
 		}
 		crc = crc32.Update(crc, castagnoli, c.p)
-		now := t.planStage(write{off + done, c.p})
+		now := plan(write{off + done, c.p})
 		done += int64(len(c.p))
 		slots <- struct{}{}
 		if failed() != nil {
@@ -394,13 +415,6 @@ const streamDepth = 2
 // vouch for queued bytes with a CRC over them, which costs more than the
 // flush that makes streamed data durable first (doc §3).
 const stageDirect = 1 << 20
-
-// stage writes ws now where they lie in invisible space, extending the
-// streamed extents; the rest it queues (copies) as writes of the
-// transaction.
-func (t *txn) stage(ws ...write) error {
-	return writeNow(t.s.dev, t.planStage(ws...))
-}
 
 // planStage returns the parts of ws that lie in invisible space, to be
 // written now, and adds them to the streamed extents; the rest it queues
@@ -667,8 +681,7 @@ func (t *txn) rename(src, dst kv.Key) error {
 				continue
 			}
 			m, c, ck := m, c, ck
-			hdr, err := memberHeader(ck, m)
-			if err != nil {
+			if _, err := memberHeader(ck, m); err != nil {
 				relocate = append(relocate, func() error {
 					return &kv.Error{Op: op, Key: ck, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
 				})
@@ -689,7 +702,9 @@ func (t *txn) rename(src, dst kv.Key) error {
 				continue
 			}
 			relocate = append(relocate, func() error {
-				nm, err := t.placeMember(op, ck, hdr, m.size)
+				nm, err := t.placeMember(op, ck, func(blocks int64) ([]byte, error) {
+					return encodeMember(ck, m.dir, m.size, m.mtime, blocks)
+				}, m.size)
 				if err != nil {
 					return err
 				}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -79,6 +80,43 @@ func TestStalledBody(t *testing.T) {
 	require.Equal(t, 201, e.put("/v1/kv/new", "fresh").code)
 	assert.JSONEq(t, `{"key":"/","entries":[{"key":"/k","kind":"value","size":5},{"key":"/new","kind":"value","size":5}]}`,
 		e.get("/v1/kv/?list").body)
+}
+
+// TestStalledBodyBlocksNoOtherWrite: while the body of a large PUT stalls
+// (well within its deadline), writes of values up to 64 KiB and removes of
+// other keys complete: the store streams the body outside its write lock
+// (kvtar reserve.go). When the client goes away, nothing of the value is
+// left.
+func TestStalledBodyBlocksNoOtherWrite(t *testing.T) {
+	e := kvtarEnv(t, 16<<20, httpapi.Options{BodyTimeout: 5 * time.Minute, MinBodyRate: -1})
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	require.NoError(t, err)
+	_, err = io.WriteString(conn, "PUT /v1/kv/s HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n"+strings.Repeat("x", 200000))
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		assert.Equal(t, 201, e.put("/v1/kv/other", "x").code)
+		assert.Equal(t, 204, e.put("/v1/kv/other", "y").code)
+		assert.Equal(t, 204, e.do("DELETE", "/v1/kv/other", nil).code)
+		for i := range 6 {
+			assert.Equal(t, 201, e.put(fmt.Sprintf("/v1/kv/d/more%d", i), strings.Repeat("z", 60000)).code)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // a failsafe, not a measure
+		t.Fatal("writes of other keys wait for a stalled body")
+	}
+	// The client goes away: the next large PUT (which streams once the
+	// stalled one has ended) succeeds, and nothing of /s is left.
+	conn.Close()
+	assert.Equal(t, 201, e.put("/v1/kv/s2", strings.Repeat("w", 100000)).code)
+	_, err = e.value("/s")
+	assert.ErrorIs(t, err, kv.ErrNotFound)
+	v, err := e.value("/d/more5")
+	require.NoError(t, err)
+	assert.Equal(t, strings.Repeat("z", 60000), v)
 }
 
 // TestSlowBody: a body that keeps sending, but below Options.MinBodyRate,

@@ -292,6 +292,37 @@ func TestPutNoSpaceKvtar(t *testing.T) {
 	assert.JSONEq(t, `{"key":"/","entries":[]}`, r.body)
 }
 
+// TestFullStoreKvtar fills an 8 MiB kvtar store with values of about 1 KB
+// until PUT answers 507, then removes a dictionary of a thousand values
+// and the whole store: removal always works on a full store, and the
+// space it frees takes values of the same sizes again.
+func TestFullStoreKvtar(t *testing.T) {
+	dev, err := mem.New(512, (8<<20)/512)
+	require.NoError(t, err)
+	require.NoError(t, kvtar.Format(dev))
+	clk := clock.NewFake(t0)
+	st, err := kvtar.New(clk, dev)
+	require.NoError(t, err)
+	e := serveStore(t, clk, st, httpapi.Options{})
+	fill := func(prefix func(int) string) int {
+		for i := 0; ; i++ {
+			r := e.put(fmt.Sprintf("/v1/kv%s/k%05d", prefix(i), i), strings.Repeat("v", 900+i%200))
+			if r.code == 507 {
+				r.wantError(t, 507, "no_space", fmt.Sprintf("%s/k%05d", prefix(i), i))
+				return i
+			}
+			require.Equal(t, 201, r.code, r.body)
+		}
+	}
+	n := fill(func(i int) string { return fmt.Sprintf("/d%d", i%4) })
+	require.Greater(t, n, 4000)
+	require.Equal(t, 204, e.do("DELETE", "/v1/kv/d1", nil).code)
+	again := fill(func(int) string { return "/again" })
+	require.GreaterOrEqual(t, again, n/4*95/100, "the space of /d1 takes values again")
+	require.Equal(t, 204, e.do("DELETE", "/v1/kv/", nil).code)
+	assert.JSONEq(t, `{"key":"/","entries":[]}`, e.get("/v1/kv/?list").body)
+}
+
 func TestConditionalPut(t *testing.T) {
 	e := newEnv(t, httpapi.Options{})
 	// If-None-Match: * creates only.

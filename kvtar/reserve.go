@@ -1,0 +1,150 @@
+package kvtar
+
+import (
+	"io"
+
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kvtar/tarfmt"
+)
+
+// Streaming outside the write lock (doc §6). A large value read from a
+// slow source (a network body) must not hold the store-wide write lock
+// while it arrives: every other write would wait for it. So SetFrom
+// reserves the value's space past the end of archive, streams the data
+// there with no lock held (no reader sees that space, and no other
+// transaction writes there), and only then joins a group to commit: the
+// member's header goes at the end of archive as it is then.
+//
+// The reservation leaves a slack of reserveSlack bytes between the end of
+// archive and the value's data: other writes go on meanwhile, into holes
+// and into that slack (the tail ends at the reservation: space.tailEnd).
+// At commit the header fills the whole space from the end of archive to
+// the data — an x header whose comment record pads it (encodeMember), as a
+// header rewritten in place is padded — so no gap is left, whatever the
+// other writes took of the slack. Where the slack is used up, writes that
+// need the tail wait for the reservation to end (group.go). Should the
+// end of archive move back so far meanwhile that the header would be
+// larger than one x header may be (removals at the tail), the value is
+// copied to a fresh placement at commit instead.
+//
+// One value streams this way at a time (s.smu); a stream that finds no
+// room at the tail streams inside the lock as before (txn.stream).
+
+// reserveSlack is the space a reservation leaves for other writes before
+// the value's data.
+const reserveSlack = 448 << 10
+
+// maxPadHeader is the largest header a committed reservation may take:
+// its x header's data stays within what every reader takes (doc §2).
+const maxPadHeader = tarfmt.MaxHoleChunkData + 2*blockSize
+
+// A reservation is the space a value streams into outside the lock.
+type reservation struct {
+	start   int64         // where the tail ends meanwhile (space.resv)
+	dataOff int64         // the value's data, sector-aligned
+	end     int64         // the end of the value's padded data
+	done    chan struct{} // closed when the reservation ends
+}
+
+// setStreamed is SetFrom of a value larger than readFirst: streamed into a
+// reservation outside the lock when the tail has room, else in the lock.
+func (s *Store) setStreamed(op string, k kv.Key, r io.Reader, size int64) error {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	res, err := s.reserve(op, k, size)
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		return s.set(op, k, r, size, nil)
+	}
+	defer s.unreserve(res)
+	crc, err := s.copyIn(op, k, res.dataOff, r, size, func(ws ...write) []write { return ws })
+	if err != nil {
+		return err
+	}
+	return s.submit(&request{op: op, keys: []kv.Key{k}, plan: s.planReserved(op, k, res, size, crc), own: res, wake: make(chan struct{})})
+}
+
+// reserve reserves the space of a value of size bytes for k past the end
+// of archive, or returns nil when the tail has no room for it (or for the
+// slack before it). It fails when the store takes no writes or k cannot
+// be bound to a value, before any byte of the value is read.
+func (s *Store) reserve(op string, k kv.Key, size int64) (*reservation, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(op, k); err != nil {
+		return nil, err
+	}
+	if _, err := s.checkTarget(op, k); err != nil {
+		return nil, err
+	}
+	if size > s.limit {
+		return nil, nil
+	}
+	start := s.sp.eoa
+	for _, a := range s.avoid() {
+		start = max(start, a.end()) // readers' extents past the end of archive
+	}
+	align := s.memberAlign(size)
+	dataOff := alignUp(start+reserveSlack+eoaSize+3*blockSize, 0, align)
+	end := dataOff + size + tarfmt.PadLen(size)
+	if end+eoaSize > s.limit {
+		return nil, nil
+	}
+	res := &reservation{start: dataOff - 3*blockSize, dataOff: dataOff, end: end, done: make(chan struct{})}
+	s.sp.resv, s.sp.resvEnd, s.resv = res.start, res.end, res
+	return res, nil
+}
+
+// unreserve ends res: the tail reaches the end of the archive area again,
+// and writes that waited for it go on.
+func (s *Store) unreserve(res *reservation) {
+	s.wmu.Lock()
+	s.mu.Lock()
+	s.sp.resv, s.sp.resvEnd, s.resv = 0, 0, nil
+	s.mu.Unlock()
+	s.wmu.Unlock()
+	close(res.done)
+}
+
+// planReserved returns the plan that commits the value streamed into res:
+// its header from the end of archive to the data, sealed with crc.
+func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, crc uint32) func(t *txn) error {
+	return func(t *txn) error {
+		n, err := s.checkTarget(op, k)
+		if err != nil {
+			return err
+		}
+		mtime := s.now()
+		var m *member
+		if h := res.dataOff - s.sp.eoa; h >= 3*blockSize && h <= maxPadHeader {
+			hdr, err := encodeMember(k, false, size, mtime, h/blockSize)
+			if err != nil {
+				return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+			}
+			m = t.putMember(placement{off: s.sp.eoa, tail: true}, hdr, size)
+			// The data is on the device already: flushed before the
+			// journal record (stepOne), as a stream's.
+			t.streamed = append(t.streamed, extent{res.dataOff, size})
+			t.seal(m, hdr, crc)
+		} else {
+			// The end of archive moved back too far: the value moves
+			// to a placement of its own, copied from where it streamed
+			// (no reader sees that space).
+			if m, err = t.place(op, k, size, mtime); err != nil {
+				return err
+			}
+			src := &member{dataOff: res.dataOff, size: size, dataSize: size, crc: crc, hasCRC: true}
+			if err := t.copyPatched(op, k, src, m, 0, nil); err != nil {
+				return err
+			}
+		}
+		m.mtime = mtime
+		t.replace(n)
+		t.bind(k, m)
+		return nil
+	}
+}
