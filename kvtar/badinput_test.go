@@ -3,7 +3,6 @@ package kvtar
 import (
 	"archive/tar"
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -165,36 +164,67 @@ func TestBadInputDamage(t *testing.T) {
 	}
 }
 
-// TestBadInputGeometry: devices New cannot use fail with
-// kv.ErrInvalidArgument (ErrTooSmall, ErrGeometry) and are not written.
+// TestBadInputGeometry: a device smaller than MinDeviceSize that holds a
+// whole archive opens read-only (writes say why); one whose archive runs to
+// its end without an end-of-archive marker is cut short (kv.ErrCorrupt,
+// ErrTooSmall); Format refuses both. Devices New cannot use fail with
+// kv.ErrInvalidArgument (ErrGeometry). None is written.
 func TestBadInputGeometry(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1e9, 0))
 	for _, tc := range []struct {
-		name  string
-		ss    int
-		size  int
-		cause error
+		name string
+		ss   int
+		size int
 	}{
-		{"smaller than MinDeviceSize", 512, MinDeviceSize - 512, ErrTooSmall},
-		{"smaller than MinDeviceSize, 4096-byte sectors", 4096, MinDeviceSize - 4096, ErrTooSmall},
-		{"one sector", 4096, 4096, ErrTooSmall},
+		{"smaller than MinDeviceSize", 512, MinDeviceSize - 512},
+		{"smaller than MinDeviceSize, 4096-byte sectors", 4096, MinDeviceSize - 4096},
+		{"one sector", 4096, 4096},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, ro := range []bool{true, false} {
-				hdr := ustarBlock("a", '0', 0)
-				dev, img := deviceOf(t, hdr[:], tc.ss, tc.size)
+				hdr := ustarBlock("a", '0', 3)
+				dev, img := deviceOf(t, blocks(hdr[:], []byte("abc")), tc.ss, tc.size)
 				open := dev
 				if ro {
 					open = dev.ReadOnlyView()
 				}
-				_, err := newNoPanic(t, clk, open)
-				require.ErrorIs(t, err, kv.ErrInvalidArgument)
-				require.ErrorIs(t, err, tc.cause)
-				var ke *kv.Error
-				require.True(t, errors.As(err, &ke))
+				s, err := newNoPanic(t, clk, open)
+				require.NoError(t, err)
+				v, err := s.Get(kv.MustKey("/a"))
+				require.NoError(t, err)
+				require.Equal(t, "abc", string(v))
+				err = s.Set(kv.MustKey("/b"), []byte("x"))
+				require.ErrorIs(t, err, kv.ErrReadOnly)
+				if !ro {
+					require.ErrorContains(t, err, "less than the smallest store that takes writes")
+				}
+				require.NoError(t, s.Close())
 				sameImage(t, dev, img, "New")
-				require.ErrorIs(t, Format(open), kv.ErrInvalidArgument, "Format")
+				err = Format(open)
+				require.ErrorIs(t, err, kv.ErrInvalidArgument, "Format")
+				require.ErrorIs(t, err, ErrTooSmall, "Format")
 				sameImage(t, dev, img, "Format")
+
+				// Cut short: members to the device's end, no marker.
+				full := make([]byte, tc.size)
+				for off := 0; off+1024 <= tc.size; off += 1024 {
+					h := ustarBlock(fmt.Sprintf("m%d", off), '0', 512)
+					copy(full[off:], blocks(h[:], pattern(byte(off), 512)))
+				}
+				if tc.size%1024 != 0 {
+					h := ustarBlock("last", '0', 0)
+					copy(full[tc.size-512:], h[:])
+				}
+				cut, img2 := deviceOf(t, full, tc.ss, tc.size)
+				open = cut
+				if ro {
+					open = cut.ReadOnlyView()
+				}
+				_, err = newNoPanic(t, clk, open)
+				require.ErrorIs(t, err, kv.ErrCorrupt)
+				require.ErrorIs(t, err, ErrTooSmall)
+				require.ErrorContains(t, err, "cut short")
+				sameImage(t, cut, img2, "New on an archive cut short")
 			}
 		})
 	}

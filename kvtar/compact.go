@@ -246,6 +246,12 @@ func (t *txn) move(d *donor, nm *member) bool {
 		}
 	}
 	t.release(m)
+	if !m.dir {
+		// A value moved before a member of the same name that the store
+		// does not expose (or keeps for hard links) would lose to it at
+		// extraction: those go (links.go).
+		t.touch(d.k)
+	}
 	node := d.n
 	t.apply = append(t.apply, func() {
 		if m.dir {

@@ -240,6 +240,11 @@
 //     damage: tar extraction fails or depends on the disk, so the open
 //     fails with kv.ErrCorrupt and the offset.
 //
+// A device smaller than MinDeviceSize has no room for the journal: a whole
+// archive on it (a tar file of a few KiB) opens read-only, saying why
+// writes are refused; one that runs to the device's end without an
+// end-of-archive marker is cut short (kv.ErrCorrupt, ErrTooSmall).
+//
 // A read-only open does steps 2 and 4 in memory only and writes nothing;
 // when the journal holds a record a writable open would replay, it reads
 // the device through that record (patched), so that it sees the last
@@ -272,8 +277,8 @@
 // returns to each writer when the group is durable. A large value streamed
 // from a reader (SetFrom, over 64 KiB) reserves its space past the end of
 // archive first, streams there with no lock held, and joins a group only
-// to commit, its header filling the space from the end of archive to its
-// data (reserve.go): a slow source holds up no other write, except the
+// to commit, its header right before its data and the space left before
+// it a hole (reserve.go): a slow source holds up no other write, except the
 // writes that need more of the tail than the reservation leaves before it
 // (448 KiB), which wait for it, and other large streams, which take turns.
 // With no room at the tail it streams inside the lock.

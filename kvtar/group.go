@@ -255,6 +255,7 @@ type txnMark struct {
 	released, apply, streamed, zeros int
 	placed                           int
 	lones                            int
+	touched                          int
 }
 
 func (t *txn) mark() txnMark {
@@ -262,7 +263,7 @@ func (t *txn) mark() txnMark {
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
 		writes: slices.Clone(t.writes), forced: slices.Clone(t.forced), released: len(t.released), apply: len(t.apply),
-		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones)}
+		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones), touched: len(t.touched)}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -275,4 +276,5 @@ func (t *txn) rollback(m txnMark) {
 	t.streamed = t.streamed[:m.streamed]
 	t.zeros = t.zeros[:m.zeros]
 	t.placed, t.lones = m.placed, t.lones[:m.lones]
+	t.touched = t.touched[:m.touched]
 }

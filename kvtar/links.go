@@ -19,9 +19,28 @@ import (
 //
 // Unexposed members (symbolic links, devices, FIFOs, members with unsafe
 // names, PAX global headers with records) are kept as they are until an
-// operation replaces, removes or renames the dictionary that holds them
-// (Remove of the root: all of them); then they are dropped with it, so that
-// extraction never recreates a path the store says is gone.
+// operation changes the binding of their key or of a dictionary above it —
+// a set, a remove, a rename from or to it (Remove of the root: all of
+// them); then they are dropped, so that extraction never recreates a path
+// the store says is gone, nor one that would replace a value the store
+// wrote before it in the archive. A kept shadowed member goes the same
+// way, its links materialized first: left in place, extraction would
+// recreate its key with its old bytes after a remove or rename, or over a
+// new value placed before it.
+
+// touch records that the transaction changes the binding of k (or of the
+// dictionary k): finishKeys drops the unexposed and kept members under it.
+func (t *txn) touch(k kv.Key) { t.touched = append(t.touched, k) }
+
+// under reports whether k is one of the touched keys or below one.
+func (t *txn) under(k kv.Key) bool {
+	for _, tk := range t.touched {
+		if tk.IsRoot() || k.HasPrefix(tk) {
+			return true
+		}
+	}
+	return false
+}
 
 // An unexposed member: kept in the archive, invisible to the store.
 type unexposed struct {
@@ -40,13 +59,22 @@ func indexLinks(root *node) {
 	})
 }
 
-// dropUnexposed queues the release of the unexposed members below k (all of
-// them for the root).
-func (t *txn) dropUnexposed(k kv.Key) {
+// dropTouched queues the release of the unexposed members under the
+// touched keys (all of them when the root is touched) and of the kept
+// shadowed members under them (their links are materialized next).
+func (t *txn) dropTouched() {
 	s := t.s
+	if len(t.touched) == 0 {
+		return
+	}
+	for m, k := range s.kept {
+		if t.under(k) {
+			t.release(m)
+		}
+	}
 	var drop []*unexposed
 	for _, u := range s.unexposed {
-		if k.IsRoot() || (u.named && u.key.HasPrefix(k)) {
+		if t.under(u.key) && (u.named || t.under(kv.Root)) {
 			drop = append(drop, u)
 			t.release(u.m)
 		}
@@ -63,6 +91,7 @@ func (t *txn) dropUnexposed(k kv.Key) {
 // released itself, a regular member of its own with the bytes. It runs at
 // the end of planning, before the released members are turned into holes.
 func (t *txn) materializeLinks() error {
+	t.dropTouched()
 	released := map[*member]bool{}
 	for _, m := range t.released {
 		released[m] = true
@@ -107,7 +136,9 @@ func (t *txn) releaseKept(released map[*member]bool) {
 			}
 		}
 		if !inUse {
-			t.release(k)
+			if !released[k] { // not already by dropTouched
+				t.release(k)
+			}
 			done = append(done, k)
 		}
 	}

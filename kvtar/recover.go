@@ -26,6 +26,13 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
+	if s.jsize == 0 && res.sp.eoa+blockSize > s.limit {
+		// A device too small for a store (newStore), whose archive
+		// runs to its end without an end-of-archive marker: cut short.
+		return &kv.Error{Op: "open", Key: kv.Root, Err: kv.ErrCorrupt, Cause: ErrTooSmall,
+			Detail: fmt.Sprintf("%d bytes, need at least %d: the archive runs to the end of the device without an end-of-archive marker, it is cut short",
+				s.limit, MinDeviceSize)}
+	}
 	s.ix = res.ix
 	s.sp = res.sp
 	if s.knownEnd >= 0 && s.sp.eoa != s.knownEnd && !s.readOnly {
@@ -104,7 +111,7 @@ func (s *Store) open() error {
 		if m.linked == 0 {
 			t.release(m)
 		} else {
-			s.kept[m] = true
+			s.kept[m] = res.shadowKeys[m]
 		}
 	}
 	for _, e := range res.damaged {
@@ -351,6 +358,9 @@ func (s *Store) replayJournal() (bool, error) {
 // the store sees what a writable open would make of the device, without
 // writing.
 func (s *Store) viewJournal() error {
+	if s.jsize == 0 {
+		return nil // a device too small for a journal (newStore)
+	}
 	js, err := s.readJournal()
 	if err != nil || js.replay == nil {
 		return err

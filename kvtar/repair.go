@@ -30,7 +30,7 @@ func Repair(clk clock.PClock, dev hw.Block) ([]Problem, error) {
 		}
 		return nil, kv.WithOp(err, "repair")
 	}
-	if s.readOnly {
+	if s.readOnly && s.whyReadOnly == "" {
 		dev.Close()
 		return nil, kv.ReadOnly("repair", kv.Root)
 	}

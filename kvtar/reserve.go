@@ -18,14 +18,15 @@ import (
 // The reservation leaves a slack of reserveSlack bytes between the end of
 // archive and the value's data: other writes go on meanwhile, into holes
 // and into that slack (the tail ends at the reservation: space.tailEnd).
-// At commit the header fills the whole space from the end of archive to
-// the data — an x header whose comment record pads it (encodeMember), as a
-// header rewritten in place is padded — so no gap is left, whatever the
-// other writes took of the slack. Where the slack is used up, writes that
-// need the tail wait for the reservation to end (group.go). Should the
-// end of archive move back so far meanwhile that the header would be
-// larger than one x header may be (removals at the tail), the value is
-// copied to a fresh placement at commit instead.
+// At commit the member's header goes right before its data, and what the
+// other writes left of the slack, from the end of archive to the header,
+// becomes one hole chunk (or, were it one block, the header grows by that
+// block): whatever they took, the archive stays as readers require (doc
+// §2). Where the slack is used up, writes that need the tail wait for the
+// reservation to end (group.go). Should the end of archive move back so
+// far meanwhile that the space would be larger than one hole chunk
+// (removals at the tail), the value is copied to a fresh placement at
+// commit instead.
 //
 // One value streams this way at a time (s.smu); a stream that finds no
 // room at the tail streams inside the lock as before (txn.stream).
@@ -34,9 +35,9 @@ import (
 // the value's data.
 const reserveSlack = 448 << 10
 
-// maxPadHeader is the largest header a committed reservation may take:
-// its x header's data stays within what every reader takes (doc §2).
-const maxPadHeader = tarfmt.MaxHoleChunkData + 2*blockSize
+// maxGap is the largest space a committed reservation may leave before
+// its header: one hole chunk (doc §2).
+const maxGap = tarfmt.MaxHoleChunkData + blockSize
 
 // A reservation is the space a value streams into outside the lock.
 type reservation struct {
@@ -119,13 +120,24 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 			return err
 		}
 		mtime := s.now()
-		var m *member
-		if h := res.dataOff - s.sp.eoa; h >= 3*blockSize && h <= maxPadHeader {
-			hdr, err := encodeMember(k, false, size, mtime, h/blockSize)
-			if err != nil {
+		hdr, err := encodeMember(k, false, size, mtime, 0)
+		if err != nil {
+			return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+		}
+		// The space from the end of archive to the header: a hole, or a
+		// block more of header where it would be one block (a header
+		// that could not grow by one is shorter than the space by more:
+		// reserve leaves at least five blocks).
+		gap := res.dataOff - int64(len(hdr)) - s.sp.eoa
+		if gap == blockSize && padOK(int64(len(hdr)), blockSize) {
+			if hdr, err = encodeMember(k, false, size, mtime, int64(len(hdr))/blockSize+1); err != nil {
 				return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
 			}
-			m = t.putMember(placement{off: s.sp.eoa, tail: true}, hdr, size)
+			gap = 0
+		}
+		var m *member
+		if gapOK(gap) && gap <= maxGap {
+			m = t.putMember(placement{off: res.dataOff - int64(len(hdr)), tail: true}, hdr, size)
 			// The data is on the device already: flushed before the
 			// journal record (stepOne), as a stream's.
 			t.streamed = append(t.streamed, extent{res.dataOff, size})

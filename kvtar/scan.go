@@ -35,13 +35,15 @@ func (p Problem) String() string {
 type scanResult struct {
 	ix       *index
 	sp       space
-	shadowed []*member    // members replaced by later ones (duplicates)
-	foreign  []*unexposed // members kept but not exposed (symlinks, devices, unsafe names, global headers)
-	problems []Problem
-	loneZero bool // the end of archive is a lone zero block followed by data
-	cut      bool // the archive ends at sp.eoa before an append that did not complete
-	links    bool // hard links were found
-	globals  bool // PAX global headers with records were found
+	shadowed []*member // members replaced by later ones (duplicates)
+	// shadowKeys are the keys of the shadowed members.
+	shadowKeys map[*member]kv.Key
+	foreign    []*unexposed // members kept but not exposed (symlinks, devices, unsafe names, global headers)
+	problems   []Problem
+	loneZero   bool // the end of archive is a lone zero block followed by data
+	cut        bool // the archive ends at sp.eoa before an append that did not complete
+	links      bool // hard links were found
+	globals    bool // PAX global headers with records were found
 	// damaged are regions before the known end of the archive that do
 	// not decode (zeroed or garbled blocks, see scan); the scan went on
 	// after each.
@@ -497,7 +499,7 @@ func (res *scanResult) add(tm *tarfmt.Member, crc *uint32) error {
 		if !n.isValue() {
 			return res.conflict(tm, n)
 		}
-		res.shadow(res.ix.detach(n))
+		res.shadow(k, res.ix.detach(n)...)
 	}
 	res.ix.setValue(k, m)
 	return nil
@@ -507,7 +509,7 @@ func (res *scanResult) add(tm *tarfmt.Member, crc *uint32) error {
 func (res *scanResult) addDir(k kv.Key, m *member, tm *tarfmt.Member) error {
 	if k.IsRoot() {
 		if res.ix.root.dir != nil {
-			res.shadow([]*member{res.ix.root.dir})
+			res.shadow(k, res.ix.root.dir)
 		}
 		res.ix.root.dir = m
 		return nil
@@ -521,7 +523,7 @@ func (res *scanResult) addDir(k kv.Key, m *member, tm *tarfmt.Member) error {
 	}
 	d := res.ix.ensureDict(k)
 	if d.dir != nil {
-		res.shadow([]*member{d.dir})
+		res.shadow(k, d.dir)
 	}
 	d.dir = m
 	return nil
@@ -536,8 +538,14 @@ func (res *scanResult) conflict(tm *tarfmt.Member, earlier *node) error {
 			tm.Start, tm.Name, earlier.kind(), earlier.key())}
 }
 
-// shadow records members replaced by later ones.
-func (res *scanResult) shadow(ms []*member) {
+// shadow records members replaced by later ones of the name k.
+func (res *scanResult) shadow(k kv.Key, ms ...*member) {
+	if res.shadowKeys == nil {
+		res.shadowKeys = map[*member]kv.Key{}
+	}
+	for _, m := range ms {
+		res.shadowKeys[m] = k
+	}
 	res.shadowed = append(res.shadowed, ms...)
 }
 

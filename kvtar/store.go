@@ -49,8 +49,9 @@ type Store struct {
 	sp      space
 	zombies map[*member]struct{} // freed members that readers still hold
 	// kept are shadowed members (replaced by later ones of the same name)
-	// kept only because hard links use their data (links.go).
-	kept map[*member]bool
+	// kept only because hard links use their data (links.go), with the
+	// keys their names map to.
+	kept map[*member]kv.Key
 	// unexposed are the members of a foreign archive the store keeps but
 	// does not expose (links.go).
 	unexposed []*unexposed
@@ -113,7 +114,8 @@ var (
 	ErrTooSmall = errors.New("kvtar: device too small")
 )
 
-// MinDeviceSize is the smallest device New accepts: room for a few
+// MinDeviceSize is the smallest device New opens writable (a smaller one
+// holding a whole archive opens read-only): room for a few
 // members, the end-of-archive marker and the journal area.
 const MinDeviceSize = 64 << 10
 
@@ -143,30 +145,39 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		return nil, &kv.Error{Op: "open", Err: kv.ErrInvalidArgument, Detail: fmt.Sprintf("sector size %d", ss), Cause: ErrGeometry}
 	}
 	size := info.Size()
-	if size < MinDeviceSize {
+	if size < blockSize {
 		return nil, &kv.Error{Op: "open", Err: kv.ErrInvalidArgument,
 			Detail: fmt.Sprintf("%d bytes, need at least %d", size, MinDeviceSize), Cause: ErrTooSmall}
 	}
 	js := journalSize(size, ss)
-	if !info.ReadOnly {
+	why := ""
+	if size < MinDeviceSize {
+		// Too small for the journal and room to write: an archive that
+		// is merely small (a tar file) is read, not written (open
+		// fails when it is cut short).
+		js, why = 0, fmt.Sprintf("the device holds %d bytes, less than the smallest store that takes writes (%d bytes); "+
+			"to write, copy the archive to a larger image (e.g. 'truncate -s 64K IMAGE' on a copy)", size, MinDeviceSize)
+	}
+	if !info.ReadOnly && why == "" {
 		// The store is the device's only writer: the sectors its last
 		// writes ended in are in memory for the next append's
 		// read-modify-write.
 		dev = blockio.Cached(dev)
 	}
 	return &Store{
-		dev:        dev,
-		clk:        clk,
-		ss:         ss,
-		limit:      size - js,
-		verifyFrom: -1,
-		knownEnd:   -1,
-		jsize:      js,
-		readOnly:   info.ReadOnly,
-		zombies:    map[*member]struct{}{},
-		kept:       map[*member]bool{},
-		heads:      bufPool{size: headChunk},
-		chunks:     bufPool{size: streamChunk},
+		dev:         dev,
+		clk:         clk,
+		ss:          ss,
+		limit:       size - js,
+		verifyFrom:  -1,
+		knownEnd:    -1,
+		jsize:       js,
+		readOnly:    info.ReadOnly || why != "",
+		whyReadOnly: why,
+		zombies:     map[*member]struct{}{},
+		kept:        map[*member]kv.Key{},
+		heads:       bufPool{size: headChunk},
+		chunks:      bufPool{size: streamChunk},
 	}, nil
 }
 
@@ -174,6 +185,10 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 // the start of the device and clears the journal area, then flushes. Any
 // data on the device is lost; callers that care (the CLI) check first.
 func Format(dev hw.Block) error {
+	if dev != nil && dev.Info().Size() < MinDeviceSize {
+		return &kv.Error{Op: "format", Err: kv.ErrInvalidArgument,
+			Detail: fmt.Sprintf("%d bytes, need at least %d", dev.Info().Size(), MinDeviceSize), Cause: ErrTooSmall}
+	}
 	s, err := newStore(clock.System{}, dev)
 	if err != nil {
 		return kv.WithOp(err, "format")

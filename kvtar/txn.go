@@ -32,6 +32,7 @@ type txn struct {
 	lost     []extent  // damaged regions this txn turns into free space (Repair)
 	layouts  []extent  // the holes laid out (hole), for the record (record.entries)
 	short    roomNeed  // the largest placement that found no room (room.go)
+	touched  []kv.Key  // keys whose bindings the txn changes (touch)
 	apply    []func()  // index changes, applied once the txn is durable
 
 	// invisible are the byte ranges no reader sees in the archive as it is

@@ -170,7 +170,7 @@ func (t *txn) replace(n *node) {
 	for _, m := range subtreeMembers(n) {
 		t.release(m)
 	}
-	t.dropUnexposed(n.key())
+	t.touch(n.key())
 	ix := t.s.ix
 	t.apply = append(t.apply, func() { ix.detach(n) })
 }
@@ -191,6 +191,7 @@ func subtreeMembers(n *node) []*member {
 
 // bind queues binding k to m in the index.
 func (t *txn) bind(k kv.Key, m *member) {
+	t.touch(k)
 	ix := t.s.ix
 	t.apply = append(t.apply, func() { ix.setValue(k, m) })
 }
@@ -732,12 +733,12 @@ func (t *txn) rename(src, dst kv.Key) error {
 		}
 	}
 	// What the target held is replaced, except the source itself when the
-	// target is one of its ancestors (/d/x/x to /d replaces /d/x).
-	if !sn.isValue() {
-		t.dropUnexposed(src)
-	}
+	// target is one of its ancestors (/d/x/x to /d replaces /d/x). Members
+	// the store does not expose, named like the source or the target, go
+	// (touch).
+	t.touch(src)
+	t.touch(target)
 	if dn != nil {
-		t.dropUnexposed(target)
 		moving := map[*member]bool{}
 		for _, m := range subtreeMembers(sn) {
 			moving[m] = true

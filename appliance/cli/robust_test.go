@@ -19,6 +19,36 @@ import (
 	"github.com/tarstore/tarstore/kvtar"
 )
 
+// TestSmallArchive: a tar file smaller than the smallest store (GNU tar
+// writes 10 KiB for a few small files) is read as it is: ls, get and check
+// work, writes are refused (exit 11) saying how to get room, and the file
+// is not changed.
+func TestSmallArchive(t *testing.T) {
+	_, err := exec.LookPath("tar")
+	require.NoError(t, err, "GNU tar (scripts/test.sh installs it)")
+	dir := t.TempDir()
+	src := dir + "/src"
+	require.NoError(t, os.MkdirAll(src+"/d", 0o755))
+	require.NoError(t, os.WriteFile(src+"/a.txt", []byte("hello\n"), 0o644))
+	require.NoError(t, os.WriteFile(src+"/d/b.txt", []byte("world\n"), 0o644))
+	img := dir + "/small.tar"
+	out, err := exec.Command("tar", "--format=gnu", "-cf", img, "-C", src, "a.txt", "d").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	before, err := os.ReadFile(img)
+	require.NoError(t, err)
+	require.Less(t, len(before), kvtar.MinDeviceSize)
+	r := runner{t: t, prefix: []string{"--disk", img}}
+	assert.Equal(t, "value\t/a.txt\ndictionary\t/d\n", r.ok("", "ls"))
+	assert.Equal(t, "world\n", r.ok("", "get", "/d/b.txt"))
+	r.ok("", "check")
+	res := r.run("x", "put", "/new")
+	assert.Equal(t, ExitReadOnly, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "less than the smallest store that takes writes")
+	after, err := os.ReadFile(img)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "the archive is not written")
+}
+
 // TestTruncatedImage: an image cut below the smallest store is corrupt
 // (exit 10) with its size in the message, for every command that opens it,
 // not kvtar's invalid_argument (exit 9).
