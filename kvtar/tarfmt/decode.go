@@ -1,7 +1,9 @@
 package tarfmt
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -55,7 +57,9 @@ type Member struct {
 	DataSize     int64 // bytes of data stored in the archive (< Size for sparse members)
 	End          int64 // end of its padded data: where the next header is
 	// Sparse is the sparse map of a sparse member (old GNU 'S', PAX 0.0,
-	// 0.1, 1.0), nil otherwise. See Extents.
+	// 0.1, 1.0), nil otherwise: its data fragments in order, without the
+	// map's zero-length entries (empty, not nil, when there is no data).
+	// See Extents.
 	Sparse []SparseEntry
 }
 
@@ -175,12 +179,15 @@ type Decoder struct {
 
 	// the member being completed by sparse extension blocks or a sparse map
 	cur        *Member
-	extBytes   int64
-	rawDataOff int64   // PAX 1.0: start of the data area (the map)
-	rawSize    int64   // PAX 1.0: size of the data area
-	mapBuf     []byte  // PAX 1.0: the map blocks read so far
-	mapPos     int     // PAX 1.0: bytes of mapBuf parsed
-	mapNums    []int64 // PAX 1.0: numbers parsed: count, then offset/length pairs
+	sb         sparseBuilder // its map so far
+	rawDataOff int64         // PAX 1.0: start of the data area (the map)
+	rawSize    int64         // PAX 1.0: size of the data area
+	mapRead    int64         // PAX 1.0: bytes of the map read (whole blocks)
+	mapVal     int64         // PAX 1.0: the number being read
+	mapDigits  int           // PAX 1.0: its digits so far
+	mapCount   int64         // PAX 1.0: the entry count, -1 before it is read
+	mapOff     int64         // PAX 1.0: the offset of the entry being read
+	mapHalf    bool          // PAX 1.0: mapOff is read, its length is not
 }
 
 // NewDecoder returns a Decoder for an archive whose medium is end bytes
@@ -314,21 +321,14 @@ func (d *Decoder) header(off int64, b *Block) (Step, error) {
 	case !d.fits(off+BlockSize, size):
 		return d.fail(&FormatError{Offset: off, Reason: fmt.Sprintf("%c header data runs past the end", tf), Err: ErrTruncated})
 	}
-	var dup bool
-	switch tf {
-	case TypeXGlobalHeader:
-		if d.pending {
-			return d.fail(&FormatError{Offset: off, Reason: "g header between an extended header and its member", Err: ErrMisplaced})
-		}
-	case TypeXHeader:
-		dup = d.hasPAX
-	case TypeGNULongName:
-		dup = d.hasLongName
-	case TypeGNULongLink:
-		dup = d.hasLongLink
-	}
-	if dup {
-		return d.fail(&FormatError{Offset: off, Reason: fmt.Sprintf("two %c headers for one member", tf), Err: ErrMisplaced})
+	// A second L (or K) header for one member replaces the first, as GNU
+	// tar, bsdtar and Go read it (Python keeps the first): finishMeta
+	// overwrites. A second x header is refused: bsdtar rejects x x.
+	switch {
+	case tf == TypeXGlobalHeader && d.pending:
+		return d.fail(&FormatError{Offset: off, Reason: "g header between an extended header and its member", Err: ErrMisplaced})
+	case tf == TypeXHeader && d.hasPAX:
+		return d.fail(&FormatError{Offset: off, Reason: "two x headers for one member", Err: ErrMisplaced})
 	}
 	if tf != TypeXGlobalHeader && !d.pending {
 		d.pending, d.start = true, off
@@ -388,14 +388,15 @@ func (d *Decoder) finishGlobal(p []byte, hole bool) (Step, error) {
 				if !globalKeys[r.Key] {
 					continue
 				}
-				if r.Value == "" {
+				v := recordValue(r.Value)
+				if v == "" {
 					delete(d.globals, r.Key)
 					continue
 				}
 				if d.globals == nil {
 					d.globals = make(map[string]string)
 				}
-				d.globals[r.Key] = r.Value
+				d.globals[r.Key] = v
 			}
 		}
 	}
@@ -461,6 +462,11 @@ func (d *Decoder) member(off int64, b *Block) (Step, error) {
 		}{{"devmajor", b.devmajor(), &h.Devmajor}, {"devminor", b.devminor(), &h.Devminor}} {
 			v, err := parseNumeric(f.field)
 			if err != nil {
+				if tf != TypeChar && tf != TypeBlock {
+					// GNU tar reads the device numbers of devices
+					// only: a blank field elsewhere is no error.
+					continue
+				}
 				return d.fail(formatErr(off, f.name+" field", err))
 			}
 			*f.dst = v
@@ -473,44 +479,25 @@ func (d *Decoder) member(off int64, b *Block) (Step, error) {
 
 	// PAX records: the applicable globals, overridden by this member's x
 	// header; an empty value in the x header cancels a global and leaves
-	// the header block's field.
+	// the header block's field. Values are read up to their first NUL
+	// (recordValue). The PAX 0.x sparse records are taken in order.
 	eff := make(map[string]string, len(d.globals)+len(d.pax))
 	for k, v := range d.globals {
 		eff[k] = v
 	}
-	var sp0 []SparseEntry // PAX 0.0 offset/numbytes pairs, in order
-	halfPair := false
+	sp0, ferr := d.readSparse0(start)
+	if ferr != nil {
+		return d.fail(ferr)
+	}
 	for _, r := range d.pax {
-		switch r.Key {
-		case sparseOffset:
-			if halfPair {
-				return d.fail(&FormatError{Offset: start, Reason: "GNU.sparse.offset without numbytes", Err: ErrSparse})
-			}
-			v, err := parseDecimal(r.Value)
-			if err != nil {
-				return d.fail(formatErr(start, "GNU.sparse.offset record", err))
-			}
-			sp0, halfPair = append(sp0, SparseEntry{Offset: v}), true
-			continue
-		case sparseNumBytes:
-			if !halfPair {
-				return d.fail(&FormatError{Offset: start, Reason: "GNU.sparse.numbytes without offset", Err: ErrSparse})
-			}
-			v, err := parseDecimal(r.Value)
-			if err != nil {
-				return d.fail(formatErr(start, "GNU.sparse.numbytes record", err))
-			}
-			sp0[len(sp0)-1].Length, halfPair = v, false
-			continue
+		if r.Key == sparseOffset || r.Key == sparseNumBytes || r.Key == sparseNumBlocks {
+			continue // readSparse0
 		}
-		if r.Value == "" {
+		if v := recordValue(r.Value); v == "" {
 			delete(eff, r.Key)
 		} else {
-			eff[r.Key] = r.Value
+			eff[r.Key] = v
 		}
-	}
-	if halfPair {
-		return d.fail(&FormatError{Offset: start, Reason: "GNU.sparse.offset without numbytes", Err: ErrSparse})
 	}
 	if v, ok := eff[paxPath]; ok {
 		h.Name = v
@@ -563,22 +550,7 @@ func (d *Decoder) member(off int64, b *Block) (Step, error) {
 				Reason: fmt.Sprintf("size %d on a %q member (readers disagree on its data)", size, tf), Err: ErrHeader})
 		}
 	case TypeGNUSparse:
-		if format != FormatGNU {
-			return d.fail(&FormatError{Offset: off, Reason: "old GNU sparse member without the GNU magic", Err: ErrHeader})
-		}
-		real, err := parseNumeric(b.gnuRealSize())
-		if err != nil {
-			return d.fail(formatErr(off, "realsize field", err))
-		}
-		h.Size = real
-		m.Sparse = []SparseEntry{}
-		if m.Sparse, err = appendGNUSparse(m.Sparse, b.gnuSparse()); err != nil {
-			return d.fail(formatErr(off, "sparse entry", err))
-		}
-		if b.gnuIsExtended() != 0 {
-			d.cur, d.extBytes, d.state, d.next = m, 0, stSparseExt, dataOff
-			return Step{Kind: StepNeedBlock, Next: dataOff}, nil
-		}
+		return d.oldGNUSparse(m, b)
 	default:
 		major, hasMajor := eff[sparseMajor]
 		minor, hasMinor := eff[sparseMinor]
@@ -592,45 +564,104 @@ func (d *Decoder) member(off int64, b *Block) (Step, error) {
 			if err := d.sparseSize(h, eff); err != nil {
 				return d.fail(formatErr(start, "sparse size", err))
 			}
-			if size < BlockSize {
-				return d.fail(&FormatError{Offset: off, Reason: "sparse 1.0 member too small for its map", Err: ErrSparse})
-			}
-			if !d.fits(dataOff, BlockSize) {
-				return d.fail(&FormatError{Offset: dataOff, Reason: "sparse map past the end", Err: ErrTruncated})
-			}
-			d.cur, d.rawDataOff, d.rawSize = m, dataOff, size
-			d.mapBuf, d.mapPos, d.mapNums = d.mapBuf[:0], 0, d.mapNums[:0]
-			d.state = stSparseMap
-			return d.needData(dataOff, BlockSize)
-		case hasMap:
-			sp, err := parseSparseMap01(spMap)
-			if err != nil {
-				return d.fail(formatErr(start, "GNU.sparse.map record", err))
-			}
+			return d.startMap1(m)
+		case hasMap || sp0.entries > 0:
 			if err := d.sparseSize(h, eff); err != nil {
 				return d.fail(formatErr(start, "sparse size", err))
 			}
-			m.Sparse = sp
-		case sp0 != nil:
-			if err := d.sparseSize(h, eff); err != nil {
-				return d.fail(formatErr(start, "sparse size", err))
+			sb := &sp0.sb
+			if hasMap {
+				// The map replaces offset/numbytes pairs before it, as
+				// in GNU tar (which empties its map for it).
+				map01 := newSparseBuilder(math.MaxInt64)
+				if err := map01.addMap01(spMap); err != nil {
+					return d.fail(formatErr(start, "GNU.sparse.map record", err))
+				}
+				sb = &map01
 			}
-			m.Sparse = sp0
-		}
-		if m.Sparse != nil {
-			if v, ok := eff[sparseNumBlocks]; ok {
-				n, err := parseDecimal(v)
-				if err != nil {
-					return d.fail(formatErr(start, "GNU.sparse.numblocks record", err))
-				}
-				if n != int64(len(m.Sparse)) {
-					return d.fail(&FormatError{Offset: start,
-						Reason: fmt.Sprintf("GNU.sparse.numblocks %d for %d entries", n, len(m.Sparse)), Err: ErrSparse})
-				}
+			if err := sp0.checkDeclared(sb.entries); err != nil {
+				return d.fail(formatErr(start, "GNU.sparse.numblocks record", err))
+			}
+			var err error
+			if m.Sparse, err = sb.finish(h.Size, m.DataSize); err != nil {
+				return d.fail(formatErr(start, "sparse map", err))
 			}
 		}
 	}
 	return d.finishMember(m)
+}
+
+// A paxSparse0 is what the x header's PAX 0.x sparse records say: the
+// map of GNU.sparse.offset/numbytes pairs (0.0), and GNU.sparse.numblocks.
+type paxSparse0 struct {
+	sb       sparseBuilder
+	entries  int64 // offset/numbytes pairs
+	declared int64 // GNU.sparse.numblocks, -1 when absent
+	late     bool  // a numblocks record follows an offset or map record
+}
+
+// readSparse0 reads the PAX 0.x sparse records of the x header in order.
+func (d *Decoder) readSparse0(start int64) (*paxSparse0, *FormatError) {
+	sp := &paxSparse0{sb: newSparseBuilder(math.MaxInt64), declared: -1}
+	halfPair, mapSeen := false, false
+	var pairOff int64
+	for _, r := range d.pax {
+		v := recordValue(r.Value)
+		switch r.Key {
+		case sparseMap:
+			mapSeen = true
+		case sparseNumBlocks:
+			n, err := parseDecimal(v)
+			if err != nil {
+				return nil, formatErr(start, "GNU.sparse.numblocks record", err)
+			}
+			sp.declared = n
+			sp.late = sp.late || mapSeen || sp.entries > 0 || halfPair
+		case sparseOffset:
+			if halfPair {
+				return nil, &FormatError{Offset: start, Reason: "GNU.sparse.offset without numbytes", Err: ErrSparse}
+			}
+			n, err := parseDecimal(v)
+			if err != nil {
+				return nil, formatErr(start, "GNU.sparse.offset record", err)
+			}
+			pairOff, halfPair = n, true
+		case sparseNumBytes:
+			if !halfPair {
+				return nil, &FormatError{Offset: start, Reason: "GNU.sparse.numbytes without offset", Err: ErrSparse}
+			}
+			n, err := parseDecimal(v)
+			if err != nil {
+				return nil, formatErr(start, "GNU.sparse.numbytes record", err)
+			}
+			if err := sp.sb.add(pairOff, n); err != nil {
+				return nil, formatErr(start, "GNU.sparse.numbytes record", err)
+			}
+			halfPair = false
+			sp.entries++
+		}
+	}
+	if halfPair {
+		return nil, &FormatError{Offset: start, Reason: "GNU.sparse.offset without numbytes", Err: ErrSparse}
+	}
+	return sp, nil
+}
+
+// checkDeclared checks GNU.sparse.numblocks against the n entries of a
+// PAX 0.x map. GNU tar 1.34 sizes its map by numblocks when it reads the
+// record, and fails with "excess GNU.sparse.map" (or offset, numbytes) on
+// entries past it: numblocks must come first and count at least the
+// entries. A larger count is no error (bsdtar and Python ignore it).
+func (sp *paxSparse0) checkDeclared(n int64) error {
+	switch {
+	case sp.declared < 0:
+		return errorf(ErrSparse, 0, "no GNU.sparse.numblocks record (GNU tar refuses the map)")
+	case sp.late:
+		return errorf(ErrSparse, 0, "GNU.sparse.numblocks after the map (GNU tar drops the entries before it)")
+	case sp.declared < n:
+		return errorf(ErrSparse, 0, "GNU.sparse.numblocks %d for %d entries", sp.declared, n)
+	}
+	return nil
 }
 
 // sparseSize sets the logical size and name of a PAX sparse member.
@@ -655,89 +686,160 @@ func (d *Decoder) sparseSize(h *Header, eff map[string]string) error {
 	return nil
 }
 
-func (d *Decoder) sparseExt(off int64, b *Block) (Step, error) {
-	m := d.cur
-	d.extBytes += BlockSize
-	if d.extBytes > MaxExtendedSize {
-		return d.fail(&FormatError{Offset: off, Reason: "sparse extension blocks over the limit", Err: ErrFieldTooLong})
+// oldGNUSparse goes on with an old GNU sparse member ('S') whose header
+// block is b: its map is in the header and in the extension blocks that
+// follow while isextended is set. Their number is bounded by the archive
+// only (GNU tar and bsdtar read any number); the builder keeps the data
+// fragments, at most one per block of the member's data.
+func (d *Decoder) oldGNUSparse(m *Member, b *Block) (Step, error) {
+	off := m.HeaderOffset
+	if b.Format() != FormatGNU {
+		return d.fail(&FormatError{Offset: off, Reason: "old GNU sparse member without the GNU magic", Err: ErrHeader})
 	}
-	var err error
-	if m.Sparse, err = appendGNUSparse(m.Sparse, b.extSparse()); err != nil {
+	real, err := parseNumeric(b.gnuRealSize())
+	if err != nil {
+		return d.fail(formatErr(off, "realsize field", err))
+	}
+	m.Size = real
+	d.cur, d.sb = m, newSparseBuilder(m.DataSize)
+	if err := d.sb.addGNUSparse(b.gnuSparse()); err != nil {
+		return d.fail(formatErr(off, "sparse entry", err))
+	}
+	if b.gnuIsExtended() != 0 {
+		d.state, d.next = stSparseExt, m.DataOffset
+		return Step{Kind: StepNeedBlock, Next: d.next}, nil
+	}
+	return d.finishSparse()
+}
+
+func (d *Decoder) sparseExt(off int64, b *Block) (Step, error) {
+	if err := d.sb.addGNUSparse(b.extSparse()); err != nil {
 		return d.fail(formatErr(off, "sparse extension entry", err))
 	}
 	if b.extIsExtended() != 0 {
 		d.next = off + BlockSize
 		return Step{Kind: StepNeedBlock, Next: d.next}, nil
 	}
-	m.DataOffset = off + BlockSize
+	d.cur.DataOffset = off + BlockSize
+	return d.finishSparse()
+}
+
+// finishSparse checks the map of d.cur, an old GNU or PAX 1.0 sparse
+// member whose data is located, and reports the member.
+func (d *Decoder) finishSparse() (Step, error) {
+	m := d.cur
+	var err error
+	if m.Sparse, err = d.sb.finish(m.Size, m.DataSize); err != nil {
+		return d.fail(formatErr(m.HeaderOffset, "sparse map", err))
+	}
+	d.sb = sparseBuilder{}
 	return d.finishMember(m)
 }
 
+// startMap1 starts reading the map of m, a PAX 1.0 sparse member, at the
+// start of its data area. The map is read a block at a time and parsed as
+// it comes (its size is bounded by the member's data only: GNU tar and
+// bsdtar read maps of any size); only the data fragments are kept.
+func (d *Decoder) startMap1(m *Member) (Step, error) {
+	dataOff := m.DataOffset
+	if m.DataSize < BlockSize {
+		return d.fail(&FormatError{Offset: m.HeaderOffset, Reason: "sparse 1.0 member too small for its map", Err: ErrSparse})
+	}
+	if !d.fits(dataOff, BlockSize) {
+		return d.fail(&FormatError{Offset: dataOff, Reason: "sparse map past the end", Err: ErrTruncated})
+	}
+	d.cur, d.sb = m, newSparseBuilder(m.DataSize)
+	d.rawDataOff, d.rawSize, d.mapRead = dataOff, m.DataSize, 0
+	d.mapVal, d.mapDigits, d.mapCount, d.mapHalf = 0, 0, -1, false
+	d.state = stSparseMap
+	return d.needData(dataOff, BlockSize)
+}
+
+// sparseMapData consumes a block of a PAX 1.0 map.
 func (d *Decoder) sparseMapData(p []byte) (Step, error) {
-	d.mapBuf = append(d.mapBuf, p...)
-	done, err := d.parseMap1()
+	done, err := d.parseMap1(p)
 	if err != nil {
 		return d.fail(formatErr(d.rawDataOff, "sparse 1.0 map", err))
 	}
-	m := d.cur
+	d.mapRead += int64(len(p))
 	if !done {
-		n := int64(len(d.mapBuf))
+		next := d.rawDataOff + d.mapRead
 		switch {
-		case n+BlockSize > MaxExtendedSize:
-			return d.fail(&FormatError{Offset: d.rawDataOff, Reason: "sparse map over the limit", Err: ErrFieldTooLong})
-		case n+BlockSize > d.rawSize:
+		case d.mapRead+BlockSize > d.rawSize:
 			return d.fail(&FormatError{Offset: d.rawDataOff, Reason: "sparse map longer than the member", Err: ErrSparse})
+		case !d.fits(next, BlockSize):
+			return d.fail(&FormatError{Offset: next, Reason: "sparse map past the end", Err: ErrTruncated})
 		}
-		return d.needData(d.rawDataOff+n, BlockSize)
+		return d.needData(next, BlockSize)
 	}
-	nums := d.mapNums[1:]
-	m.Sparse = make([]SparseEntry, len(nums)/2)
-	for i := range m.Sparse {
-		m.Sparse[i] = SparseEntry{Offset: nums[2*i], Length: nums[2*i+1]}
-	}
-	mapLen := int64(len(d.mapBuf))
-	m.DataOffset, m.DataSize = d.rawDataOff+mapLen, d.rawSize-mapLen
-	return d.finishMember(m)
+	d.cur.DataOffset, d.cur.DataSize = d.rawDataOff+d.mapRead, d.rawSize-d.mapRead
+	return d.finishSparse()
 }
 
-// parseMap1 parses the complete lines of d.mapBuf into d.mapNums and
-// reports whether the map is complete: a count n, then n offset/length
-// pairs, each a decimal number ending in '\n'.
-func (d *Decoder) parseMap1() (bool, error) {
-	for {
-		if len(d.mapNums) > 0 && int64(len(d.mapNums)-1) == 2*d.mapNums[0] {
+// parseMap1 parses a block of a PAX 1.0 map (decimal numbers each ending
+// in '\n': the count, then offset/length pairs) and reports whether the map
+// is complete; the rest of the block is padding. Numbers are parsed as
+// their digits come, without allocating. Error positions are relative to
+// the start of the map.
+func (d *Decoder) parseMap1(p []byte) (bool, error) {
+	for i, c := range p {
+		if d.mapComplete() {
 			return true, nil
 		}
-		rest := d.mapBuf[d.mapPos:]
-		i := 0
-		for i < len(rest) && rest[i] != '\n' {
-			if rest[i] < '0' || rest[i] > '9' {
-				return false, errorf(ErrSparse, d.mapPos+i, "byte %q in sparse map", rest[i])
+		at := int(d.mapRead) + i
+		switch {
+		case c >= '0' && c <= '9':
+			if d.mapVal > (math.MaxInt64-int64(c-'0'))/10 {
+				return false, errorf(ErrSparse, at, "number in sparse map overflows 64 bits")
 			}
-			i++
+			d.mapVal, d.mapDigits = d.mapVal*10+int64(c-'0'), d.mapDigits+1
+			continue
+		case c != '\n':
+			return false, errorf(ErrSparse, at, "byte %q in sparse map", c)
+		case d.mapDigits == 0:
+			return false, errorf(ErrSparse, at, "empty line in sparse map")
 		}
-		if i == len(rest) {
-			return false, nil
+		v := d.mapVal
+		d.mapVal, d.mapDigits = 0, 0
+		if err := d.mapNumber(v, d.mapRead+int64(i)+1); err != nil {
+			var fe *fieldError
+			if errors.As(err, &fe) {
+				fe.at = at
+			}
+			return false, err
 		}
-		v, err := parseDecimal(string(rest[:i]))
-		if err != nil {
-			return false, &fieldError{err: ErrSparse, reason: err.Error(), at: d.mapPos}
-		}
-		if len(d.mapNums) == 0 && v > MaxExtendedSize {
-			return false, errorf(ErrSparse, d.mapPos, "%d sparse entries", v)
-		}
-		d.mapNums = append(d.mapNums, v)
-		d.mapPos += i + 1
 	}
+	return d.mapComplete(), nil
 }
 
-// finishMember validates m's layout, ends the member and reports it.
-func (d *Decoder) finishMember(m *Member) (Step, error) {
-	if m.Sparse != nil {
-		if err := validateSparse(m.Sparse, m.Size, m.DataSize); err != nil {
-			return d.fail(formatErr(m.HeaderOffset, "sparse map", err))
+// mapComplete reports whether the PAX 1.0 map has all its entries.
+func (d *Decoder) mapComplete() bool {
+	return d.mapCount >= 0 && !d.mapHalf && d.sb.entries == d.mapCount
+}
+
+// mapNumber takes the next number v of a PAX 1.0 map, read up to byte pos
+// of the map.
+func (d *Decoder) mapNumber(v, pos int64) error {
+	switch {
+	case d.mapCount < 0:
+		// An entry takes at least four bytes ("0\n0\n"): a count the
+		// member's data cannot hold is refused before anything is read
+		// for it (GNU tar would allocate it, then fail).
+		if most := (d.rawSize - pos) / 4; v > most {
+			return errorf(ErrSparse, 0, "%d sparse entries: the member's data holds at most %d", v, most)
 		}
+		d.mapCount = v
+	case !d.mapHalf:
+		d.mapOff, d.mapHalf = v, true
+	default:
+		d.mapHalf = false
+		return d.sb.add(d.mapOff, v)
 	}
+	return nil
+}
+
+// finishMember checks that m's data fits, ends the member and reports it.
+func (d *Decoder) finishMember(m *Member) (Step, error) {
 	switch m.Typeflag {
 	case TypeRegA:
 		m.Typeflag = TypeReg

@@ -25,7 +25,8 @@
 // members.
 //
 // It writes ustar headers, preceded by a pax x header when a field does not
-// fit (see EncodeHeader), and holes (see EncodeHole): spans of PAX g
+// fit (see EncodeHeader; with hdrcharset=BINARY when a name in it is not
+// ASCII), and holes (see EncodeHole): spans of PAX g
 // headers whose only record is a comment, which make deleted space
 // invisible to every reader.
 //
@@ -42,15 +43,38 @@
 // Member.Extents maps logical ranges of sparse members to the archive. See
 // Decoder for the contract step by step.
 //
-// The decoder is strict where readers disagree, so that what it accepts
-// reads the same in GNU tar, bsdtar, Python and Go: an x, L or K header must
-// be directly followed by its member (not by a second one of its kind, a g
-// header or a zero block — bsdtar rejects x g x), links, devices,
-// directories and FIFOs must have size 0 (GNU tar skips their data, the
-// others do not), extended data is limited to MaxExtendedSize (1 MiB, Go's
-// limit). Numeric fields are parsed as tolerantly as GNU tar does (leading
-// spaces, NUL or space terminators). Checksums are accepted in their
-// unsigned and historic signed forms.
+// The decoder reads what GNU tar extracts; it is strict where readers
+// disagree and GNU tar reports an error, so that what it accepts reads the
+// same in GNU tar, bsdtar, Python and Go as far as they agree: an x, L or K
+// header must be directly followed by its member (not by a g header or a
+// zero block — bsdtar rejects x g x — nor an x header by a second one),
+// links, devices, directories and FIFOs must have size 0 (GNU tar skips
+// their data, the others do not), extended data is limited to
+// MaxExtendedSize (1 MiB, Go's limit), sparse maps must read the same
+// (sparse.go).
+//
+// Where readers disagree and GNU tar reads silently, the decoder follows
+// GNU tar 1.34 (measured on crafted archives, TestOdd*; the other readers'
+// behaviour is noted there):
+//
+//   - numeric fields are parsed by GNU tar's rules (numbers.go): one
+//     leading NUL skipped, then spaces; a second NUL ends the field (a
+//     size "\0\0\0\0\0\0\0" "0016" "\0" is 0, Go reads 14); a field with
+//     one leading NUL is read on ("\0" "0000000016" "\0" is 14, bsdtar and
+//     Python read 0). The checksum too: "\0\0" before its digits makes it
+//     0, which fails (Go accepts it);
+//   - a second L (or K) header for one member replaces the first (Python
+//     keeps the first);
+//   - a PAX mtime is read up to the first byte that is not part of the
+//     number: "12a4" is 12 s (bsdtar too; Python reads 0, Go refuses);
+//   - a PAX value is read up to its first NUL: a path "a\0b" is "a"
+//     (bsdtar too; Python keeps the NUL, Go refuses);
+//   - a PAX 0.x sparse map may declare more entries than it holds, and
+//     PAX 1.0 maps and old GNU extension blocks may be of any size (GNU
+//     tar and bsdtar read them; Go refuses them); the decoder allocates
+//     by the data fragments present only.
+//
+// Checksums are accepted in their unsigned and historic signed forms.
 //
 // Errors are *FormatError values carrying the archive offset at fault and
 // wrapping a sentinel (ErrChecksum, ErrTruncated, ErrFieldTooLong,

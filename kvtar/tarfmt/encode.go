@@ -29,12 +29,18 @@ import (
 //   - Uname, Gname: up to 31 bytes (the field is NUL-terminated), else
 //     "uname"/"gname" records.
 //
-// PAX record values must be valid UTF-8 (POSIX; bsdtar refuses a path it
-// cannot convert, even in a UTF-8 locale, and in the C locale it refuses
-// any non-ASCII path record, measured with bsdtar 3.6.2): a long name or
-// link name that is not valid UTF-8 is ErrUnencodable. The hdrcharset
-// record that would allow binary values makes GNU tar 1.34 warn, so it is
-// not used.
+// A header whose path, linkpath, uname or gname record is not pure ASCII
+// starts its records with "hdrcharset=BINARY" (POSIX: the values are bytes,
+// not UTF-8), so that every reader takes them as they are. Without it
+// bsdtar converts them from UTF-8: it turns a name that is not in Unicode
+// normal form C into another name ("e" U+0301 becomes "é" U+00E9), and
+// refuses a name that is not valid UTF-8 (and, in the C locale, any
+// non-ASCII name). With it, bsdtar 3.6.2, Python 3.11, Go and GNU tar 1.34
+// read the exact bytes, in the C and C.UTF-8 locales (measured, see
+// TestOddNonNFCKeys); GNU tar 1.34, which does not know the keyword,
+// prints "Ignoring unknown extended header keyword 'hdrcharset'" for each
+// such member (exit status 0). Names that fit the ustar fields need no
+// record: ustar fields are bytes for every reader.
 //
 // Invalid headers are *HeaderError: an empty name (after removing '/'), a
 // NUL in a string, negative numbers, Mode or device numbers over 7 octal
@@ -69,29 +75,23 @@ func encodeHeader(h Header, blocks int64) ([]byte, error) {
 
 	var blk Block
 	var recs []byte
-	addRec := func(field, key, value string) error {
-		if !utf8.ValidString(value) {
-			return &HeaderError{Field: field, Reason: "does not fit ustar and is not valid UTF-8", Err: ErrUnencodable}
-		}
+	binary := false // a string record is not pure ASCII
+	addRec := func(key, value string) {
 		recs = appendRecord(recs, key, value)
-		return nil
+		binary = binary || !isASCII(value)
 	}
 
 	if prefix, base, ok := splitUSTARName(name); ok {
 		copy(blk.prefix(), prefix)
 		copy(blk.name(), base)
 	} else {
-		if err := addRec("Name", paxPath, name); err != nil {
-			return nil, err
-		}
+		addRec(paxPath, name)
 		copy(blk.name(), name) // truncated: readers use the path record
 	}
 	if len(h.Linkname) <= len(blk.linkname()) {
 		copy(blk.linkname(), h.Linkname)
 	} else {
-		if err := addRec("Linkname", paxLinkpath, h.Linkname); err != nil {
-			return nil, err
-		}
+		addRec(paxLinkpath, h.Linkname)
 		copy(blk.linkname(), h.Linkname)
 	}
 	if !formatOctal(blk.size(), h.Size) {
@@ -114,14 +114,17 @@ func encodeHeader(h Header, blocks int64) ([]byte, error) {
 		}
 	}
 	for _, f := range []struct {
-		field, key, v string
-		dst           []byte
-	}{{"Uname", paxUname, h.Uname, blk.uname()}, {"Gname", paxGname, h.Gname, blk.gname()}} {
+		key, v string
+		dst    []byte
+	}{{paxUname, h.Uname, blk.uname()}, {paxGname, h.Gname, blk.gname()}} {
 		if len(f.v) < len(f.dst) {
 			copy(f.dst, f.v)
-		} else if err := addRec(f.field, f.key, f.v); err != nil {
-			return nil, err
+		} else {
+			addRec(f.key, f.v)
 		}
+	}
+	if binary {
+		recs = append(appendRecord(nil, paxCharset, charsetBinary), recs...)
 	}
 	formatOctal(blk.mode(), h.Mode)
 	formatOctal(blk.devmajor(), h.Devmajor)
@@ -163,6 +166,20 @@ func encodeHeader(h Header, blocks int64) ([]byte, error) {
 	out = append(out, recs...)
 	out = append(out, make([]byte, padLen(int64(len(recs))))...)
 	return append(out, blk[:]...), nil
+}
+
+// charsetBinary is the hdrcharset value that makes the header's string
+// values bytes (POSIX.1-2001 pax, "hdrcharset").
+const charsetBinary = "BINARY"
+
+// isASCII reports whether s is pure ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // maxID is the largest uid or gid GNU tar accepts (its uid_t and gid_t are

@@ -49,6 +49,9 @@ func writeCases() []want {
 		reg("héllo-wörld-日本語.txt", 17, 9),                                          // non-ASCII in ustar
 		reg("ünïcødé/"+strings.Repeat("ß", 80)+"/"+strings.Repeat("€", 40), 3, 10), // non-ASCII PAX path
 		reg("large.bin", 100000, 11),
+		// Non-ASCII PAX paths carry hdrcharset=BINARY: bsdtar reads a
+		// name that is not NFC as it is (not UTF-8: TestOddNonNFCKeys).
+		reg(strings.Repeat("nfd-cafe\u0301/", 12)+"e\u0301", 4, 21),
 	}
 	sub := reg("subsecond.txt", 7, 12)
 	sub.ModTime = time.Unix(1600000000, 123456789)
@@ -147,7 +150,6 @@ func TestEncodeErrors(t *testing.T) {
 		{func(h *Header) { h.Devmajor = 1 << 21 }, ErrUnencodable},
 		{func(h *Header) { h.Typeflag = TypeXHeader }, ErrUnencodable},
 		{func(h *Header) { h.Typeflag = TypeDir; h.Size = 1 }, ErrUnencodable},
-		{func(h *Header) { h.Name = strings.Repeat("\xff", 300) }, ErrUnencodable},
 		{func(h *Header) { h.ModTime = time.Unix(1<<62+1, 0) }, ErrRange},
 		{func(h *Header) { h.Name = strings.Repeat("a", MaxExtendedSize) }, ErrFieldTooLong},
 	} {
@@ -220,5 +222,54 @@ func TestEncodeHeaderBlocks(t *testing.T) {
 				t.Errorf("%d blocks: archive/tar reads %q size %d mtime %v", blocks, hdr.Name, hdr.Size, hdr.ModTime)
 			}
 		}
+	}
+}
+
+// TestEncodeCharset: an x header starts with hdrcharset=BINARY exactly
+// when one of its string records (path, linkpath, uname, gname) is not
+// pure ASCII; the decoder and Go read the bytes as they are.
+func TestEncodeCharset(t *testing.T) {
+	long := strings.Repeat("d/", 130) + "f"
+	for _, c := range []struct {
+		h      Header
+		binary bool
+	}{
+		{Header{Name: long}, false},
+		{Header{Name: long + "é"}, true},
+		{Header{Name: long + "e\u0301"}, true},
+		{Header{Name: long + "\xff"}, true},
+		{Header{Name: "short-é"}, false}, // fits ustar: no x header
+		{Header{Name: "l", Typeflag: TypeSymlink, Linkname: strings.Repeat("\xfe", 101)}, true},
+		{Header{Name: "u", Uname: strings.Repeat("ü", 20)}, true},
+		{Header{Name: "g", Gname: strings.Repeat("g", 40)}, false},
+	} {
+		h := c.h
+		if h.Typeflag == 0 {
+			h.Typeflag = TypeReg
+		}
+		h.ModTime = t0
+		hdr, err := EncodeHeader(h)
+		if err != nil {
+			t.Fatalf("%.40q: %v", h.Name, err)
+		}
+		recs := ""
+		if len(hdr) > BlockSize {
+			recs = string(hdr[BlockSize:])
+		}
+		if got := strings.HasPrefix(recs, "21 hdrcharset=BINARY\n"); got != c.binary {
+			t.Errorf("%.40q: hdrcharset record %v, want %v", h.Name, got, c.binary)
+		}
+		if strings.Count(recs, "hdrcharset") > 1 {
+			t.Errorf("%.40q: more than one hdrcharset record", h.Name)
+		}
+		m, err := decodeHeaderOnly(hdr)
+		if err != nil || m.Name != h.Name || m.Linkname != h.Linkname || m.Uname != h.Uname || m.Gname != h.Gname {
+			t.Errorf("%.40q: decoded %+v, %v", h.Name, m, err)
+		}
+		g, err := tar.NewReader(bytes.NewReader(hdr)).Next()
+		if err != nil {
+			t.Fatalf("%.40q: archive/tar: %v", h.Name, err)
+		}
+		sameHeader(t, "archive/tar", m.Header, g)
 	}
 }

@@ -16,8 +16,8 @@ var (
 	// ErrTruncated: a header, extended data or member data would extend
 	// past the end of the archive, or Data received fewer bytes than asked.
 	ErrTruncated = errors.New("tarfmt: archive truncated")
-	// ErrFieldTooLong: an extended header (x, g, L, K), a sparse map or an
-	// encoded header is over MaxExtendedSize.
+	// ErrFieldTooLong: an extended header (x, g, L, K) or an encoded
+	// header is over MaxExtendedSize.
 	ErrFieldTooLong = errors.New("tarfmt: field too long")
 	// ErrNumber: a numeric header field or PAX value is not a number.
 	ErrNumber = errors.New("tarfmt: invalid numeric field")
@@ -27,14 +27,15 @@ var (
 	// ErrPAXRecord: PAX extended header data is not a sequence of
 	// well-formed "%d %s=%s\n" records, or a record has an invalid value.
 	ErrPAXRecord = errors.New("tarfmt: malformed PAX record")
-	// ErrSparse: a sparse map is malformed or inconsistent with the data.
+	// ErrSparse: a sparse map is malformed, inconsistent with the data, or
+	// one that GNU tar and the other readers read differently (sparse.go).
 	ErrSparse = errors.New("tarfmt: invalid sparse map")
 	// ErrHeader: a header is invalid in some other way (unknown layout for
 	// its type, size on a type the readers disagree about).
 	ErrHeader = errors.New("tarfmt: invalid header")
 	// ErrMisplaced: an extended header (x, L, K) is not directly followed by
-	// the member it describes: two of the same kind in a row, or a g header
-	// or zero block in between. bsdtar rejects such archives.
+	// the member it describes: two x headers in a row, or a g header or
+	// zero block in between. bsdtar rejects such archives.
 	ErrMisplaced = errors.New("tarfmt: misplaced extended header")
 	// ErrUsage: the Decoder was driven out of order (a block at another
 	// offset than the one asked for, Data when no data was asked for, or a

@@ -6,26 +6,65 @@ import (
 	"time"
 )
 
-// Numeric header fields come in two encodings:
+// Numeric header fields are parsed as GNU tar 1.34 parses them (from_header
+// in its src/list.c), so that the store sees what GNU tar extracts:
 //
-//   - Octal (POSIX ustar): ASCII digits 0-7, conventionally zero-padded and
-//     terminated by a NUL or a space. Like GNU tar and Go, parseOctal is
-//     tolerant: leading spaces and NULs are skipped, the digits may be
-//     followed by any mix of spaces and NULs, and a field holding nothing
-//     else is zero. Any other byte is ErrNumber.
-//   - Base-256 (GNU tar, also read by bsdtar, Python and Go): the first byte
-//     has its top bit set; the field is then a big-endian two's-complement
-//     number in which the top bit stands for a copy of the sign bit (bit 6
-//     of the first byte). 0x80 0x00… is positive, 0xff 0xff… negative.
+//   - One leading NUL is skipped ("a buggy tar of unknown vintage" wrote
+//     one when the previous field overflowed), then white space (space,
+//     \t, \n, \v, \f, \r). A field blank to its end is ErrNumber: GNU tar
+//     reports "Blanks in header where numeric value expected" and fails.
+//   - Octal digits are read up to the first other byte. That byte must be a
+//     NUL or white space (or the field ends there); what follows it is not
+//     looked at. So a second leading NUL ends the field: "\0\0…0016\0"
+//     is 0, as GNU tar, bsdtar and Python read it (Go reads 14).
+//   - Base-256 (GNU tar, also read by bsdtar, Python and Go): the byte
+//     there is 0x80 (positive) or 0xff (negative); the rest of the field is
+//     a big-endian two's-complement number in which that byte's top bit
+//     stands for a copy of the sign bit. Another byte with its top bit set
+//     is ErrNumber, as in GNU tar and Python (bsdtar and Go accept it).
 //     Values that do not fit in an int64 are ErrRange.
+//   - Nothing else is a number (GNU tar's obsolete base-64, '+' or '-'
+//     first, is ErrNumber).
+//
+// A field made of NULs is 0. The checksum field follows the same rules
+// without base-256 (parseOctal), as in GNU tar's tar_checksum.
 
 // parseNumeric decodes an octal or base-256 header field.
-func parseNumeric(b []byte) (int64, error) {
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		return parseBase256(b)
+func parseNumeric(b []byte) (int64, error) { return parseField(b, true) }
+
+// parseOctal decodes an octal header field (the checksum).
+func parseOctal(b []byte) (int64, error) { return parseField(b, false) }
+
+// parseField is GNU tar's from_header; base256 allows base-256.
+func parseField(b []byte, base256 bool) (int64, error) {
+	i := 0
+	if len(b) > 0 && b[0] == 0 {
+		i++
 	}
-	return parseOctal(b)
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	switch {
+	case i == len(b):
+		return 0, errorf(ErrNumber, 0, "blank numeric field %q", b)
+	case base256 && (b[i] == 0x80 || b[i] == 0xff):
+		return parseBase256(b[i:])
+	}
+	var x int64
+	for ; i < len(b) && '0' <= b[i] && b[i] <= '7'; i++ {
+		if x > math.MaxInt64>>3 {
+			return 0, errorf(ErrRange, 0, "octal value overflows 64 bits")
+		}
+		x = x<<3 | int64(b[i]-'0')
+	}
+	if i < len(b) && b[i] != 0 && !isSpace(b[i]) {
+		return 0, errorf(ErrNumber, 0, "byte %q in numeric field %q", b[i], b)
+	}
+	return x, nil
 }
+
+// isSpace reports whether c is white space in the C locale (isspace).
+func isSpace(c byte) bool { return c == ' ' || '\t' <= c && c <= '\r' }
 
 func parseBase256(b []byte) (int64, error) {
 	neg := b[0]&0x40 != 0
@@ -55,26 +94,6 @@ func parseBase256(b []byte) (int64, error) {
 		return 0, errorf(ErrRange, 0, "base-256 value overflows 64 bits")
 	}
 	return v, nil
-}
-
-func parseOctal(b []byte) (int64, error) {
-	i := 0
-	for i < len(b) && (b[i] == ' ' || b[i] == 0) {
-		i++
-	}
-	var x int64
-	for ; i < len(b) && '0' <= b[i] && b[i] <= '7'; i++ {
-		if x > math.MaxInt64>>3 {
-			return 0, errorf(ErrRange, 0, "octal value overflows 64 bits")
-		}
-		x = x<<3 | int64(b[i]-'0')
-	}
-	for ; i < len(b); i++ {
-		if b[i] != ' ' && b[i] != 0 {
-			return 0, errorf(ErrNumber, 0, "byte %q in octal field %q", b[i], b)
-		}
-	}
-	return x, nil
 }
 
 // formatOctal writes v into dst as zero-padded octal digits followed by a
@@ -142,47 +161,56 @@ func parseDecimal(s string) (int64, error) {
 	return x, nil
 }
 
-// parsePAXTime decodes a PAX time: an optional '-', decimal seconds and an
-// optional '.' followed by decimal fraction digits (digits beyond
-// nanoseconds are dropped). A negative value counts back from the epoch as
-// a whole, so "-1.5" is 1.5 s before 1970 (time.Unix(-2, 5e8)), as GNU tar,
-// Python and Go read it.
+// parsePAXTime decodes a PAX time as GNU tar 1.34 does (decode_timespec in
+// its src/misc.c): an optional '-', decimal seconds (at least one digit)
+// and an optional '.' followed by decimal fraction digits (digits beyond
+// nanoseconds are dropped). Whatever follows is ignored: "12a4" is 12 s
+// and "1234.5x" 1234.5 s, as GNU tar and bsdtar read them silently
+// (Python reads 0, Go refuses the header). A value that does not start
+// with a digit is ErrNumber (GNU tar: "Malformed extended header").
+//
+// A negative value counts back from the epoch as a whole, so "-1.5" is
+// 1.5 s before 1970 (time.Unix(-2, 5e8)), as GNU tar, Python and Go read
+// it; like GNU tar, nonzero digits beyond nanoseconds round a negative
+// time down ("-1.0000000001" is time.Unix(-2, 999999999)).
 func parsePAXTime(s string) (time.Time, error) {
 	neg := false
 	if len(s) > 0 && s[0] == '-' {
 		neg, s = true, s[1:]
 	}
-	whole, frac := s, ""
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			whole, frac = s[:i], s[i+1:]
-			break
-		}
+	n := 0
+	for n < len(s) && '0' <= s[n] && s[n] <= '9' {
+		n++
 	}
-	sec, err := parseDecimal(whole)
+	sec, err := parseDecimal(s[:n])
 	if err != nil {
 		return time.Time{}, err
 	}
 	var nsec int64
-	for i := 0; i < 9; i++ {
-		nsec *= 10
-		if i < len(frac) {
-			c := frac[i]
+	dropped := false // nonzero digits beyond nanoseconds
+	if n < len(s) && s[n] == '.' {
+		digits := 0
+		for _, c := range []byte(s[n+1:]) {
 			if c < '0' || c > '9' {
-				return time.Time{}, errorf(ErrNumber, 0, "byte %q in time fraction %q", c, frac)
+				break
 			}
-			nsec += int64(c - '0')
+			if digits < 9 {
+				nsec, digits = nsec*10+int64(c-'0'), digits+1
+			} else if c != '0' {
+				dropped = true
+			}
 		}
-	}
-	for i := 9; i < len(frac); i++ {
-		if frac[i] < '0' || frac[i] > '9' {
-			return time.Time{}, errorf(ErrNumber, 0, "byte %q in time fraction %q", frac[i], frac)
+		for ; digits < 9; digits++ {
+			nsec *= 10
 		}
 	}
 	if sec > maxUnix {
 		return time.Time{}, errorf(ErrRange, 0, "time %q out of range", s)
 	}
 	if neg {
+		if dropped {
+			nsec++
+		}
 		sec = -sec
 		if nsec != 0 {
 			sec, nsec = sec-1, 1e9-nsec

@@ -6,10 +6,13 @@ import (
 )
 
 // MaxExtendedSize bounds the data of one extended header (PAX x or g, GNU
-// L or K) and of one sparse map that the decoder accepts, and of the x
-// header EncodeHeader writes. Go's reader refuses PAX headers over 1 MiB and
-// bsdtar attributes over about 1 MB; the store never needs more, and the
-// bound keeps the decoder's memory small.
+// L or K) that the decoder accepts, and of the x header EncodeHeader
+// writes. Go's reader refuses PAX headers over 1 MiB and bsdtar attributes
+// over about 1 MB; the store never needs more, and the bound keeps the
+// decoder's memory small. Sparse maps in the data area (PAX 1.0) or in
+// extension blocks (old GNU) are not bounded by it: GNU tar and bsdtar read
+// them whatever their size, and the decoder keeps only their data
+// fragments (sparse.go).
 const MaxExtendedSize = 1 << 20
 
 // A Record is one PAX extended header record, "<len> <Key>=<Value>\n".
@@ -20,7 +23,9 @@ type Record struct {
 // PAX keywords the decoder interprets (POSIX.1-2001 pax, "pax Extended
 // Header"), and the GNU sparse keywords (GNU tar manual, "Storing Sparse
 // Files"). Other keywords (atime, ctime, comment, charset, hdrcharset,
-// SCHILY.*, LIBARCHIVE.*) are accepted and ignored.
+// SCHILY.*, LIBARCHIVE.*) are accepted and ignored: the decoder keeps names
+// as bytes, so hdrcharset=BINARY (which EncodeHeader writes, see there)
+// changes nothing for it.
 const (
 	paxPath     = "path"
 	paxLinkpath = "linkpath"
@@ -31,6 +36,7 @@ const (
 	paxUname    = "uname"
 	paxGname    = "gname"
 	paxComment  = "comment"
+	paxCharset  = "hdrcharset"
 
 	sparseMajor     = "GNU.sparse.major"
 	sparseMinor     = "GNU.sparse.minor"
@@ -54,9 +60,10 @@ var globalKeys = map[string]bool{
 // each record is a decimal length (ASCII digits) counting the whole record,
 // a space, a non-empty keyword without '=' or NUL, '=', the value, and a
 // newline which must be the record's last byte; the records must cover the
-// data exactly. Values may hold any bytes (a comment can be binary), except
-// that path, linkpath, uname, gname and GNU.sparse.name may not contain NUL.
-// On error it returns a *FormatError whose Offset is relative to data.
+// data exactly. Values may hold any bytes (a comment can be binary, a path
+// can hold a NUL: the Decoder reads the values it interprets up to their
+// first NUL, see recordValue). On error it returns a *FormatError whose
+// Offset is relative to data.
 func ParseRecords(data []byte) ([]Record, error) {
 	var recs []Record
 	for pos := 0; pos < len(data); {
@@ -101,15 +108,24 @@ func parseRecord(s []byte) (Record, int, error) {
 	}
 	key, value := string(rec[:eq]), string(rec[eq+1:])
 	if strings.IndexByte(key, 0) >= 0 {
+		// GNU tar looks for the '=' in a C string: it reports a missing
+		// equal sign.
 		return Record{}, 0, errorf(ErrPAXRecord, i+1, "keyword %q contains NUL", key)
 	}
-	switch key {
-	case paxPath, paxLinkpath, paxUname, paxGname, sparseName:
-		if strings.IndexByte(value, 0) >= 0 {
-			return Record{}, 0, errorf(ErrPAXRecord, i+1, "%s value contains NUL", key)
-		}
-	}
 	return Record{Key: key, Value: value}, int(n), nil
+}
+
+// recordValue returns the value of a record as the Decoder interprets it:
+// up to its first NUL. GNU tar hands every value to its keyword's decoder
+// as a C string, and bsdtar copies path, linkpath, uname and gname as C
+// strings: a PAX path "dir/name\x00tail" is dir/name in both (measured,
+// GNU tar 1.34 and bsdtar 3.6.2). Python keeps the NUL, Go refuses the
+// header.
+func recordValue(v string) string {
+	if i := strings.IndexByte(v, 0); i >= 0 {
+		return v[:i]
+	}
+	return v
 }
 
 // appendRecord appends the record "<len> key=value\n" to dst. The length
