@@ -161,12 +161,28 @@ func (s *Store) compactRound() bool {
 		return false
 	}
 	ds := s.donors()
+	// When every member after the region can move into it, all of them
+	// move: the region and their old space join the free tail, and no
+	// hole is left to grow into the next compaction.
+	drain := false
+	if n := len(ds); n > 0 && s.onlyHoles(r.end(), ds[n-1].m.start, nil) {
+		total := int64(0)
+		for _, d := range ds {
+			_, l, err := d.layout()
+			if err != nil {
+				total = r.len + 1
+				break
+			}
+			total += l
+		}
+		drain = total <= r.len && total <= compactBudget
+	}
 	t := s.begin()
 	rest := r
 	moved := int64(0)
 	count := 0
 	for _, d := range ds {
-		if oneChunk(rest) || moved >= compactBudget {
+		if !drain && oneChunk(rest) || moved >= compactBudget {
 			break // what is left of the region fits one chunk (normalize lays it out)
 		}
 		if d.m.start < rest.end() {

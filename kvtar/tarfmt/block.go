@@ -3,6 +3,7 @@ package tarfmt
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // BlockSize is the size of a tar block: headers occupy one block each and
@@ -136,22 +137,22 @@ func (b *Block) unsignedSum() int64 {
 
 // signedSum is the historic checksum of some old tars: bytes as signed
 // values.
+// A byte of 128 or more counts 256 less than in the unsigned sum.
 func (b *Block) signedSum() int64 {
-	var sum int64
-	for i, c := range b {
-		if 148 <= i && i < 156 {
-			c = ' '
-		}
-		sum += int64(int8(c))
+	high := 0
+	for i := 0; i < BlockSize; i += 8 {
+		high += bits.OnesCount64(binary.LittleEndian.Uint64(b[i:]) & 0x8080808080808080)
 	}
-	return sum
+	for _, c := range b[148:156] { // the checksum field counts as spaces
+		high -= int(c >> 7)
+	}
+	return b.unsignedSum() - 256*int64(high)
 }
 
 // SetChecksum computes the checksum and stores it in the chksum field as
 // six octal digits, a NUL and a space (the form GNU tar and POSIX use).
 func (b *Block) SetChecksum() {
-	u, _ := b.Checksum()
-	formatOctal(b.chksum()[:7], u)
+	formatOctal(b.chksum()[:7], b.unsignedSum())
 	b.chksum()[7] = ' '
 }
 
