@@ -49,15 +49,6 @@ func (sm sum) mismatch(m *member, crc uint32) bool {
 	return sm.ok && sm.gen == m.gen.Load() && crc != sm.crc
 }
 
-// verify checks a whole value p read from m (bound to k) by a reader that
-// took sm.
-func verify(op string, k kv.Key, m *member, sm sum, p []byte) error {
-	if sm.ok && sm.mismatch(m, tarfmt.DataCRC(p)) {
-		return corruptData(op, k, m)
-	}
-	return nil
-}
-
 // zerosCRC returns the CRC-32C of n zero bytes.
 func zerosCRC(n int64) uint32 {
 	var zeros [64 << 10]byte

@@ -1,6 +1,7 @@
 package kvtar
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -97,4 +98,32 @@ func TestDamagedDataIsCorrupt(t *testing.T) {
 	long := "/" + strings.Repeat("n", 150)
 	wantCorruptAs(s.Rename(k("/victim"), k(long)), long)
 	require.NoError(t, s.Close())
+}
+
+// TestLargeGetVerifies damages a large value (read in staged chunks, then
+// in pieces whose CRC is computed beside the next read: readNew) at its
+// start, in its middle and in its last piece: Get fails with
+// kv.ErrCorrupt each time, and returns the value when it is intact.
+func TestLargeGetVerifies(t *testing.T) {
+	const size = 40<<20 + 123
+	v := pattern(7, size)
+	for _, at := range []int64{10, 4<<20 + 5, 20 << 20, size - 1} {
+		s, dev := newMemStore(t, 4096, 64<<20)
+		k := kv.MustKey("/large")
+		require.NoError(t, s.Set(k, v))
+		got, err := s.Get(k)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(v, got))
+		m := s.ix.lookup(k).val
+		require.NoError(t, s.Close())
+		img := dev.Bytes()
+		img[m.dataOff+at] ^= 0x40
+		bad := mustDev(t, 4096, img)
+		s, err = New(clock.NewFake(time.Unix(2e9, 0)), bad)
+		require.NoError(t, err)
+		_, err = s.Get(k)
+		require.ErrorIs(t, err, kv.ErrCorrupt, "damage at %d", at)
+		require.NoError(t, s.Close())
+		img[m.dataOff+at] ^= 0x40 // for the Check at cleanup
+	}
 }

@@ -3,6 +3,7 @@ package kvtar
 import (
 	"crypto/sha256"
 	"errors"
+	"hash/crc32"
 	"io"
 	"sync"
 	"time"
@@ -233,12 +234,12 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 		return nil, err
 	}
 	defer s.releasePin(d)
-	p, err := s.readNew(m, d)
+	p, crc, err := s.readNew(m, d)
 	if err != nil {
 		return nil, kv.Storage("get", k, err)
 	}
-	if err := verify("get", k, m, sm, p); err != nil {
-		return nil, err
+	if sm.ok && sm.mismatch(m, crc) {
+		return nil, corruptData("get", k, m)
 	}
 	return p, nil
 }
@@ -249,11 +250,16 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 // being made the device reads the value's first chunks into reused
 // buffers (at most headMax bytes), and those are copied into the result
 // while the device reads the rest straight into it: the making and the
-// copying overlap the device's work instead of adding to it.
-func (s *Store) readNew(m, d *member) ([]byte, error) {
+// copying overlap the device's work instead of adding to it. So does the
+// CRC-32C of the data, which it returns: the staged chunks' as they are
+// copied, the rest's piece by piece (crcPiece) as the next is read.
+func (s *Store) readNew(m, d *member) ([]byte, uint32, error) {
 	if m.size < 4*headChunk {
 		p := make([]byte, m.size)
-		return p, s.readData(m, d, p, 0)
+		if err := s.readData(m, d, p, 0); err != nil {
+			return nil, 0, err
+		}
+		return p, tarfmt.DataCRC(p), nil
 	}
 	made := make(chan []byte, 1)
 	go func() { made <- make([]byte, m.size) }()
@@ -289,22 +295,41 @@ func (s *Store) readNew(m, d *member) ([]byte, error) {
 		p = <-made
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	copied := make(chan struct{})
+	// The copies and the CRC run behind the reads, in order: first the
+	// staged chunks, then each piece read straight into p.
+	pieces := make(chan []byte, 2)
+	crcDone := make(chan uint32, 1)
 	go func() {
+		crc := uint32(0)
 		for i, b := range staged {
-			copy(p[int64(i)*headChunk:], b)
+			q := p[int64(i)*headChunk:][:len(b)]
+			copy(q, b)
+			crc = crc32.Update(crc, castagnoli, q)
 		}
-		close(copied)
+		for q := range pieces {
+			crc = crc32.Update(crc, castagnoli, q)
+		}
+		crcDone <- crc
 	}()
-	err = s.readData(m, d, p[off:], off)
-	<-copied
-	if err != nil {
-		return nil, err
+	for ; err == nil && off < m.size; off += crcPiece {
+		q := p[off:min(off+crcPiece, m.size)]
+		if err = s.readData(m, d, q, off); err == nil {
+			pieces <- q
+		}
 	}
-	return p, nil
+	close(pieces)
+	crc := <-crcDone
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, crc, nil
 }
+
+// crcPiece is how much of a large value Get reads before the CRC of what
+// it read goes on beside the next read.
+const crcPiece = 16 << 20
 
 // readNew reads the start of a value in chunks of headChunk bytes, up to
 // headMax bytes, while the result is being made. Measured here (64 MiB

@@ -295,6 +295,7 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (u
 func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, plan func(ws ...write) []write) (uint32, error) {
 	type chunk struct {
 		p   []byte
+		crc uint32 // of the bytes read so far, this chunk's included
 		err error
 	}
 	fail := func(err error) error { return readError(op, k, size, err) }
@@ -335,6 +336,9 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 	}()
 	defer close(stop)
 	go func() {
+		// The CRC is computed here, while the bytes are fresh in the
+		// cache and the writer goes on with earlier chunks.
+		crc := uint32(0)
 		for done := int64(0); done < size; {
 			var buf []byte
 			select {
@@ -344,8 +348,11 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 			}
 			n := min(bufSize, size-done)
 			_, err := io.ReadFull(r, buf[:n])
+			if err == nil {
+				crc = crc32.Update(crc, castagnoli, buf[:n])
+			}
 			select {
-			case full <- chunk{buf[:n], err}:
+			case full <- chunk{buf[:n], crc, err}:
 			case <-stop:
 				return
 			}
@@ -378,7 +385,7 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 			err = fail(c.err)
 			break
 		}
-		crc = crc32.Update(crc, castagnoli, c.p)
+		crc = c.crc
 		now := plan(write{off + done, c.p})
 		done += int64(len(c.p))
 		slots <- struct{}{}
@@ -548,9 +555,30 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 	s := t.s
 	d := acquire(old)
 	defer s.releasePin(d)
+	if m.size < stageDirect {
+		// Small: read whole, queued with the transaction's writes (the
+		// record vouches for them), as a small Set is; no stream, and no
+		// flush before the record for one.
+		p := make([]byte, m.size)
+		r := min(old.size, m.size)
+		err := s.unlocked(func() error { return s.readData(old, d, p[:r], 0) })
+		if err != nil {
+			return readError(op, k, m.size, err)
+		}
+		if r == old.size && old.hasCRC && tarfmt.DataCRC(p[:r]) != old.crc {
+			return corruptData(op, k, old)
+		}
+		applyPatch(p, 0, v, at)
+		t.put(m.dataOff, p)
+		t.seal(m, t.hdr, tarfmt.DataCRC(p))
+		return nil
+	}
 	pr, pw := io.Pipe()
 	go func() {
-		buf := make([]byte, streamChunk)
+		// Reads of copyChunk bytes: the device takes each as several
+		// requests at once, where the stream's chunks would go one by
+		// one.
+		buf := make([]byte, min(copyChunk, m.size))
 		crc := uint32(0)
 		for off := int64(0); off < m.size; {
 			n := min(int64(len(buf)), m.size-off)
@@ -584,6 +612,9 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 	}
 	return err
 }
+
+// copyChunk is the size of the reads of a large copy (copyPatched).
+const copyChunk = 8 << 20
 
 // Allocate binds the absent k to size zero bytes, stamped mtime (now when
 // zero).
