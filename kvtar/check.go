@@ -80,18 +80,8 @@ func (s *Store) Check() ([]Problem, error) {
 	})
 	// Data: members whose header carries the CRC of their data (chained
 	// appends, doc §3) still hold that data.
-	var ioErr error
-	each(&res.ix.root, kv.Root, func(n *node, k kv.Key) {
-		if ioErr != nil || !n.isValue() {
-			return
-		}
-		ok, tagged, err := s.dataMatchesTag(n.val)
-		switch {
-		case err != nil:
-			ioErr = err
-		case tagged && !ok:
-			bad(n.val.start, k.String(), "the data does not match the CRC-32C in its header")
-		}
+	ioErr := s.eachDamaged(&res.ix.root, func(k kv.Key, m *member) {
+		bad(m.start, k.String(), "the data does not match the CRC-32C in its header")
 	})
 	if ioErr != nil {
 		return nil, kv.Storage("check", kv.Root, ioErr)
@@ -171,4 +161,24 @@ func (s *Store) dataMatchesTag(m *member) (ok, tagged bool, err error) {
 	}
 	ok, err = s.dataHasCRC(m.dataOff, m.size, tag.DataCRC)
 	return ok, true, err
+}
+
+// eachDamaged calls fn for each value under root whose data does not match
+// the CRC-32C in its header, and returns the first read error (after which
+// it calls fn no more).
+func (s *Store) eachDamaged(root *node, fn func(k kv.Key, m *member)) error {
+	var ioErr error
+	each(root, kv.Root, func(n *node, k kv.Key) {
+		if ioErr != nil || !n.isValue() {
+			return
+		}
+		ok, tagged, err := s.dataMatchesTag(n.val)
+		switch {
+		case err != nil:
+			ioErr = err
+		case tagged && !ok:
+			fn(k, n.val)
+		}
+	})
+	return ioErr
 }

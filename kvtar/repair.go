@@ -45,21 +45,11 @@ func Repair(clk clock.PClock, dev hw.Block) ([]Problem, error) {
 		return probs, &kv.Error{Op: "repair", Key: kv.Root, Err: kv.ErrReadOnly, Detail: s.whyReadOnly}
 	}
 	var corrupt []kv.Key
-	var ioErr error
 	s.mu.RLock()
-	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
-		if ioErr != nil || !n.isValue() || !n.val.hasCRC {
-			return
-		}
-		ok, tagged, err := s.dataMatchesTag(n.val)
-		switch {
-		case err != nil:
-			ioErr = err
-		case tagged && !ok:
-			corrupt = append(corrupt, k)
-			probs = append(probs, Problem{Offset: n.val.start, Name: k.String(), Fatal: true,
-				What: fmt.Sprintf("the data at offset %d does not match its CRC-32C: removed", n.val.dataOff)})
-		}
+	ioErr := s.eachDamaged(&s.ix.root, func(k kv.Key, m *member) {
+		corrupt = append(corrupt, k)
+		probs = append(probs, Problem{Offset: m.start, Name: k.String(), Fatal: true,
+			What: fmt.Sprintf("the data at offset %d does not match its CRC-32C: removed", m.dataOff)})
 	})
 	s.mu.RUnlock()
 	if ioErr != nil {
