@@ -188,7 +188,7 @@ func (r *record) encode() (head, spill []byte) {
 	if inline {
 		n += int(r.commitLen())
 	}
-	b := make([]byte, n, n)
+	b := make([]byte, n)
 	copy(b, journalMagic)
 	le := binary.LittleEndian
 	le.PutUint32(b[12:], uint32(len(r.zeros)))

@@ -372,12 +372,6 @@ func (s *space) addHole(e extent) {
 	slices.SortFunc(s.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
 }
 
-// addChunk records one existing hole chunk found on the device.
-func (s *space) addChunk(e extent) {
-	s.chunks = append(s.chunks, e)
-	slices.SortFunc(s.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
-}
-
 // reclaimTail moves the end of archive back over the hole chunks that end
 // at it and returns the new end of archive (doc §2: a hole must not stand
 // right before the end-of-archive marker). Pinned extents beyond the end of

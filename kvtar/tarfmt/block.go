@@ -65,16 +65,12 @@ func (b *Block) prefix() []byte { return b[345:500] }
 func (b *Block) starPrefix() []byte  { return b[345:476] }
 func (b *Block) starTrailer() []byte { return b[508:512] }
 
-// GNU. The atime, ctime, offset and longnames fields are not interpreted
-// (GNU tar writes them only for incremental and multi-volume archives); they
-// are listed so that the layout is complete.
-func (b *Block) gnuAtime() []byte     { return b[345:357] }
-func (b *Block) gnuCtime() []byte     { return b[357:369] }
-func (b *Block) gnuOffset() []byte    { return b[369:381] }
-func (b *Block) gnuLongnames() []byte { return b[381:385] }
-func (b *Block) gnuSparse() []byte    { return b[386:482] }
-func (b *Block) gnuIsExtended() byte  { return b[482] }
-func (b *Block) gnuRealSize() []byte  { return b[483:495] }
+// GNU. The atime, ctime, offset and longnames fields (bytes 345 to 385)
+// are not interpreted: GNU tar writes them only for incremental and
+// multi-volume archives.
+func (b *Block) gnuSparse() []byte   { return b[386:482] }
+func (b *Block) gnuIsExtended() byte { return b[482] }
+func (b *Block) gnuRealSize() []byte { return b[483:495] }
 
 // GNU sparse extension block.
 func (b *Block) extSparse() []byte   { return b[0:504] }

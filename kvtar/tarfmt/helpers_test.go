@@ -115,12 +115,6 @@ func content(data []byte, m *Member) []byte {
 	return buf
 }
 
-// goEntry is what Go's archive/tar reports for one member.
-type goEntry struct {
-	hdr *tar.Header
-	err error // error reading the content
-}
-
 // sameHeader compares a decoded header with Go's.
 func sameHeader(t *testing.T, what string, h Header, g *tar.Header) {
 	t.Helper()
