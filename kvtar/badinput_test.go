@@ -151,6 +151,7 @@ func TestBadInputDamage(t *testing.T) {
 					if ro {
 						open = dev.ReadOnlyView()
 					}
+					// No end-of-test check: the image is damaged on purpose and no store opens.
 					s, err := newNoPanic(t, clock.NewFake(time.Unix(1e9, 0)), open)
 					require.Nil(t, s)
 					requireCorrupt(t, err, tc.off)
@@ -190,6 +191,7 @@ func TestBadInputGeometry(t *testing.T) {
 				}
 				s, err := newNoPanic(t, clk, open)
 				require.NoError(t, err)
+				checkWhenDone(t, s, dev)
 				v, err := s.Get(kv.MustKey("/a"))
 				require.NoError(t, err)
 				require.Equal(t, "abc", string(v))
@@ -215,6 +217,7 @@ func TestBadInputGeometry(t *testing.T) {
 					h := ustarBlock("last", '0', 0)
 					copy(full[tc.size-512:], h[:])
 				}
+				// No end-of-test check of cut: an archive cut short, on purpose.
 				cut, img2 := deviceOf(t, full, tc.ss, tc.size)
 				open = cut
 				if ro {
@@ -267,6 +270,7 @@ func TestBadInputUnsafeNames(t *testing.T) {
 			}
 			s, err := newNoPanic(t, clock.NewFake(time.Unix(1e9, 0)), open)
 			require.NoError(t, err)
+			checkWhenDone(t, s, dev)
 			want := newView()
 			want.files["/ok"] = bytesView([]byte("ok\n"))
 			requireSameView(t, "store", storeView(t, s), want)
@@ -291,6 +295,7 @@ func TestBadInputCutAndPadded(t *testing.T) {
 	require.Equal(t, append(pattern(1, 5000)[:3000], make([]byte, 2000)...), want.files["/a"].data)
 	s, err := newNoPanic(t, clock.NewFake(time.Unix(1e9, 0)), dev.ReadOnlyView())
 	require.NoError(t, err)
+	checkWhenDone(t, s, dev)
 	requireSameView(t, "store", storeView(t, s), want)
 	require.NoError(t, s.Close())
 	sameImage(t, dev, img, "open")
@@ -317,6 +322,8 @@ func TestBadInputLoneZeroBlock(t *testing.T) {
 		_, err = tr.Next()
 		require.Error(t, err, "archive/tar reads past a lone zero block")
 
+		// Checked at the end only once the writable open below repaired
+		// it: archive/tar cannot read past the lone zero block.
 		s, err := newNoPanic(t, clock.NewFake(time.Unix(1e9, 0)), dev.ReadOnlyView())
 		require.NoError(t, err)
 		requireSameView(t, "read-only store", storeView(t, s), want)
@@ -328,6 +335,7 @@ func TestBadInputLoneZeroBlock(t *testing.T) {
 
 		s, err = newNoPanic(t, clock.NewFake(time.Unix(1e9, 0)), dev)
 		require.NoError(t, err)
+		checkWhenDone(t, s, dev)
 		repaired := bytes.Clone(img)
 		clear(repaired[eoa+512 : eoa+1024])
 		sameArchive(t, dev, repaired, s.limit, "writable open: only the block after the zero block changes")
@@ -368,6 +376,7 @@ func TestBadInputHoleBeforeEnd(t *testing.T) {
 
 		s, err = newNoPanic(t, clock.NewFake(time.Unix(1e9, 0)), dev)
 		require.NoError(t, err)
+		checkWhenDone(t, s, dev) // the image as the writable open repaired it
 		info, err := s.Stat()
 		require.NoError(t, err)
 		require.Equal(t, holeAt, info.End, "end of archive")

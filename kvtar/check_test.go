@@ -17,6 +17,7 @@ import (
 // its CRC (chained appends) and reports a value whose bytes changed on the
 // device behind the store's back.
 func TestCheckDataCRC(t *testing.T) {
+	// No end-of-test check: the test changes a value's bytes on the device.
 	dev, err := mem.New(512, (1<<20)/512)
 	require.NoError(t, err)
 	require.NoError(t, Format(dev))
@@ -53,6 +54,7 @@ func TestGetLarge(t *testing.T) {
 	require.NoError(t, Format(dev))
 	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 	require.NoError(t, err)
+	checkWhenDone(t, s, dev)
 	v := pattern(9, headMax+4*headChunk+12345)
 	require.NoError(t, s.Set(kv.MustKey("/big"), v))
 	got, err := s.Get(kv.MustKey("/big"))

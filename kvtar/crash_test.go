@@ -127,6 +127,12 @@ func TestCrashEveryWrite(t *testing.T) {
 				dev.FailAtWrite(failAt)
 				s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 				require.NoError(t, err)
+				if failAt == 0 {
+					// The uncut run's image is checked at the end; a cut run's
+					// device lost its power, and its crash images are checked
+					// below (checkStore).
+					checkWhenDone(t, s, dev)
+				}
 				holesFirst(s)
 				if v.spill {
 					s.inlineLimit = 1
@@ -238,6 +244,9 @@ func cutEachWrite(t *testing.T, ops []crashOp, size uint64, images func(w int) [
 	require.NoError(t, Format(base))
 	checked := 0
 	for w := 1; ; w++ {
+		// No end-of-test check: each run's device is set to lose its power
+		// (the last run's at the checkpoint of Close), and every crash
+		// image is checked below.
 		dev := crash.New(base.Clone())
 		dev.FailAtWrite(w)
 		s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
@@ -324,6 +333,7 @@ func TestChainedAppendsStaleTail(t *testing.T) {
 	require.NoError(t, Format(dev))
 	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 	require.NoError(t, err)
+	checkWhenDone(t, s, dev)
 	k := kv.MustKey
 	require.NoError(t, s.Set(k("/x"), pattern(1, 300))) // the first transaction has a record
 	require.NoError(t, s.Set(k("/a1"), pattern(2, 1000)))
@@ -349,6 +359,7 @@ func TestChainedAppendsStaleTail(t *testing.T) {
 	require.NoError(t, ro.Close())
 	s2, err := New(clock.NewFake(time.Unix(2e9, 0)), crashed)
 	require.NoError(t, err)
+	checkWhenDone(t, s2, crashed)
 	require.Equal(t, want, contents(t, s2))
 	checkStore(t, s2, crashed.ReaderAt())
 	require.NoError(t, s2.Close())
@@ -369,6 +380,8 @@ func TestCrashGroupAppends(t *testing.T) {
 	val := func(w int) []byte { return pattern(byte(w), 300+97*w) }
 	images := 0
 	for n := 1; ; n++ {
+		// No end-of-test check: each run's device loses its power (the
+		// last one maybe in Close), and every crash image is checked below.
 		dev := crash.New(base.Clone())
 		g := &gatedDevice{Device: dev}
 		g.cond.L = &g.mu

@@ -29,6 +29,7 @@ func TestZeroedHeader(t *testing.T) {
 				require.NoError(t, Format(dev))
 				s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 				require.NoError(t, err)
+				checkWhenDone(t, s, dev) // dev stays whole: the damage is made on a copy
 				var keys []string
 				for i := range 12 {
 					k := fmt.Sprintf("/k%02d", i)
@@ -59,6 +60,7 @@ func TestZeroedHeader(t *testing.T) {
 				}
 				bad := mustDev(t, ss, img)
 
+				// No end-of-test check of this image: it is damaged on purpose.
 				s, err = New(clock.NewFake(time.Unix(2e9, 0)), bad)
 				require.NoError(t, err, "open of the damaged image")
 				kept := map[string][]byte{}
@@ -89,6 +91,7 @@ func TestZeroedHeader(t *testing.T) {
 				bad = mustDev(t, ss, bad.Bytes())
 				s, err = New(clock.NewFake(time.Unix(3e9, 0)), bad)
 				require.NoError(t, err)
+				checkWhenDone(t, s, bad) // the repaired image
 				require.Equal(t, kept, contents(t, s), "repair keeps every intact member")
 				require.NoError(t, s.Set(kv.MustKey("/new"), []byte("x")))
 				checkStore(t, s, bad.ReaderAt())
@@ -118,6 +121,7 @@ func TestFormatForgetsTheJournal(t *testing.T) {
 		require.NoError(t, Format(dev))
 		s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 		require.NoError(t, err)
+		checkWhenDone(t, s, dev)
 		for i := range 8 {
 			require.NoError(t, s.Set(kv.MustKey(fmt.Sprintf("/k%d", i)), pattern(byte(i), 5000)))
 		}
@@ -129,6 +133,7 @@ func TestFormatForgetsTheJournal(t *testing.T) {
 		require.NoError(t, Format(dev))
 		s, err = New(clock.NewFake(time.Unix(2e9, 0)), dev)
 		require.NoError(t, err)
+		checkWhenDone(t, s, dev)
 		require.Empty(t, s.Damage())
 		require.Empty(t, contents(t, s))
 		require.NoError(t, s.Set(kv.MustKey("/new"), []byte("x")))

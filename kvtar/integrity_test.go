@@ -59,6 +59,7 @@ func TestDamagedDataIsCorrupt(t *testing.T) {
 	require.NoError(t, s.Close())
 	img := dev.Bytes()
 	img[m.dataOff+77777] ^= 0x40 // the medium flips a bit
+	// No end-of-test check of dev2: it is damaged on purpose (dev, whole, is checked).
 	dev2, err := mem.FromBytes(512, img)
 	require.NoError(t, err)
 	s, err = New(clock.NewFake(time.Unix(2e9, 0)), dev2)
@@ -118,7 +119,7 @@ func TestLargeGetVerifies(t *testing.T) {
 		require.NoError(t, s.Close())
 		img := dev.Bytes()
 		img[m.dataOff+at] ^= 0x40
-		bad := mustDev(t, 4096, img)
+		bad := mustDev(t, 4096, img) // damaged on purpose: no end-of-test check (dev, whole, is checked)
 		s, err = New(clock.NewFake(time.Unix(2e9, 0)), bad)
 		require.NoError(t, err)
 		_, err = s.Get(k)

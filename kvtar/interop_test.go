@@ -766,6 +766,7 @@ func TestInteropEveryWrite(t *testing.T) {
 			clk := clock.NewFake(time.Unix(1e9, 0))
 			s, err := New(clk, dev)
 			require.NoError(t, err)
+			checkWhenDone(t, s, dev)
 			holesFirst(s) // so that the workload's values land in holes
 			ops := interopWorkload()
 			for i, op := range ops {

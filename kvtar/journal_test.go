@@ -877,6 +877,7 @@ func jrWriteRecord(t testing.TB, s *Store, i int, head, spill []byte, at int64) 
 // wrapping around, is errNoRecord.
 func TestJournalSpillOutsideArchive(t *testing.T) {
 	for _, ss := range []int{512, 4096} {
+		// No end-of-test check: the journal slots hold records written by hand.
 		s, _ := jrNewStore(t, ss, 1<<20)
 		r := jrSmall()
 		r.commits = append(r.commits, write{3072, jrData(12, 1000)})
@@ -924,6 +925,9 @@ func TestJournalSpillOutsideArchive(t *testing.T) {
 func TestJournalHostileRecordOpens(t *testing.T) {
 	for _, h := range jrHostiles() {
 		t.Run(h.name, func(t *testing.T) {
+			// No end-of-test check: the journal slot holds a record written
+			// by hand, whose writes are no archive when a device decodes it
+			// ("spilled bytes long": the device holds the right bytes).
 			s, dev := jrNewStore(t, 512, 1<<20)
 			r, head, spill := h.bytes()
 			jrWriteRecord(t, s, int(r.seq%2), head, spill, r.spill)

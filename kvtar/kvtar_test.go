@@ -29,6 +29,9 @@ func memHarness(ss int, size uint64, holes bool) kvtest.Harness {
 			require.NoError(t, err)
 			require.NoError(t, Format(dev))
 			s := open(t, clk, dev)
+			// After the suite's own cleanup, which checks and closes the
+			// subtest's last store: the final image, reopens included.
+			checkWhenDone(t, s, dev)
 			devs[s] = dev
 			return s
 		},

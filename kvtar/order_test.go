@@ -28,6 +28,7 @@ func TestGroupStreamAfterHoleLayout(t *testing.T) {
 		require.NoError(t, Format(dev))
 		s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
 		require.NoError(t, err)
+		checkWhenDone(t, s, dev)
 		holesFirst(s)
 		require.NoError(t, s.Set(kv.MustKey("/pre"), pattern('p', 1000)))
 		require.NoError(t, s.Set(kv.MustKey("/big"), pattern('g', 900<<10)))

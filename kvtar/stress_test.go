@@ -65,7 +65,9 @@ func TestStress(t *testing.T) {
 					Reopen: func(t testing.TB, s kv.RW) kv.RW {
 						checkStress(t, s.(*Store), dev) // the image as the writers left it
 						require.NoError(t, s.Close())
-						return open(t, dev.Reopen())
+						s2 := open(t, dev.Reopen())
+						checkWhenDone(t, s2.(*Store), dev)
+						return s2
 					},
 					AfterReopen: func(t testing.TB, s kv.RW) { checkStress(t, s.(*Store), dev) },
 					Seed:        seed,
@@ -114,6 +116,9 @@ func TestStressCrash(t *testing.T) {
 				img = dev.Crash(mode, int64(seed))
 				s2, err := New(stressClock(seed), img)
 				require.NoError(t, err, "open after the crash")
+				// The crash image as the reopened store leaves it; the device
+				// that lost its power is not checked.
+				checkWhenDone(t, s2, img)
 				return s2
 			},
 			AfterReopen: func(t testing.TB, s kv.RW) { checkStress(t, s.(*Store), img) },

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of tarstore: formatting, vet, and all packages under the race
+# Runs every test of tarstore: formatting, vet, staticcheck, and all packages under the race
 # detector, including the driver tests on real loop devices, then a bounded
 # fuzzing run of the HTTP handler.
 #
@@ -55,6 +55,9 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
+# staticcheck, pinned: fetched from the module proxy on first use.
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 60m "$@" ./...
 # The fuzz targets' seeds ran above as ordinary tests; the HTTP handler is
