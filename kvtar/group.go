@@ -143,10 +143,10 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 		t.short = roomNeed{}
 		if err := r.plan(t); err != nil {
 			t.rollback(mark)
-			if errors.Is(err, kv.ErrNoSpace) && t.short.n > 0 && s.resv != nil && r.own != s.resv {
+			if errors.Is(err, kv.ErrNoSpace) && t.short.n > 0 && s.sp.resv != nil && r.own != s.sp.resv {
 				// The tail ends at a reservation: the request waits for
 				// it to end (write).
-				r.finish(&waitReservation{s.resv.done})
+				r.finish(&waitReservation{s.sp.resv.done})
 				continue
 			}
 			if errors.Is(err, kv.ErrNoSpace) && !r.room && t.short.n > 0 && s.sp.free() >= t.short.n {

@@ -234,7 +234,7 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 		return nil, err
 	}
 	defer s.releasePin(d)
-	p, crc, err := s.readNew(m, d)
+	p, crc, err := s.readNew(m, d, sm.ok)
 	if err != nil {
 		return nil, kv.Storage("get", k, err)
 	}
@@ -251,15 +251,22 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 // buffers (at most headMax bytes), and those are copied into the result
 // while the device reads the rest straight into it: the making and the
 // copying overlap the device's work instead of adding to it. So does the
-// CRC-32C of the data, which it returns: the staged chunks' as they are
-// copied, the rest's piece by piece (crcPiece) as the next is read.
-func (s *Store) readNew(m, d *member) ([]byte, uint32, error) {
+// CRC-32C of the data, which it returns when withCRC is set (else 0): the
+// staged chunks' as they are copied, the rest's piece by piece (crcPiece)
+// as the next is read.
+func (s *Store) readNew(m, d *member, withCRC bool) ([]byte, uint32, error) {
+	sum := func(crc uint32, q []byte) uint32 {
+		if !withCRC {
+			return 0
+		}
+		return crc32.Update(crc, castagnoli, q)
+	}
 	if m.size < 4*headChunk {
 		p := make([]byte, m.size)
 		if err := s.readData(m, d, p, 0); err != nil {
 			return nil, 0, err
 		}
-		return p, tarfmt.DataCRC(p), nil
+		return p, sum(0, p), nil
 	}
 	made := make(chan []byte, 1)
 	go func() { made <- make([]byte, m.size) }()
@@ -306,10 +313,10 @@ func (s *Store) readNew(m, d *member) ([]byte, uint32, error) {
 		for i, b := range staged {
 			q := p[int64(i)*headChunk:][:len(b)]
 			copy(q, b)
-			crc = crc32.Update(crc, castagnoli, q)
+			crc = sum(crc, q)
 		}
 		for q := range pieces {
-			crc = crc32.Update(crc, castagnoli, q)
+			crc = sum(crc, q)
 		}
 		crcDone <- crc
 	}()

@@ -96,7 +96,7 @@ func (s *Store) reserve(op string, k kv.Key, size int64) (*reservation, error) {
 		return nil, nil
 	}
 	res := &reservation{start: dataOff - 3*blockSize, dataOff: dataOff, end: end, done: make(chan struct{})}
-	s.sp.resv, s.sp.resvEnd, s.resv = res.start, res.end, res
+	s.sp.resv = res
 	return res, nil
 }
 
@@ -105,7 +105,7 @@ func (s *Store) reserve(op string, k kv.Key, size int64) (*reservation, error) {
 func (s *Store) unreserve(res *reservation) {
 	s.wmu.Lock()
 	s.mu.Lock()
-	s.sp.resv, s.sp.resvEnd, s.resv = 0, 0, nil
+	s.sp.resv = nil
 	s.mu.Unlock()
 	s.wmu.Unlock()
 	close(res.done)

@@ -76,12 +76,8 @@ func (s *Store) roomMove() (donor, placement, []byte, bool) {
 			if r.end() == d.m.start || r.off == d.m.end || found && r.len >= best.from.len {
 				continue
 			}
-			if off, ok := fitIn(r, n, h, align, avoid); ok {
-				best, found = placement{off: off, from: r}, true
-			} else if padOK(h, align) {
-				if off, ok := fitIn(r, n+blockSize, h+blockSize, align, avoid); ok {
-					best, found = placement{off: off, from: r, pad: blockSize}, true
-				}
+			if p, ok := fitRun(r, n, h, align, avoid); ok {
+				best, found = p, true
 			}
 		}
 		if found && best.pad > 0 {

@@ -221,14 +221,9 @@ func (s *Store) scan(verifyFrom int64, seed uint32, knownEnd int64) (*scanResult
 			}
 			tag = &t
 		}
-		st, err := dec.Block(off, &tb)
-		for err == nil && st.Kind == tarfmt.StepNeedData {
-			var p []byte
-			p, err = rd.get(st.Offset, st.Len)
-			if err != nil {
-				return nil, kv.Storage("open", kv.Root, err)
-			}
-			st, err = dec.Data(p)
+		st, err, ioErr := rd.decode(dec, off, &tb)
+		if ioErr != nil {
+			return nil, kv.Storage("open", kv.Root, ioErr)
 		}
 		if err != nil {
 			var fe *tarfmt.FormatError
@@ -344,13 +339,9 @@ func (s *Store) decodesTo(rd *reader, at, end, size int64) (bool, error) {
 			return false, err
 		}
 		copy(b[:], p)
-		st, err := dec.Block(at, &b)
-		for err == nil && st.Kind == tarfmt.StepNeedData {
-			var d []byte
-			if d, err = rd.get(st.Offset, st.Len); err != nil {
-				return false, err
-			}
-			st, err = dec.Data(d)
+		st, err, ioErr := rd.decode(dec, at, &b)
+		if ioErr != nil {
+			return false, ioErr
 		}
 		if err != nil {
 			return false, nil
@@ -361,6 +352,21 @@ func (s *Store) decodesTo(rd *reader, at, end, size int64) (bool, error) {
 		at = st.Next
 	}
 	return false, nil
+}
+
+// decode feeds dec the header block b at off, and then the data it asks
+// for, read through r: the step it reaches, the decoder's error, or a
+// device error (ioErr).
+func (r *reader) decode(dec *tarfmt.Decoder, off int64, b *tarfmt.Block) (st tarfmt.Step, err, ioErr error) {
+	st, err = dec.Block(off, b)
+	for err == nil && st.Kind == tarfmt.StepNeedData {
+		var p []byte
+		if p, ioErr = r.get(st.Offset, st.Len); ioErr != nil {
+			return st, nil, ioErr
+		}
+		st, err = dec.Data(p)
+	}
+	return st, err, nil
 }
 
 // chainedData reports whether tm, whose header carries tag, is a whole

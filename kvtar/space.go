@@ -43,17 +43,17 @@ type space struct {
 	eoa     int64    // offset of the end-of-archive marker
 	chunks  []extent // hole chunks, sorted by offset, not overlapping
 	reserve int64    // tail space from which holes are reused first
-	// resv, when past the end of archive, is where the space a value
-	// streams into outside the write lock starts (reserve.go): the tail
-	// ends there until the value commits. resvEnd is where it ends.
-	resv, resvEnd int64
+	// resv is the space a value streams into outside the write lock
+	// (reserve.go; nil: none): while it lies past the end of archive, the
+	// tail ends at its start.
+	resv *reservation
 }
 
 // tailEnd is where the free tail ends: the archive area's end, or a
 // reservation's start.
 func (s *space) tailEnd() int64 {
-	if s.resv > s.eoa {
-		return s.resv
+	if s.resv != nil && s.resv.start > s.eoa {
+		return s.resv.start
 	}
 	return s.limit
 }
@@ -71,8 +71,8 @@ func (s *space) tailFree() int64 { return max(0, s.tailEnd()-s.eoa-eoaSize) }
 // then.
 func (s *space) free() int64 {
 	n := s.tailFree()
-	if s.resv > s.eoa {
-		n += max(0, s.limit-s.resvEnd)
+	if s.resv != nil && s.resv.start > s.eoa {
+		n += max(0, s.limit-s.resv.end)
 	}
 	for _, c := range s.chunks {
 		n += c.len
@@ -109,13 +109,7 @@ func (s *space) largest(hdr, align func(size int64) int64, avoid []extent) int64
 			_, ok := s.placeTail(h+d, h, a, avoid)
 			return ok
 		}
-		if _, ok := fitIn(r, h+d, h, a, avoid); ok {
-			return true
-		}
-		if !padOK(h, a) {
-			return false
-		}
-		_, ok := fitIn(r, h+d+blockSize, h+blockSize, a, avoid)
+		_, ok := fitRun(r, h+d, h, a, avoid)
 		return ok
 	}
 	// try finds the largest size that fits r from room down: at most a
@@ -201,14 +195,8 @@ func (s *space) place(n, hdr, align int64, avoid []extent) (placement, bool) {
 		if found && r.len >= best.from.len {
 			continue
 		}
-		if off, ok := fitIn(r, n, hdr, align, avoid); ok {
-			best = placement{off: off, from: r}
-			found = true
-		} else if padOK(hdr, align) {
-			if off, ok := fitIn(r, n+blockSize, hdr+blockSize, align, avoid); ok {
-				best = placement{off: off, from: r, pad: blockSize}
-				found = true
-			}
+		if p, ok := fitRun(r, n, hdr, align, avoid); ok {
+			best, found = p, true
 		}
 	}
 	if found {
@@ -236,6 +224,21 @@ func (s *space) placeTail(n, hdr, align int64, avoid []extent) (placement, bool)
 		return placement{}, false
 	}
 	return placement{off: off, tail: true}, true
+}
+
+// fitRun places a member in hole run r as place does: where fitIn finds
+// room, or else with its header one block longer (p.pad) when it may grow
+// (padOK).
+func fitRun(r extent, n, hdr, align int64, avoid []extent) (placement, bool) {
+	if off, ok := fitIn(r, n, hdr, align, avoid); ok {
+		return placement{off: off, from: r}, true
+	}
+	if padOK(hdr, align) {
+		if off, ok := fitIn(r, n+blockSize, hdr+blockSize, align, avoid); ok {
+			return placement{off: off, from: r, pad: blockSize}, true
+		}
+	}
+	return placement{}, false
 }
 
 // fitIn finds the first offset in run r where n bytes fit with the

@@ -32,10 +32,9 @@ type Store struct {
 	// planning to acknowledgement (group.go).
 	wmu sync.Mutex
 
-	// smu lets one value at a time stream into a reservation (reserve.go);
-	// resv is that reservation (nil: none), guarded by wmu and mu.
-	smu  sync.Mutex
-	resv *reservation
+	// smu lets one value at a time stream into a reservation (reserve.go:
+	// space.resv).
+	smu sync.Mutex
 	// qmu guards the queue of write requests and the leader flag.
 	qmu     sync.Mutex
 	queue   []*request
@@ -272,12 +271,23 @@ func (s *Store) writeCheckpoint(eoa int64) error {
 // largest is the size of the largest value (its key up to 100 bytes) that
 // fits now (space.largest), -1 when none does. The caller holds s.mu.
 func (s *Store) largest() int64 {
+	// A value header's length depends on the size only through whether it
+	// is empty (three blocks) and whether it fits the ustar size field
+	// (11 octal digits; else a PAX size record): one encoding per class.
+	k := kv.MustKey("/" + strings.Repeat("k", 99))
+	lens := map[[2]bool]int64{}
 	hdr := func(size int64) int64 {
-		h, err := valueHeader(kv.MustKey("/"+strings.Repeat("k", 99)), size, time.Unix(0, 0))
-		if err != nil {
-			return blockSize
+		class := [2]bool{size == 0, size >= 1<<33}
+		if n, ok := lens[class]; ok {
+			return n
 		}
-		return int64(len(h))
+		h, err := valueHeader(k, size, time.Unix(0, 0))
+		n := int64(len(h))
+		if err != nil {
+			n = blockSize
+		}
+		lens[class] = n
+		return n
 	}
 	return s.sp.largest(hdr, s.memberAlign, s.avoid())
 }

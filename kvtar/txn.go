@@ -727,7 +727,7 @@ func (t *txn) spillAt(stage []write, n int64) (int64, bool) {
 		off = max(off, w.off+int64(len(w.data)))
 	}
 	off = (off + t.s.ss - 1) / t.s.ss * t.s.ss
-	if r := t.s.resv; r != nil && off < r.end && off+n > r.start {
+	if r := t.s.sp.resv; r != nil && off < r.end && off+n > r.start {
 		// Not over a value streaming into its reservation (reserve.go).
 		off = (r.end + t.s.ss - 1) / t.s.ss * t.s.ss
 	}
