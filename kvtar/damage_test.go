@@ -24,12 +24,7 @@ func TestZeroedHeader(t *testing.T) {
 	for _, ss := range []int{512, 4096} {
 		for _, which := range []string{"first", "middle", "last"} {
 			t.Run(fmt.Sprintf("%d/%s", ss, which), func(t *testing.T) {
-				dev, err := mem.New(ss, (4<<20)/uint64(ss))
-				require.NoError(t, err)
-				require.NoError(t, Format(dev))
-				s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
-				require.NoError(t, err)
-				checkWhenDone(t, s, dev) // dev stays whole: the damage is made on a copy
+				s, dev := newMemStore(t, ss, 4<<20) // dev stays whole: the damage is made on a copy
 				var keys []string
 				for i := range 12 {
 					k := fmt.Sprintf("/k%02d", i)
@@ -61,7 +56,7 @@ func TestZeroedHeader(t *testing.T) {
 				bad := mustDev(t, ss, img)
 
 				// No end-of-test check of this image: it is damaged on purpose.
-				s, err = New(clock.NewFake(time.Unix(2e9, 0)), bad)
+				s, err := New(clock.NewFake(time.Unix(2e9, 0)), bad)
 				require.NoError(t, err, "open of the damaged image")
 				kept := map[string][]byte{}
 				for i, k := range keys {
@@ -116,12 +111,7 @@ func TestFormatForgetsTheJournal(t *testing.T) {
 	// With one remove more, the checkpoint lands in the other slot.
 	for _, c := range []struct{ ss, removes int }{{512, 0}, {512, 1}, {4096, 0}, {4096, 1}} {
 		ss := c.ss
-		dev, err := mem.New(ss, (2<<20)/uint64(ss))
-		require.NoError(t, err)
-		require.NoError(t, Format(dev))
-		s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
-		require.NoError(t, err)
-		checkWhenDone(t, s, dev)
+		s, dev := newMemStore(t, ss, 2<<20)
 		for i := range 8 {
 			require.NoError(t, s.Set(kv.MustKey(fmt.Sprintf("/k%d", i)), pattern(byte(i), 5000)))
 		}
@@ -131,7 +121,7 @@ func TestFormatForgetsTheJournal(t *testing.T) {
 		require.NoError(t, s.Close())
 		dev = mustDev(t, ss, dev.Bytes())
 		require.NoError(t, Format(dev))
-		s, err = New(clock.NewFake(time.Unix(2e9, 0)), dev)
+		s, err := New(clock.NewFake(time.Unix(2e9, 0)), dev)
 		require.NoError(t, err)
 		checkWhenDone(t, s, dev)
 		require.Empty(t, s.Damage())

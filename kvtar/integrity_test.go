@@ -125,6 +125,5 @@ func TestLargeGetVerifies(t *testing.T) {
 		_, err = s.Get(k)
 		require.ErrorIs(t, err, kv.ErrCorrupt, "damage at %d", at)
 		require.NoError(t, s.Close())
-		img[m.dataOff+at] ^= 0x40 // for the Check at cleanup
 	}
 }
