@@ -92,12 +92,16 @@ func (s *Store) donors() []donor {
 }
 
 // members returns the members the index binds (values and explicit
-// directories), each with its node and key, in key order.
+// directories) that compaction may consider, each with its node and key,
+// in key order. The value of a key whose superseded member a value
+// streams into stays where it is (dead.go): moving it would release that
+// space.
 func (s *Store) members() []donor {
 	var all []donor
+	sk, streaming := s.streamKey()
 	each(&s.ix.root, kv.Root, func(n *node, k kv.Key) {
 		for _, m := range []*member{n.val, n.dir} {
-			if m != nil {
+			if m != nil && !(streaming && m == n.val && k == sk) {
 				all = append(all, donor{m, n, k})
 			}
 		}
@@ -265,7 +269,11 @@ func (t *txn) move(d *donor, nm *member) bool {
 	if !m.dir {
 		// A value moved before a member of the same name that the store
 		// does not expose (or keeps for hard links) would lose to it at
-		// extraction: those go (links.go).
+		// extraction: those go (links.go). The key's superseded member
+		// stays if the value still comes after it (dead.go).
+		if dd := t.s.dead[d.k]; dd != nil && dd.start < nm.start {
+			t.deadKept = append(t.deadKept, dd)
+		}
 		t.touch(d.k)
 	}
 	node := d.n

@@ -35,7 +35,8 @@
 //
 // # 2. Holes
 //
-// Space of removed or replaced members becomes a hole: a PAX g header
+// Space of removed or replaced members becomes a hole (a replaced large
+// value is first kept as a superseded member, below): a PAX g header
 // whose data is a single comment record (tarfmt.HoleWrites), which every
 // reader skips silently. A hole's structure is three small writes (the
 // header block, the record prefix at the start of its data, the "\n" at
@@ -102,6 +103,22 @@
 // or next to holes so that free regions merge (room.go) — and plans the
 // write again: the space of removed values takes values of the same sizes
 // again. Stat's Largest is the largest value that fits now, exactly.
+//
+// A replaced value whose space one hole chunk cannot hold (over 512 KiB)
+// is not freed at once: it stays in the archive, superseded — a member of
+// the same name before the live one, which tar extraction replaces with
+// the later member, as after `tar -r`. The next write of that key goes
+// into its space when it fits there (about the same size), and the value
+// it replaces, usually the last member, gives its space back to the tail:
+// overwriting a large value writes its bytes once instead of being
+// followed by compaction copying the new value into the old space
+// (dead.go). A key has at most one superseded member; a remove, a rename
+// or a write of the key that goes elsewhere releases it; a write that
+// finds no room releases them all first. Their space counts as free.
+// `tar -t` lists such a key twice; extraction yields the store's value.
+// A superseded member's bytes are the old value's until its space is
+// reused: to erase a value's bytes, remove it rather than overwrite it
+// (and even then its bytes stay in a hole's filler until reused).
 //
 // # 3. Transactions
 //
@@ -234,7 +251,9 @@
 //     later value replaces an earlier value with the same key (a later
 //     directory member an earlier one). What is replaced is shadowed; the
 //     store turns shadowed members into holes in one transaction, except
-//     those that hard links still use, which go with their last link. A
+//     those that hard links still use, which go with their last link, and
+//     for each key bound to a value the last shadowed value before it
+//     that qualifies as superseded (§2, deadAtOpen), which stays. A
 //     member whose kind conflicts with an earlier one — a file where a
 //     directory is or below a file, a directory where a file is — is
 //     damage: tar extraction fails or depends on the disk, so the open

@@ -139,6 +139,13 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 			deferred = append(deferred, r)
 			continue
 		}
+		if k, ok := s.streamKey(); ok && r.own != s.sp.resv && conflicts(r.keys, []kv.Key{k}) {
+			// A value streams into the space of k's superseded member:
+			// the request would release that space; it waits for the
+			// stream to commit (dead.go).
+			r.finish(&waitReservation{s.sp.resv.done})
+			continue
+		}
 		mark := t.mark()
 		t.short = roomNeed{}
 		if err := r.plan(t); err != nil {
@@ -149,7 +156,7 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 				r.finish(&waitReservation{s.sp.resv.done})
 				continue
 			}
-			if errors.Is(err, kv.ErrNoSpace) && !r.room && t.short.n > 0 && s.sp.free() >= t.short.n {
+			if errors.Is(err, kv.ErrNoSpace) && !r.room && t.short.n > 0 && s.free() >= t.short.n {
 				// Free space enough, but not where the member can go:
 				// the store makes room after this group, and the
 				// request is planned again (room.go). Its keys stay
@@ -256,6 +263,7 @@ type txnMark struct {
 	placed                           int
 	lones                            int
 	touched                          int
+	deadKept                         int
 }
 
 func (t *txn) mark() txnMark {
@@ -263,7 +271,7 @@ func (t *txn) mark() txnMark {
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
 		writes: slices.Clone(t.writes), forced: slices.Clone(t.forced), released: len(t.released), apply: len(t.apply),
-		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones), touched: len(t.touched)}
+		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones), touched: len(t.touched), deadKept: len(t.deadKept)}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -277,4 +285,5 @@ func (t *txn) rollback(m txnMark) {
 	t.zeros = t.zeros[:m.zeros]
 	t.placed, t.lones = m.placed, t.lones[:m.lones]
 	t.touched = t.touched[:m.touched]
+	t.deadKept = t.deadKept[:m.deadKept]
 }

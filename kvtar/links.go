@@ -67,6 +67,7 @@ func (t *txn) dropTouched() {
 	if len(t.touched) == 0 {
 		return
 	}
+	t.dropDead()
 	for m, k := range s.kept {
 		if t.under(k) {
 			t.release(m)

@@ -591,5 +591,5 @@ func (s *Store) Free() (int64, error) {
 	if s.closed {
 		return 0, kv.Closed("free", kv.Root)
 	}
-	return s.sp.free(), nil
+	return s.free(), nil
 }

@@ -82,7 +82,11 @@ func (s *Store) open() error {
 	// headers: images written before doc §2's rules) are laid out again or
 	// compacted.
 	needLayout := len(s.sp.bad()) > 0
-	if !res.cut && !res.loneZero && len(res.shadowed) == 0 && len(res.damaged) == 0 && !needTail && !needLayout || s.sp.eoa+eoaSize > s.limit {
+	// Shadowed members that qualify stay as superseded members (dead.go);
+	// the others are stray duplicates.
+	s.dead = deadAtOpen(res.ix, res.shadowed, res.shadowKeys)
+	stray := slices.DeleteFunc(slices.Clone(res.shadowed), func(m *member) bool { return s.dead[res.shadowKeys[m]] == m })
+	if !res.cut && !res.loneZero && len(stray) == 0 && len(res.damaged) == 0 && !needTail && !needLayout || s.sp.eoa+eoaSize > s.limit {
 		// Nothing to repair; or the archive reaches into the journal
 		// area: the store is full and must not write there.
 		if replayed && s.sp.eoa+eoaSize <= s.limit {
@@ -107,7 +111,7 @@ func (s *Store) open() error {
 	case res.loneZero:
 		t.commit(s.sp.eoa+blockSize, make([]byte, blockSize))
 	}
-	for _, m := range res.shadowed {
+	for _, m := range stray {
 		if m.linked == 0 {
 			t.release(m)
 		} else {

@@ -2,6 +2,7 @@ package kvtar
 
 import (
 	"io"
+	"time"
 
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kvtar/tarfmt"
@@ -41,10 +42,14 @@ const maxGap = tarfmt.MaxHoleChunkData + blockSize
 
 // A reservation is the space a value streams into outside the lock.
 type reservation struct {
-	start   int64         // where the tail ends meanwhile (space.resv)
+	start   int64         // where the tail ends meanwhile (space.resv); in dead's space, where the header goes
 	dataOff int64         // the value's data, sector-aligned
 	end     int64         // the end of the value's padded data
 	done    chan struct{} // closed when the reservation ends
+	// dead is the superseded member of key whose space the value streams
+	// into (dead.go), instead of past the end of archive; nil when none.
+	dead *member
+	key  kv.Key
 }
 
 // setStreamed is SetFrom of a value larger than readFirst: streamed into a
@@ -85,6 +90,10 @@ func (s *Store) reserve(op string, k kv.Key, size int64) (*reservation, error) {
 	if size > s.limit {
 		return nil, nil
 	}
+	if res := s.reserveDead(k, size); res != nil {
+		s.sp.resv = res
+		return res, nil
+	}
 	start := s.sp.eoa
 	for _, a := range s.avoid() {
 		start = max(start, a.end()) // readers' extents past the end of archive
@@ -98,6 +107,26 @@ func (s *Store) reserve(op string, k kv.Key, size int64) (*reservation, error) {
 	res := &reservation{start: dataOff - 3*blockSize, dataOff: dataOff, end: end, done: make(chan struct{})}
 	s.sp.resv = res
 	return res, nil
+}
+
+// reserveDead reserves the space of k's superseded member for a value of
+// size bytes, when the value fits there (dead.go); else it returns nil.
+func (s *Store) reserveDead(k kv.Key, size int64) *reservation {
+	d := s.dead[k]
+	if !s.deadUsable(d) {
+		return nil
+	}
+	hdr, err := valueHeader(k, size, s.now())
+	if err != nil {
+		return nil
+	}
+	h := int64(len(hdr))
+	p, ok := s.fitDead(d, h+size+tarfmt.PadLen(size), h, s.memberAlign(size))
+	if !ok {
+		return nil
+	}
+	dataOff := p.off + h + p.pad
+	return &reservation{start: p.off, dataOff: dataOff, end: dataOff + size + tarfmt.PadLen(size), done: make(chan struct{}), dead: d, key: k}
 }
 
 // unreserve ends res: the tail reaches the end of the archive area again,
@@ -123,6 +152,9 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 		hdr, err := encodeMember(k, false, size, mtime, 0)
 		if err != nil {
 			return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+		}
+		if res.dead != nil {
+			return t.commitDead(op, k, n, res, hdr, size, mtime, crc)
 		}
 		// The space from the end of archive to the header: a hole, or a
 		// block more of header where it would be one block (a header
@@ -155,8 +187,46 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 			}
 		}
 		m.mtime = mtime
-		t.replace(n)
+		t.replaceValue(n, k, m)
 		t.bind(k, m)
 		return nil
 	}
+}
+
+// commitDead commits a value streamed into the space of superseded member
+// res.dead: its header goes right before its data, where reserveDead
+// placed it (hdr is its natural header; one block longer where the
+// placement asked for that).
+func (t *txn) commitDead(op string, k kv.Key, n *node, res *reservation, hdr []byte, size int64, mtime time.Time, crc uint32) error {
+	s := t.s
+	var m *member
+	if pad := res.dataOff - res.start - int64(len(hdr)); s.dead[k] == res.dead && (pad == 0 || pad == blockSize && padOK(int64(len(hdr)), blockSize)) {
+		if pad > 0 {
+			var err error
+			if hdr, err = encodeMember(k, false, size, mtime, (int64(len(hdr))+pad)/blockSize); err != nil {
+				return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
+			}
+		}
+		d := res.dead
+		m = t.putMember(placement{off: res.start, from: d.extent(), dead: d}, hdr, size)
+		t.streamed = append(t.streamed, extent{res.dataOff, size})
+		t.seal(m, hdr, crc)
+	} else {
+		// Not where it was reserved (the header's size changed): the
+		// value is copied to a placement of its own, out of the space
+		// it streamed into.
+		t.noDead = true
+		var err error
+		if m, err = t.place(op, k, size, mtime); err != nil {
+			return err
+		}
+		src := &member{dataOff: res.dataOff, size: size, dataSize: size, crc: crc, hasCRC: true}
+		if err := t.copyPatched(op, k, src, m, 0, nil); err != nil {
+			return err
+		}
+	}
+	m.mtime = mtime
+	t.replaceValue(n, k, m)
+	t.bind(k, m)
+	return nil
 }

@@ -18,7 +18,8 @@ import "slices"
 //
 // Each move makes the tail or the largest hole strictly larger, so the
 // rounds end; they are bounded too (roomRounds, roomBudget). A write that
-// still does not fit gets kv.ErrNoSpace.
+// still does not fit gets kv.ErrNoSpace. Before any move, the superseded
+// members are released (dead.go).
 
 // roomRounds bounds the moves of one makeRoom.
 const roomRounds = 256
@@ -40,6 +41,11 @@ func (s *Store) fits(need roomNeed) bool {
 // makeRoom moves members until need fits (see above) and reports whether
 // it does. The caller holds s.wmu and s.mu.
 func (s *Store) makeRoom(need roomNeed) bool {
+	if !s.fits(need) && s.releaseDead() {
+		// Superseded members hold free space (dead.go): it is the
+		// first to be given back.
+		s.compact()
+	}
 	moved := int64(0)
 	for range roomRounds {
 		if s.fits(need) {

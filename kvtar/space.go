@@ -139,6 +139,9 @@ type placement struct {
 	// where the member would leave a single block of its hole run free,
 	// which cannot be a hole (gapOK).
 	pad int64
+	// dead is the superseded member whose space the member takes
+	// (dead.go), from being its hole run; nil when none.
+	dead *member
 }
 
 // padOK reports whether a header of hdr bytes may grow by one block (it
@@ -333,6 +336,17 @@ func (s *space) drop(r extent) {
 // of the run (or, at the tail, the alignment gap) that must be laid out as
 // new holes.
 func (s *space) take(p placement, n int64) (consumed []extent, leftover []extent) {
+	if p.dead != nil {
+		// The superseded member's space is not in the map: what the
+		// member leaves of it becomes holes.
+		if p.off > p.from.off {
+			leftover = append(leftover, extent{p.from.off, p.off - p.from.off})
+		}
+		if end := p.off + n; end < p.from.end() {
+			leftover = append(leftover, extent{end, p.from.end() - end})
+		}
+		return nil, leftover
+	}
 	if p.tail {
 		if p.off > s.eoa {
 			leftover = append(leftover, extent{s.eoa, p.off - s.eoa})
@@ -372,7 +386,7 @@ func (s *space) addHole(e extent) {
 	for _, c := range cs {
 		s.chunks = append(s.chunks, extent{c.Offset, c.Blocks * blockSize})
 	}
-	slices.SortFunc(s.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
+	sortExtents(s.chunks)
 }
 
 // reclaimTail moves the end of archive back over the hole chunks that end
@@ -386,6 +400,11 @@ func (s *space) reclaimTail() int64 {
 		s.chunks = s.chunks[:n-1]
 	}
 	return s.eoa
+}
+
+// sortExtents sorts es by offset.
+func sortExtents(es []extent) {
+	slices.SortFunc(es, func(a, b extent) int { return cmp64(a.off, b.off) })
 }
 
 func cmp64(a, b int64) int {

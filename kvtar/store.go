@@ -51,6 +51,8 @@ type Store struct {
 	// kept only because hard links use their data (links.go), with the
 	// keys their names map to.
 	kept map[*member]kv.Key
+	// dead are the superseded members, by key (dead.go).
+	dead map[kv.Key]*member
 	// unexposed are the members of a foreign archive the store keeps but
 	// does not expose (links.go).
 	unexposed []*unexposed
@@ -175,6 +177,7 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		whyReadOnly: why,
 		zombies:     map[*member]struct{}{},
 		kept:        map[*member]kv.Key{},
+		dead:        map[kv.Key]*member{},
 		heads:       bufPool{size: headChunk},
 		chunks:      bufPool{size: streamChunk},
 	}, nil
@@ -335,7 +338,7 @@ func (s *Store) Stat() (Info, error) {
 	return Info{
 		Device:      s.dev.Info(),
 		Size:        s.limit,
-		Free:        s.sp.free(),
+		Free:        s.free(),
 		Largest:     max(0, s.largest()),
 		Values:      s.ix.count,
 		End:         s.sp.eoa,

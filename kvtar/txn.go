@@ -57,6 +57,14 @@ type txn struct {
 	// that makes the hole is durable.
 	fills []write
 
+	// deadKept are the superseded members (dead.go) the transaction
+	// keeps although it touches their keys: its members take their space
+	// (useDead), or its new member of the key lies after them (a
+	// compaction move). noDead keeps its placements out of such space (a
+	// copy from it, reserve.go).
+	deadKept []*member
+	noDead   bool
+
 	// gates are the patching channels of the members this transaction
 	// patches in place; end closes them.
 	gates []*member
@@ -119,7 +127,7 @@ func (t *txn) consume(chunks []extent) {
 			t.invisible = append(t.invisible, f)
 		}
 	}
-	slices.SortFunc(t.invisible, func(a, b extent) int { return cmp64(a.off, b.off) })
+	sortExtents(t.invisible)
 }
 
 // onDevice reports whether c is a hole chunk of the archive on the device
@@ -266,9 +274,9 @@ func (t *txn) finish() {
 	for _, m := range t.released {
 		freed = append(freed, m.extent())
 	}
-	slices.SortFunc(freed, func(a, b extent) int { return cmp64(a.off, b.off) })
+	sortExtents(freed)
 	sp.chunks = append(sp.chunks, freed...)
-	slices.SortFunc(sp.chunks, func(a, b extent) int { return cmp64(a.off, b.off) })
+	sortExtents(sp.chunks)
 	sp.reclaimTail()
 	t.normalize(freed)
 	if sp.eoa != t.diskEOA {

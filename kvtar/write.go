@@ -94,7 +94,12 @@ func (t *txn) placeMember(op string, k kv.Key, enc func(blocks int64) ([]byte, e
 	// 512-byte-sector devices, whose physical blocks are usually 4 KiB:
 	// their reads and writes are then whole-sector direct I/O. Small
 	// values are packed; the alignment gap would cost more than it saves.
-	p, ok := s.sp.place(n, h, s.memberAlign(size), s.avoid())
+	// Into the space of k's superseded member first (dead.go): the
+	// value that member precedes is replaced.
+	p, ok := t.placeDead(k, n, h, s.memberAlign(size))
+	if !ok {
+		p, ok = s.sp.place(n, h, s.memberAlign(size), s.avoid())
+	}
 	if !ok {
 		if n > t.short.n {
 			t.short = roomNeed{n, h, s.memberAlign(size)}
@@ -129,6 +134,9 @@ func (t *txn) putMember(p placement, hdr []byte, size int64) *member {
 	t.placed++
 	consumed, leftover := s.sp.take(p, n)
 	t.consume(consumed)
+	if p.dead != nil {
+		t.useDead(p.dead)
+	}
 	for _, e := range leftover {
 		t.hole(e)
 	}
@@ -267,7 +275,7 @@ func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []by
 			}
 			t.seal(m, hdr, crc)
 		}
-		t.replace(n)
+		t.replaceValue(n, k, m)
 		t.bind(k, m)
 		return nil
 	}
@@ -540,7 +548,7 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 	if err := t.copyPatched(op, k, old, m, at, v); err != nil {
 		return err
 	}
-	t.replace(n)
+	t.replaceValue(n, k, m)
 	t.bind(k, m)
 	return nil
 }

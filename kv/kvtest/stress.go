@@ -28,7 +28,8 @@ import (
 // /w3/d0/v0../w3/d2/v3, /w3/d0/e/v0../w3/d2/e/v1), so that its own model (a
 // NewModel holding only its keys) is exact whatever the other writers do.
 // Each writer draws operations from its own seeded source: sets of new keys
-// and overwrites, SetFrom, SetPartial (inside a value, at its end, past it,
+// and overwrites, SetFrom, new versions of existing values of about their
+// size (StressConfig.Rewrites), SetPartial (inside a value, at its end, past it,
 // on a missing key), Allocate (new or already present), removes of values
 // and of whole dictionaries, renames of a value to a missing key or over a
 // value and of a dictionary to a missing one, and the occasional set over a
@@ -71,6 +72,9 @@ func Stress(t testing.TB, cfg StressConfig) StressStats {
 	}
 	if cfg.MaxValue <= 0 {
 		cfg.MaxValue = 256 << 10
+	}
+	if cfg.Rewrites <= 0 {
+		cfg.Rewrites = 3
 	}
 	t.Logf("stress: seed=%d (rerun with %s=%d), %d writers", cfg.Seed, SeedEnv, cfg.Seed, cfg.Writers)
 	h := &stress{t: t, cfg: cfg, s: cfg.Open(t), tick: make(chan struct{}, 64)}
@@ -141,6 +145,10 @@ type StressConfig struct {
 	Duration time.Duration
 	// MaxValue is the largest value written; 0 means 256 KiB.
 	MaxValue int
+	// Rewrites is the percentage of operations that write a new version
+	// of an existing value, of about its size, with SetFrom (a file
+	// edited and saved again); 0 means 3.
+	Rewrites int
 	// Seed seeds every random choice.
 	Seed uint64
 	// InDoubt, if set, tells the errors after which the store cannot go on
@@ -373,10 +381,15 @@ func (w *stressWriter) pick() *stressOp {
 		i := r.IntN(len(vals))
 		return vals[i], sizes[i]
 	}
-	// The cases below, by the percentile of choice: set 30, set_from 6,
+	// Rewrites percent of the operations are new versions (set_from);
+	// the others are drawn by the percentile of choice: set 30, set_from 6,
 	// set_partial 15, allocate 7, set over a dictionary 1, remove a value
 	// 15, remove a dictionary 6, rename a value 15, rename a dictionary 5.
 	choice := r.IntN(100)
+	rewrite := r.IntN(100) < w.h.cfg.Rewrites
+	if rewrite {
+		choice = 30 // set_from
+	}
 	if w.full && len(vals) > 0 {
 		choice = 59 + r.IntN(21) // remove something: a value, or a dictionary
 	}
@@ -386,8 +399,14 @@ func (w *stressWriter) pick() *stressOp {
 		v := w.data(w.size())
 		return &stressOp{fmt.Sprintf("set %s (%d bytes)", k, len(v)), []kv.Key{k}, func(s kv.RW) error { return s.Set(k, v) }}
 	case choice < 36:
-		k := anyKey()
-		v := w.data(w.size())
+		k, size := anyKey(), w.size()
+		if rewrite && len(vals) > 0 {
+			// A new version of about the same size: a store may
+			// reuse the old one's place.
+			k, size = existing()
+			size = min(max(0, size+r.IntN(8193)-4096), w.h.cfg.MaxValue)
+		}
+		v := w.data(size)
 		return &stressOp{fmt.Sprintf("set_from %s (%d bytes)", k, len(v)), []kv.Key{k},
 			func(s kv.RW) error { return s.SetFrom(k, bytes.NewReader(v), int64(len(v))) }}
 	case choice < 51:
