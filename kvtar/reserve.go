@@ -141,7 +141,7 @@ func (s *Store) unreserve(res *reservation) {
 }
 
 // planReserved returns the plan that commits the value streamed into res:
-// its header from the end of archive to the data, sealed with crc.
+// its header right before the data, sealed with crc.
 func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, crc uint32) func(t *txn) error {
 	return func(t *txn) error {
 		n, err := s.checkTarget(op, k)
@@ -149,35 +149,22 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 			return err
 		}
 		mtime := s.now()
-		hdr, err := encodeMember(k, false, size, mtime, 0)
+		hdr, p, ok, err := s.reservedPlacement(op, k, res, size, mtime)
 		if err != nil {
-			return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
-		}
-		if res.dead != nil {
-			return t.commitDead(op, k, n, res, hdr, size, mtime, crc)
-		}
-		// The space from the end of archive to the header: a hole, or a
-		// block more of header where it would be one block (a header
-		// that could not grow by one is shorter than the space by more:
-		// reserve leaves at least five blocks).
-		gap := res.dataOff - int64(len(hdr)) - s.sp.eoa
-		if gap == blockSize && padOK(int64(len(hdr)), blockSize) {
-			if hdr, err = encodeMember(k, false, size, mtime, int64(len(hdr))/blockSize+1); err != nil {
-				return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
-			}
-			gap = 0
+			return err
 		}
 		var m *member
-		if gapOK(gap) && gap <= maxGap {
-			m = t.putMember(placement{off: res.dataOff - int64(len(hdr)), tail: true}, hdr, size)
+		if ok {
+			m = t.putMember(p, hdr, size)
 			// The data is on the device already: flushed before the
 			// journal record (stepOne), as a stream's.
 			t.streamed = append(t.streamed, extent{res.dataOff, size})
 			t.seal(m, hdr, crc)
 		} else {
-			// The end of archive moved back too far: the value moves
-			// to a placement of its own, copied from where it streamed
-			// (no reader sees that space).
+			// The value moves to a placement of its own, copied from
+			// where it streamed (no reader sees that space; nor does
+			// the placement take it: noDead).
+			t.noDead = res.dead != nil
 			if m, err = t.place(op, k, size, mtime); err != nil {
 				return err
 			}
@@ -193,40 +180,45 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 	}
 }
 
-// commitDead commits a value streamed into the space of superseded member
-// res.dead: its header goes right before its data, where reserveDead
-// placed it (hdr is its natural header; one block longer where the
-// placement asked for that).
-func (t *txn) commitDead(op string, k kv.Key, n *node, res *reservation, hdr []byte, size int64, mtime time.Time, crc uint32) error {
-	s := t.s
-	var m *member
-	if pad := res.dataOff - res.start - int64(len(hdr)); s.dead[k] == res.dead && (pad == 0 || pad == blockSize && padOK(int64(len(hdr)), blockSize)) {
-		if pad > 0 {
-			var err error
-			if hdr, err = encodeMember(k, false, size, mtime, (int64(len(hdr))+pad)/blockSize); err != nil {
-				return &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
-			}
+// reservedPlacement returns the header of the value streamed into res and
+// the placement that puts it right before the data; ok is false when there
+// is none (the value is copied then).
+//
+// Past the end of archive, the space from the end of archive to the header
+// becomes a hole, or a block more of header where it would be one block (a
+// header that could not grow by one is shorter than the space by more:
+// reserve leaves at least five blocks); should the end of archive have
+// moved back so far meanwhile that the space is larger than one hole chunk,
+// there is none. In a superseded member's space, the header goes where
+// reserveDead placed it, unless the member was released meanwhile, or the
+// header's size changed.
+func (s *Store) reservedPlacement(op string, k kv.Key, res *reservation, size int64, mtime time.Time) (hdr []byte, p placement, ok bool, err error) {
+	encode := func(blocks int64) error {
+		if hdr, err = encodeMember(k, false, size, mtime, blocks); err != nil {
+			err = &kv.Error{Op: op, Key: k, Err: kv.ErrInvalidArgument, Detail: "cannot encode the tar header", Cause: err}
 		}
-		d := res.dead
-		m = t.putMember(placement{off: res.start, from: d.extent(), dead: d}, hdr, size)
-		t.streamed = append(t.streamed, extent{res.dataOff, size})
-		t.seal(m, hdr, crc)
-	} else {
-		// Not where it was reserved (the header's size changed): the
-		// value is copied to a placement of its own, out of the space
-		// it streamed into.
-		t.noDead = true
-		var err error
-		if m, err = t.place(op, k, size, mtime); err != nil {
-			return err
-		}
-		src := &member{dataOff: res.dataOff, size: size, dataSize: size, crc: crc, hasCRC: true}
-		if err := t.copyPatched(op, k, src, m, 0, nil); err != nil {
-			return err
-		}
+		return err
 	}
-	m.mtime = mtime
-	t.replaceValue(n, k, m)
-	t.bind(k, m)
-	return nil
+	if encode(0) != nil {
+		return nil, placement{}, false, err
+	}
+	before := s.sp.eoa // where the space before the header starts
+	if res.dead != nil {
+		if s.dead[k] != res.dead {
+			return hdr, placement{}, false, nil
+		}
+		before = res.start
+	}
+	gap := res.dataOff - int64(len(hdr)) - before
+	if gap == blockSize && padOK(int64(len(hdr)), blockSize) {
+		if encode(int64(len(hdr))/blockSize+1) != nil {
+			return nil, placement{}, false, err
+		}
+		gap = 0
+	}
+	off := res.dataOff - int64(len(hdr))
+	if res.dead != nil {
+		return hdr, placement{off: off, from: res.dead.extent(), dead: res.dead}, gap == 0, nil
+	}
+	return hdr, placement{off: off, tail: true}, gapOK(gap) && gap <= maxGap, nil
 }
