@@ -44,6 +44,10 @@ type ServeOptions struct {
 	// zero for the defaults.
 	BodyTimeout time.Duration
 	MinBodyRate int64
+	// Shutdown enables POST /v1/shutdown, which ends Serve as ctx would
+	// (the appliance booted as PID 1 enables it: it is how it is stopped
+	// from outside the VM).
+	Shutdown bool
 }
 
 // Serve opens the store cfg names (creating the default image on first
@@ -113,6 +117,12 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		}
 	}
 	ln = LimitConns(ln, ConnLimits{Max: cfg.MaxConns, PerIP: cfg.PerIP(), Reserve: DefaultReserveConns})
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var shutdown func()
+	if opts.Shutdown {
+		shutdown = stop
+	}
 
 	logger := slog.New(slog.NewTextHandler(logw, nil))
 	h := httpapi.New(store, httpapi.Options{
@@ -122,6 +132,7 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		Status:   StatusFunc(store),
 		Check:    CheckFunc(store),
 		Logger:   logger,
+		Shutdown: shutdown,
 
 		BodyTimeout: opts.BodyTimeout,
 		MinBodyRate: opts.MinBodyRate,

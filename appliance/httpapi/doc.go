@@ -17,6 +17,7 @@
 //	GET    /metrics                      Prometheus text format 0.0.4
 //	GET    /healthz                      "ok" (no authentication)
 //	POST   /v1/check                     online check of the whole store → CheckReport; 429 while one runs (below)
+//	POST   /v1/shutdown                  202, then Options.Shutdown (the appliance flushes and powers off); 501 without it
 //
 // Keys are taken from the escaped request path after "/v1/kv", by hand:
 // net/http's ServeMux would clean /v1/kv/a/../b into a redirect, and a key
@@ -170,7 +171,7 @@
 // Metrics (/metrics, text format 0.0.4): tarstore_requests_total{op,code}
 // (op is the kv operation — get, get_partial, list, exists for HEAD, set,
 // set_partial, allocate, rename, remove, open, read, close_reader — or the
-// route: status, metrics, healthz, check, other; code is the HTTP status),
+// route: status, metrics, healthz, check, shutdown, other; code is the HTTP status),
 // tarstore_request_duration_seconds{op} (histogram), tarstore_bytes_read_total,
 // tarstore_bytes_written_total, tarstore_open_readers, and from the status
 // tarstore_free_bytes, tarstore_read_only, tarstore_build_info{version}

@@ -52,6 +52,12 @@ type Options struct {
 	// start of the next; 0 = only CheckPauseFactor times the check's
 	// duration.
 	CheckPause time.Duration
+
+	// Shutdown, when set, makes POST /v1/shutdown stop the server
+	// gracefully: the handler answers 202 and then calls it (the
+	// appliance booted as PID 1 then flushes the store and powers off).
+	// Nil: the route answers 501 not_implemented.
+	Shutdown func()
 }
 
 // DefaultMaxPatch is the default Options.MaxPatch.
@@ -142,6 +148,7 @@ const (
 	routeStatus
 	routeMetrics
 	routeCheck
+	routeShutdown
 )
 
 // ServeHTTP serves one request.
@@ -194,6 +201,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case routeCheck:
 		h.serveCheck(c)
+	case routeShutdown:
+		h.serveShutdown(c)
 	default:
 		writeError(c.w, newError("not_found", nil, "Unknown path "+path))
 	}
@@ -210,6 +219,8 @@ func classify(path string) (route, string) {
 		return routeMetrics, ""
 	case "/v1/check":
 		return routeCheck, ""
+	case "/v1/shutdown":
+		return routeShutdown, ""
 	}
 	for _, p := range []struct {
 		prefix string
@@ -234,6 +245,8 @@ func opOf(rt route, r *http.Request) string {
 		return "metrics"
 	case routeCheck:
 		return "check"
+	case routeShutdown:
+		return "shutdown"
 	case routeReader:
 		if r.Method == http.MethodDelete {
 			return "close_reader"
@@ -310,6 +323,20 @@ func (h *Handler) serveStatus(c *call) {
 		return
 	}
 	writeJSON(c.w, http.StatusOK, st)
+}
+
+// serveShutdown answers POST /v1/shutdown: 202, then Options.Shutdown.
+func (h *Handler) serveShutdown(c *call) {
+	if !h.methods(c, http.MethodPost) {
+		return
+	}
+	if h.opts.Shutdown == nil {
+		writeError(c.w, newError(CodeNotImplemented, nil, "This server cannot be shut down over the API (only the appliance booted as PID 1 can)"))
+		return
+	}
+	writeJSON(c.w, http.StatusAccepted, map[string]string{"status": "shutting down"})
+	// The server's graceful shutdown waits for this response to be sent.
+	go h.opts.Shutdown()
 }
 
 // writeJSON sends v as JSON with status.
