@@ -780,3 +780,62 @@ func peakRSSUntilExit(pid int) int64 {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestImage builds the appliance's initramfs with `tarstore image` from a
+// static build of the binary, for the installed Debian kernel: the same
+// inputs give the same bytes, the image is under 12 MiB, bsdtar reads it
+// as a cpio archive with /init, /dev/console and the module list; a
+// dynamically linked /init is refused.
+func TestImage(t *testing.T) {
+	if _, err := exec.LookPath("bsdtar"); err != nil {
+		testenv.Need(t, "bsdtar (apt-get install libarchive-tools)")
+	}
+	if kernels, _ := filepath.Glob("/lib/modules/*/modules.dep"); len(kernels) == 0 {
+		testenv.Need(t, "a kernel's modules in /lib/modules (apt-get install linux-image-amd64)")
+	}
+	dir := t.TempDir()
+	static := filepath.Join(dir, "tarstore")
+	cmd := exec.Command("go", "build", "-o", static, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	var images [][]byte
+	for i := range 2 {
+		img := filepath.Join(dir, fmt.Sprintf("initramfs-%d.gz", i))
+		out, err := exec.Command(static, "image", "--out", img).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, string(out), img+": ")
+		b, err := os.ReadFile(img)
+		require.NoError(t, err)
+		images = append(images, b)
+	}
+	require.Equal(t, images[0], images[1], "the same inputs give the same image")
+	require.Less(t, len(images[0]), 12<<20, "the compressed image")
+	t.Logf("initramfs: %d bytes", len(images[0]))
+
+	list, err := exec.Command("bsdtar", "-tvf", filepath.Join(dir, "initramfs-0.gz")).CombinedOutput()
+	require.NoError(t, err, "%s", list)
+	for _, want := range []string{" init\n", " dev/console\n", " etc/tarstore/modules.load\n", "virtio_blk.ko\n", "nvme.ko\n"} {
+		require.Contains(t, string(list), want)
+	}
+	require.Regexp(t, `(?m)^c.* dev/console$`, string(list), "/dev/console is a character device")
+
+	// A program that needs a dynamic loader cannot be /init.
+	dynamic := filepath.Join(dir, "dynamic")
+	require.NoError(t, os.WriteFile(dynamic, elfWithInterp(t), 0o755))
+	out, err = exec.Command(static, "image", "--init", dynamic, "--out", filepath.Join(dir, "x.gz")).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "CGO_ENABLED=0")
+}
+
+// elfWithInterp returns a dynamically linked program of this machine
+// (/bin/sh's), as a dynamic /init would be.
+func elfWithInterp(t *testing.T) []byte {
+	t.Helper()
+	sh, err := exec.LookPath("sh")
+	require.NoError(t, err)
+	b, err := os.ReadFile(sh)
+	require.NoError(t, err)
+	return b
+}

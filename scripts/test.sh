@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of tarstore: formatting, vet, staticcheck, and all packages under the race
-# detector, including the driver tests on real loop devices, then a bounded
-# fuzzing run of the HTTP handler.
+# detector, including the driver tests on real loop devices and the appliance
+# booted in QEMU, then a bounded fuzzing run of the HTTP handler.
 #
 # On a fresh Debian 12 machine it first installs what the tests need (as root,
 # with apt-get). Usage: scripts/test.sh [go test flags...], e.g.
@@ -18,6 +18,9 @@ declare -A need=(
 	[bsdtar]=libarchive-tools
 	[python3]=python3
 	[curl]=curl            # the HTTP API is also tested with real curl
+	[qemu-system-x86_64]=qemu-system-x86 # the appliance is booted in QEMU (boot's VM tests)
+	[qemu-storage-daemon]=qemu-system-common # serves a disk over NBD to a VM
+	[qemu-img]=qemu-utils
 )
 
 install_missing() {
@@ -25,6 +28,8 @@ install_missing() {
 	for cmd in "${!need[@]}"; do
 		command -v "$cmd" >/dev/null 2>&1 || pkgs+=("${need[$cmd]}")
 	done
+	# Debian's kernel and its modules, which the VM tests boot.
+	compgen -G '/lib/modules/*/modules.dep' >/dev/null && compgen -G '/boot/vmlinuz-*' >/dev/null || pkgs+=(linux-image-amd64)
 	[ ${#pkgs[@]} -eq 0 ] && return 0
 	mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
 	echo "test.sh: installing ${pkgs[*]}" >&2

@@ -435,6 +435,41 @@ for --size, bench says so and stops (no_space, exit 7): try a smaller --size.`,
 			},
 		},
 		{
+			name: "image", synopsis: "[--out FILE] [--kernel VERSION] [--init FILE] [--modules-root DIR]",
+			summary: "build the initramfs that boots the appliance in a VM",
+			flags: []flagDef{
+				{name: "out", arg: "FILE", help: "where to write the image (default tarstore-initramfs.gz)"},
+				{name: "kernel", arg: "VERSION", help: "the kernel whose modules go in (default: the newest under --modules-root)"},
+				{name: "init", arg: "FILE", help: "the static tarstore binary to boot as /init (default: this program)"},
+				{name: "modules-root", arg: "DIR", help: "where the kernels' modules are (default /lib/modules)"},
+			},
+			maxArgs: 0, noTarget: true, run: runImage,
+			help: `Builds the appliance's initramfs: a gzip-compressed cpio (newc) archive holding
+this program (or --init) as /init and the kernel modules the appliance needs
+(virtio PCI, virtio-blk, virtio-net, NVMe, fw_cfg, and what they depend on, in
+the order modules.dep gives), for Debian's kernel (linux-image-amd64). The same
+inputs give the same bytes. /init must be linked statically: build it with
+CGO_ENABLED=0.
+
+Boot it with that kernel, the disk as virtio-blk or NVMe, and the API port
+forwarded; scripts/qemu/run does all of it:
+
+  qemu-system-x86_64 -M q35 -m 256M -display none -serial stdio -no-reboot \
+    -kernel /boot/vmlinuz-VERSION -initrd tarstore-initramfs.gz \
+    -append "console=ttyS0 quiet panic=-1" \
+    -netdev user,id=n0,hostfwd=tcp:127.0.0.1:7070-:7070 -device virtio-net-pci,netdev=n0 \
+    -drive file=data.img,format=raw,if=none,id=d0,cache=none -device virtio-blk-pci,drive=d0 \
+    -fw_cfg name=opt/tarstore/token,file=token.txt
+
+The appliance reads its settings from the kernel command line (tarstore.*=, as
+'tarstore help' lists them), listens on 0.0.0.0:7070 in the VM, and needs a
+bearer token there: QEMU passes it as the fw_cfg file opt/tarstore/token.`,
+			examples: []string{
+				"CGO_ENABLED=0 go build -o tarstore . && ./tarstore image --out initramfs.gz",
+				"tarstore image --kernel 6.1.0-28-amd64 --init ./tarstore --out /tmp/tarstore.gz",
+			},
+		},
+		{
 			name: "help", synopsis: "[COMMAND]",
 			summary: "show help for tarstore or a command",
 			maxArgs: 1, noTarget: true, run: runHelp,

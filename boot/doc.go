@@ -1,0 +1,52 @@
+// Package boot is the appliance's PID 1 (SPEC §7): the Linux kernel runs
+// the tarstore binary as /init from the initramfs that package
+// boot/initramfs builds, and Main does what an init system would, then
+// serves the store until it is told to stop, and powers the machine off.
+// It never returns: PID 1 exiting would panic the kernel.
+//
+// The steps, in order (Steps; a test checks this list against it). A
+// fatal step that fails prints one line on the console — "tarstore: boot:
+// STEP: ERROR; powering off" — and powers off; a step that is not fatal
+// prints a warning and the boot goes on:
+//
+//  1. "mount /proc" (fatal): procfs, for /proc/cmdline and the rest.
+//  2. "probe" (fatal): with tarstore.probe on the kernel command line,
+//     print "tarstore: probe boot ok" and power off (scripts/qemu/run
+//     boots so to see whether KVM works).
+//  3. "mount /sys" (fatal): sysfs.
+//  4. "mount /dev" (fatal): devtmpfs, where the kernel creates the nodes of
+//     the devices its drivers find (/dev/vda, /dev/nvme0n1, /dev/rtc0),
+//     with no udev.
+//  5. "mount /tmp and /run" (fatal): tmpfs.
+//  6. "signals" (fatal): Ctrl-Alt-Del sends SIGINT to PID 1 instead of
+//     rebooting at once (reboot(LINUX_REBOOT_CMD_CAD_OFF)); SIGINT and
+//     SIGTERM start a graceful shutdown from then on.
+//  7. "reap children" (fatal): PID 1 adopts orphaned processes and must
+//     wait for them, or they stay zombies.
+//  8. "load modules" (not fatal): the kernel modules listed in
+//     /etc/tarstore/modules.load, in that order (dependencies first; the
+//     image builder resolved it from modules.dep), with finit_module. A
+//     module that does not load is reported; a driver missing for the
+//     disk then shows in the "disk" step.
+//  9. "network" (fatal): lo up, and the first NIC up with the address of
+//     tarstore.ip=ADDR/PREFIX[,GATEWAY] or, without it, QEMU user
+//     networking's 10.0.2.15/24 via 10.0.2.2 (boot/netconf).
+//  10. "token" (not fatal): a bearer token passed by QEMU as fw_cfg file
+//     opt/tarstore/token (-fw_cfg name=opt/tarstore/token,file=F, which
+//     keeps it off the host's process list) is copied to
+//     /run/tarstore/token, mode 0600, and used as tarstore.token-file.
+//  11. "disk" (fatal): the disk the kernel command line names
+//     (tarstore.disk=, or tarstore.virtio= / tarstore.nvme= for the
+//     userspace drivers), waited for up to DiskWait when it is a /dev
+//     node; with none named, the first of /dev/vda and /dev/nvme0n1 that
+//     appears within DiskWait.
+//  12. "serve" (fatal): appliance.Serve with the configuration of the kernel
+//     command line (tarstore.*=, appliance/config), listening on
+//     0.0.0.0:7070 unless tarstore.listen= says otherwise, with POST
+//     /v1/shutdown enabled. It returns after a graceful shutdown (the
+//     API, SIGINT, SIGTERM), which closes the store and so flushes the
+//     disk.
+//
+// Then Main syncs and powers off (reboot(LINUX_REBOOT_CMD_POWER_OFF)). A
+// panic in Main's goroutine is a fatal error like any other.
+package boot
