@@ -85,18 +85,42 @@ type DeviceError struct {
 func (e *DeviceError) Error() string { return e.Device + ": " + e.Err.Error() }
 func (e *DeviceError) Unwrap() error { return e.Err }
 
-// Describe names the target device of cfg for humans: the disk path, or
-// "virtio SPEC" / "nvme SPEC".
-func Describe(cfg config.Config) string {
-	switch {
-	case cfg.Virtio != "":
-		return "virtio " + cfg.Virtio
-	case cfg.NVMe != "":
-		return "nvme " + cfg.NVMe
-	case cfg.Remote != "":
-		return cfg.Remote
+// A deviceKind is one kind of device the appliance keeps its store on: the
+// configuration setting that names it, and how it is opened and named for
+// humans. Every way to reach a device is one row of deviceKinds; a new
+// driver adds one.
+type deviceKind struct {
+	spec     func(cfg config.Config) string // its value in cfg; "" when not this kind
+	describe func(spec string) string       // for humans: the path, "virtio SPEC", ...
+	open     func(cfg config.Config, spec string, readOnly bool) (hw.Block, error)
+}
+
+// deviceKinds are the kinds of devices, in the order their settings are
+// listed.
+var deviceKinds = []deviceKind{
+	{func(c config.Config) string { return c.Disk }, func(s string) string { return s }, openFile},
+	{func(c config.Config) string { return c.Virtio }, func(s string) string { return "virtio " + s }, noDriver("virtio-blk")},
+	{func(c config.Config) string { return c.NVMe }, func(s string) string { return "nvme " + s }, noDriver("NVMe")},
+}
+
+// deviceOf returns the kind of device cfg names and its spec; false when
+// it names none (a remote server, or an empty disk).
+func deviceOf(cfg config.Config) (deviceKind, string, bool) {
+	for _, k := range deviceKinds {
+		if s := k.spec(cfg); s != "" {
+			return k, s, true
+		}
 	}
-	return cfg.Disk
+	return deviceKind{}, "", false
+}
+
+// Describe names the target of cfg for humans: the disk path, "virtio
+// SPEC" / "nvme SPEC", or the server's URL.
+func Describe(cfg config.Config) string {
+	if k, s, ok := deviceOf(cfg); ok {
+		return k.describe(s)
+	}
+	return cfg.Remote
 }
 
 // OpenDevice opens the block device cfg names, read-only when asked (a
@@ -105,22 +129,31 @@ func Describe(cfg config.Config) string {
 // fs.ErrNotExist), or the driver's *hw.Error (hw.ErrBusy when another
 // process holds the device).
 func OpenDevice(cfg config.Config, readOnly bool) (hw.Block, error) {
-	switch {
-	case cfg.Virtio != "":
-		return nil, &DeviceError{Device: Describe(cfg), Err: fmt.Errorf("virtio-blk: %w (use --disk with an image or a /dev node)", ErrNoDriver)}
-	case cfg.NVMe != "":
-		return nil, &DeviceError{Device: Describe(cfg), Err: fmt.Errorf("NVMe: %w (use --disk with an image or a /dev node)", ErrNoDriver)}
-	case cfg.Disk == "":
+	k, spec, ok := deviceOf(cfg)
+	if !ok {
 		return nil, &DeviceError{Device: "", Err: fmt.Errorf("%w: no disk configured", ErrNoImage)}
 	}
-	dev, err := file.Open(cfg.Disk, file.Options{ReadOnly: readOnly, SectorSize: cfg.SectorSize})
+	dev, err := k.open(cfg, spec, readOnly)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &DeviceError{Device: cfg.Disk, Err: fmt.Errorf("%w: %w", ErrNoImage, err)}
-		}
-		return nil, &DeviceError{Device: cfg.Disk, Err: err}
+		return nil, &DeviceError{Device: k.describe(spec), Err: err}
 	}
 	return dev, nil
+}
+
+// openFile opens a disk image or /dev node with hw/file (O_DIRECT).
+func openFile(cfg config.Config, path string, readOnly bool) (hw.Block, error) {
+	dev, err := file.Open(path, file.Options{ReadOnly: readOnly, SectorSize: cfg.SectorSize})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %w", ErrNoImage, err)
+	}
+	return dev, err
+}
+
+// noDriver is the open of a kind of device this build has no driver for.
+func noDriver(what string) func(config.Config, string, bool) (hw.Block, error) {
+	return func(config.Config, string, bool) (hw.Block, error) {
+		return nil, fmt.Errorf("%s: %w (use --disk with an image or a /dev node)", what, ErrNoDriver)
+	}
 }
 
 // Clock returns the wall clock for the store: the hardware RTC when

@@ -230,6 +230,9 @@ func waitFor(wait time.Duration, paths ...string) string {
 
 // serve serves the store until a graceful shutdown.
 func (b *Booter) serve() error {
+	if up, ok := uptime(); ok {
+		fmt.Fprintf(b.Console, "tarstore: booted %.2f s after the kernel started; opening the store\n", up.Seconds())
+	}
 	b.defaults = append(b.defaults, "tarstore.listen="+DefaultListen)
 	cfg, err := config.Load(config.Sources{Cmdline: b.cmdline()})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +34,15 @@ func readCmdline() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// uptime is the time since the kernel started (CLOCK_BOOTTIME).
+func uptime() (time.Duration, bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, false
+	}
+	return time.Duration(ts.Nano()), true
 }
 
 // signals makes Ctrl-Alt-Del a SIGINT to PID 1, and SIGINT and SIGTERM

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,17 +100,55 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.Load() {
+		if img, err := prebuilt(); err == nil {
+			os.RemoveAll(filepath.Dir(img))
+		}
+	}
+	os.Exit(code)
+}
+
+// built is set once prebuilt ran.
+var built atomic.Bool
+
+// prebuilt builds the static binary and its initramfs once for all the
+// VM tests of a run (scripts/qemu/run would rebuild them at every boot;
+// main_test.go's TestImage covers the build) and returns the image.
+var prebuilt = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "tarstore-vm-")
+	if err != nil {
+		return "", err
+	}
+	built.Store(true)
+	bin := filepath.Join(dir, "tarstore")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v: %s", err, out)
+	}
+	img := filepath.Join(dir, "initramfs.gz")
+	if out, err := exec.Command(bin, "image", "--init", bin, "--out", img).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("tarstore image: %v: %s", err, out)
+	}
+	return img, nil
+})
+
 // startVM runs scripts/qemu/run on disk with args and returns once the
 // command runs, without waiting for the boot.
 func startVM(t *testing.T, state, disk string, args ...string) *vm {
 	t.Helper()
 	port := freePort(t)
 	v := &vm{t: t, port: port, state: state, url: fmt.Sprintf("http://127.0.0.1:%d", port),
-		console: &lines{start: time.Now(), seen: map[string]time.Duration{"tarstore-qemu: booting on": 0}},
+		console: &lines{start: time.Now(), seen: map[string]time.Duration{"tarstore-qemu: booting ": 0}},
 		done:    make(chan error, 1)}
 	v.cmd = exec.Command(filepath.Join(repoRoot(t), "scripts/qemu/run"),
 		append([]string{"--disk", disk, "--port", fmt.Sprint(port)}, args...)...)
-	v.cmd.Env = append(os.Environ(), "TARSTORE_QEMU_STATE="+state)
+	img, err := prebuilt()
+	require.NoError(t, err)
+	v.cmd.Env = append(os.Environ(), "TARSTORE_QEMU_STATE="+state, "TARSTORE_QEMU_INITRAMFS="+img)
 	v.cmd.Stdout, v.cmd.Stderr = v.console, v.console
 	require.NoError(t, v.cmd.Start())
 	go func() { v.done <- v.cmd.Wait() }()
@@ -151,7 +190,7 @@ func bootVM(t *testing.T, state, disk string, args ...string) *vm {
 		require.True(t, time.Now().Before(deadline), "no /healthz within %v:\n%s", bootTimeout, v.console)
 		time.Sleep(100 * time.Millisecond)
 	}
-	v.booted = time.Since(v.console.start) - v.console.when("tarstore-qemu: booting on")
+	v.booted = time.Since(v.console.start) - v.console.when("tarstore-qemu: booting ")
 	if err == nil || len(tok) == 0 {
 		tok, err = os.ReadFile(filepath.Join(state, fmt.Sprint(v.port), "token"))
 	}
@@ -179,14 +218,44 @@ func (v *vm) stop() {
 	require.Contains(v.t, v.console.String(), "tarstore: powering off")
 }
 
-// wait waits for run to return and returns its error.
+// errRunning is wait's error when run did not return in time.
+var errRunning = errors.New("scripts/qemu/run is still running")
+
+// monitor sends one command to the VM's QEMU monitor.
+func (v *vm) monitor(cmd string) {
+	v.t.Helper()
+	c, err := net.Dial("unix", filepath.Join(v.state, fmt.Sprint(v.port), "monitor.sock"))
+	require.NoError(v.t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// readUntil reads until the output holds s: the monitor takes input
+	// once it showed its prompt, and runs a command once it echoed it
+	// (closing the connection earlier may drop the command).
+	var out []byte
+	readUntil := func(s string) {
+		buf := make([]byte, 4096)
+		for !bytes.Contains(out, []byte(s)) {
+			n, err := c.Read(buf)
+			require.NoError(v.t, err, "the QEMU monitor said: %q", out)
+			out = append(out, buf[:n]...)
+		}
+	}
+	readUntil("(qemu) ")
+	_, err = c.Write([]byte(cmd + "\n"))
+	require.NoError(v.t, err)
+	out = nil
+	readUntil("(qemu) ") // the next prompt: the command ran
+}
+
+// wait waits up to d for run to return and returns its error (errRunning
+// when it did not).
 func (v *vm) wait(d time.Duration) error {
 	select {
 	case err := <-v.done:
 		v.done <- err
 		return err
 	case <-time.After(d):
-		return fmt.Errorf("still running after %v", d)
+		return fmt.Errorf("%w after %v", errRunning, d)
 	}
 }
 
@@ -199,7 +268,7 @@ func (v *vm) kill() {
 			p.Kill()
 		}
 	}
-	if v.wait(30*time.Second) != nil {
+	if errors.Is(v.wait(30*time.Second), errRunning) {
 		v.cmd.Process.Kill()
 		v.wait(30 * time.Second)
 	}

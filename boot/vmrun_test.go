@@ -3,7 +3,10 @@ package boot_test
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +109,7 @@ func TestVMBadConfig(t *testing.T) {
 }
 
 // TestVMForeignArchive: an archive GNU tar made on the host, attached as
-// the disk, is served by the VM.
+// the disk, is served by the VM; Ctrl-Alt-Del shuts it down gracefully.
 func TestVMForeignArchive(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(dir+"/src/docs", 0o755))
@@ -127,8 +130,99 @@ func TestVMForeignArchive(t *testing.T) {
 	require.True(t, bytes.Equal(big, got))
 	require.NoError(t, c.Set(kv.MustKey("/docs/new.txt"), []byte("written in the VM")))
 	require.NoError(t, c.Close())
-	v.stop()
+	// Ctrl-Alt-Del (what scripts/qemu/stop falls back to): SIGINT to PID
+	// 1, the same graceful shutdown as the API's.
+	v.monitor("sendkey ctrl-alt-delete")
+	require.NoError(t, v.wait(time.Minute), "the VM powers off after Ctrl-Alt-Del")
+	require.Contains(t, v.console.String(), "tarstore: shutdown requested by a signal")
+	require.Contains(t, v.console.String(), "tarstore: powering off")
 	want := storeContents(t, img)
 	require.Equal(t, "written in the VM", string(want["/docs/new.txt"]))
 	checkWithTools(t, img, want)
+}
+
+// TestVMPowerCut cuts the power of the appliance (SIGKILL to QEMU, whose
+// disk is opened with O_DIRECT: what the guest flushed is in the image)
+// while 4 clients write through HTTP, boots it again on the same image,
+// and checks with kvtest's models that every acknowledged write is there
+// and each write in flight is there whole or not at all; then the archive
+// is sound. Three cycles on a 16 MiB image, each starting by removing
+// everything, so that freed space is reused.
+func TestVMPowerCut(t *testing.T) {
+	state := t.TempDir()
+	img := newImage(t, 16<<20)
+	var v *vm
+	kvtest.StressSeeds(t, 3, func(t *testing.T, seed uint64) {
+		kvtest.Stress(t, kvtest.StressConfig{
+			Open: func(testing.TB) kv.RW {
+				v = bootVM(t, state, img)
+				c := v.client()
+				require.NoError(t, c.Remove(kv.Root))
+				cut, victim := time.Duration(2000+seed*7919%6000)*time.Millisecond, v
+				time.AfterFunc(cut, func() { t.Logf("power cut after %v", cut); victim.kill() })
+				return c
+			},
+			Reopen: func(_ testing.TB, s kv.RW) kv.RW {
+				s.Close()
+				require.NotErrorIs(t, v.wait(time.Minute), errRunning, "the VM is off")
+				v = bootVM(t, state, img)
+				return v.client()
+			},
+			InDoubt:  func(err error) bool { return errors.Is(err, kv.ErrStorage) },
+			Writers:  4,
+			Duration: time.Minute, // until the power cut
+			Seed:     seed,
+		})
+		v.stop()
+		checkWithTools(t, img, storeContents(t, img))
+	})
+}
+
+// TestVMOverNBD serves a disk that qemu-storage-daemon exports over NBD on
+// the host: the appliance's disk is nbd://127.0.0.1:PORT/disk, which QEMU
+// attaches itself (scripts/qemu/run passes it through). kvtest's stress
+// test runs through HTTP, with a reboot; then the image is checked.
+func TestVMOverNBD(t *testing.T) {
+	if _, err := exec.LookPath("qemu-storage-daemon"); err != nil {
+		t.Fatalf("qemu-storage-daemon is required (apt-get install qemu-system-common): %v", err)
+	}
+	img := newImage(t, 64<<20)
+	port := freePort(t)
+	daemon := exec.Command("qemu-storage-daemon",
+		"--blockdev", "driver=file,node-name=file0,filename="+img,
+		"--blockdev", "driver=raw,node-name=disk0,file=file0",
+		"--nbd-server", fmt.Sprintf("addr.type=inet,addr.host=127.0.0.1,addr.port=%d", port),
+		"--export", "type=nbd,id=exp0,node-name=disk0,name=disk,writable=on")
+	var out lines
+	out.start, out.seen = time.Now(), map[string]time.Duration{}
+	daemon.Stdout, daemon.Stderr = &out, &out
+	require.NoError(t, daemon.Start())
+	t.Cleanup(func() {
+		daemon.Process.Signal(os.Interrupt)
+		daemon.Wait()
+		if t.Failed() {
+			t.Logf("qemu-storage-daemon:\n%s", out.String())
+		}
+	})
+	url := fmt.Sprintf("nbd://127.0.0.1:%d/disk", port)
+	state := t.TempDir()
+	kvtest.StressSeeds(t, 1, func(t *testing.T, seed uint64) {
+		var v *vm
+		kvtest.Stress(t, kvtest.StressConfig{
+			Open: func(testing.TB) kv.RW { v = bootVM(t, state, url); return v.client() },
+			Reopen: func(_ testing.TB, s kv.RW) kv.RW {
+				require.NoError(t, s.Close())
+				v.stop()
+				v = bootVM(t, state, url)
+				return v.client()
+			},
+			Writers: 4,
+			Ops:     40,
+			Seed:    seed,
+		})
+		v.stop()
+	})
+	daemon.Process.Signal(os.Interrupt)
+	daemon.Wait()
+	checkWithTools(t, img, storeContents(t, img))
 }
