@@ -1,6 +1,8 @@
 package kvtar
 
 import (
+	"slices"
+
 	"github.com/tarstore/tarstore/kv"
 )
 
@@ -34,7 +36,15 @@ import (
 // its space overwrites it before the transaction that binds the value
 // commits (its data region is stage space for that transaction: nothing
 // the store or extraction yields depends on it). A crash meanwhile leaves
-// it superseded still, with whatever bytes reached it. Open recognizes
+// it superseded still, with whatever bytes reached it. Recovery checks the
+// bytes the newest journal record vouches for (doc §4), so those must not
+// change: a transaction that supersedes a value writes a record, even when
+// it is otherwise a lone append (txn.retired), and the space is not used
+// while the newest record vouches for any of it (deadUsable). Without the
+// record, the record that copied a value (compaction copies small values
+// from memory) could stay the newest while the value's space, superseded,
+// took a stream: a crash then made recovery discard that acknowledged
+// transaction and the appends after it. Open recognizes
 // superseded members as shadowed duplicates (doc §5 step 4) that qualify
 // (deadAtOpen) and keeps them; Check accepts them.
 //
@@ -55,15 +65,18 @@ func deadWorthy(m *member) bool {
 
 // deadUsable reports whether d's space may take a new member now: no
 // reader holds it (a reader that pinned the value before it was superseded
-// may still read it), no value streams into it, and no unflushed commit
-// write lies in it (a replay could write it again, doc §4). The caller
-// holds s.mu.
+// may still read it), no value streams into it, no unflushed commit write
+// lies in it (a replay could write it again), and the newest journal
+// record vouches for no byte of it (a recovery would find them changed
+// and discard that record, doc §4: a transaction that supersedes a value
+// writes a record, txn.retired, so this holds but for a moment). The
+// caller holds s.mu.
 func (s *Store) deadUsable(d *member) bool {
 	if d == nil || d.pinned() || s.sp.resv != nil && s.sp.resv.dead == d {
 		return false
 	}
-	for _, p := range s.pending {
-		if p.overlaps(d.extent()) {
+	for _, e := range append(slices.Clip(s.pending), s.vouched...) {
+		if e.overlaps(d.extent()) {
 			return false
 		}
 	}
@@ -129,6 +142,7 @@ func (t *txn) replaceValue(n *node, k kv.Key, nm *member) {
 		return
 	}
 	o := n.val
+	t.retired = append(t.retired, o)
 	t.touch(k)
 	ix := s.ix
 	t.apply = append(t.apply, func() {

@@ -224,3 +224,40 @@ func TestCrashSuperseded(t *testing.T) {
 	})
 	t.Logf("crash images checked: %d", images)
 }
+
+// TestSupersedeWritesARecord: the space of a superseded member becomes
+// stage space, and the newest journal record must vouch for none of its
+// bytes — a recovery that found them changed would judge that record's
+// acknowledged transaction torn and discard it with every append after it
+// (doc §4; seen as values lost by kill -9 in TestKillRestart). So a
+// transaction that supersedes a value writes a record even when it is
+// otherwise a lone append (a small value replacing a large one, appended
+// at the end), and deadUsable refuses the space while the newest record
+// vouches for any of it.
+func TestSupersedeWritesARecord(t *testing.T) {
+	const size = 700 << 10
+	s, _ := newCountingStore(t, 512, 32<<20)
+	k := kv.MustKey("/k")
+	require.NoError(t, s.Set(k, pattern(1, size)))
+	for i := range 3 { // lone appends: the journal's newest record is settled
+		require.NoError(t, s.Set(kv.MustKey(fmt.Sprintf("/s%d", i)), pattern(byte(i), 1000)))
+	}
+	lone := s.protocols[protoLone]
+	require.Positive(t, lone, "the small values were lone appends")
+	require.NoError(t, s.Set(k, pattern(2, 2000))) // would be a lone append, but supersedes /k's 700 KB
+	requireDead(t, s, 1)
+	require.Equal(t, lone, s.protocols[protoLone], "a transaction that supersedes a value writes a record")
+
+	// The guard: the space is not used while the newest record vouches
+	// for bytes in it, nor while unflushed commit writes lie in it.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dead[k]
+	s.vouched, s.pending = nil, nil
+	require.True(t, s.deadUsable(d))
+	s.vouched = []extent{{d.dataOff + 4096, blockSize}}
+	require.False(t, s.deadUsable(d), "the newest record vouches for a block in it")
+	s.vouched, s.pending = nil, []extent{{d.start, blockSize}}
+	require.False(t, s.deadUsable(d), "an unflushed commit write lies in it")
+	s.pending = nil
+}

@@ -263,7 +263,7 @@ type txnMark struct {
 	placed                           int
 	lones                            int
 	touched                          int
-	deadKept                         int
+	deadKept, retired                int
 }
 
 func (t *txn) mark() txnMark {
@@ -271,7 +271,7 @@ func (t *txn) mark() txnMark {
 	sp.chunks = slices.Clone(sp.chunks)
 	return txnMark{sp: sp, invisible: slices.Clone(t.invisible),
 		writes: slices.Clone(t.writes), forced: slices.Clone(t.forced), released: len(t.released), apply: len(t.apply),
-		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones), touched: len(t.touched), deadKept: len(t.deadKept)}
+		streamed: len(t.streamed), zeros: len(t.zeros), placed: t.placed, lones: len(t.lones), touched: len(t.touched), deadKept: len(t.deadKept), retired: len(t.retired)}
 }
 
 func (t *txn) rollback(m txnMark) {
@@ -286,4 +286,5 @@ func (t *txn) rollback(m txnMark) {
 	t.placed, t.lones = m.placed, t.lones[:m.lones]
 	t.touched = t.touched[:m.touched]
 	t.deadKept = t.deadKept[:m.deadKept]
+	t.retired = t.retired[:m.retired]
 }

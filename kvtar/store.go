@@ -53,6 +53,11 @@ type Store struct {
 	kept map[*member]kv.Key
 	// dead are the superseded members, by key (dead.go).
 	dead map[kv.Key]*member
+	// vouched are the stage extents of the newest journal record: a
+	// recovery checks their bytes against its CRC and discards the record
+	// when they differ (doc §4), so nothing may overwrite them until a
+	// newer record exists (deadUsable).
+	vouched []extent
 	// unexposed are the members of a foreign archive the store keeps but
 	// does not expose (links.go).
 	unexposed []*unexposed
@@ -267,7 +272,7 @@ func (s *Store) writeCheckpoint(eoa int64) error {
 		return err
 	}
 	s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
-	s.pending, s.journalDirty = nil, false
+	s.pending, s.journalDirty, s.vouched = nil, false, nil
 	return nil
 }
 

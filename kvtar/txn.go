@@ -64,6 +64,14 @@ type txn struct {
 	// copy from it, reserve.go).
 	deadKept []*member
 	noDead   bool
+	// retired are the values this transaction supersedes (dead.go). A
+	// transaction that retires one writes a journal record, even when it
+	// is otherwise a lone append: the space of a superseded member
+	// becomes stage space for later transactions, and the newest record
+	// must not vouch for bytes there (its stage check would then fail at
+	// recovery and discard it, doc §4) — a record written now is newer
+	// than the one that wrote them.
+	retired []*member
 
 	// gates are the patching channels of the members this transaction
 	// patches in place; end closes them.
@@ -440,6 +448,9 @@ func (t *txn) run(op string, k kv.Key) error {
 		t.undo()
 		return kv.Storage(op, k, err)
 	}
+	if rec != nil {
+		s.vouched = rec.stage
+	}
 	return t.applyDurable(op, k, rec, chained, chain, early, late)
 }
 
@@ -597,7 +608,7 @@ func (s *Store) checkpoint(rec *record) error {
 func (t *txn) chainable(commit []write) (bool, uint32) {
 	s := t.s
 	ok := s.journalBase && len(t.lones) > 0 && len(t.lones) == t.placed &&
-		len(t.released) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 &&
+		len(t.released) == 0 && len(t.retired) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 &&
 		len(commit) == 1 && commit[0].off == t.diskEOA && len(commit[0].data) == blockSize
 	at := t.diskEOA
 	for _, l := range t.lones {
