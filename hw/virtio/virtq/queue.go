@@ -246,14 +246,7 @@ func (q *Queue) Add(bufs []Buffer, token any) (head uint16, err error) {
 			panic(err) // cannot happen: checked in UseIndirect
 		}
 		for i, b := range bufs {
-			var fl uint16
-			if b.Write {
-				fl |= DescFWrite
-			}
-			if i < len(bufs)-1 {
-				fl |= DescFNext
-			}
-			writeDesc(tm, i, b, fl, uint16(i+1))
+			writeDesc(tm, i, b, chainFlags(b, i < len(bufs)-1), uint16(i+1))
 		}
 		tb := Buffer{Addr: p.area.Addr + uint64(int(tab)*p.stride), Len: uint32(DescSize * len(bufs))}
 		writeDesc(q.desc.Mem, int(head), tb, DescFIndirect, 0)
@@ -261,14 +254,7 @@ func (q *Queue) Add(bufs []Buffer, token any) (head uint16, err error) {
 	} else {
 		d := head
 		for i, b := range bufs {
-			var fl uint16
-			if b.Write {
-				fl |= DescFWrite
-			}
-			if i < len(bufs)-1 {
-				fl |= DescFNext
-			}
-			writeDesc(q.desc.Mem, int(d), b, fl, q.next[d])
+			writeDesc(q.desc.Mem, int(d), b, chainFlags(b, i < len(bufs)-1), q.next[d])
 			d = q.next[d]
 		}
 		q.freeHead = d
@@ -452,4 +438,17 @@ func (q *Queue) EnableInterrupts() (pending bool) {
 	// The stores above are sequentially consistent, so this load is
 	// ordered after them.
 	return q.Pending()
+}
+
+// chainFlags are the descriptor flags of buffer b in a chain: WRITE when
+// the device writes it, NEXT when more follow.
+func chainFlags(b Buffer, more bool) uint16 {
+	var fl uint16
+	if b.Write {
+		fl |= DescFWrite
+	}
+	if more {
+		fl |= DescFNext
+	}
+	return fl
 }
