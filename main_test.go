@@ -271,7 +271,9 @@ func TestServeDefault(t *testing.T) {
 // then writers PUT, overwrite and DELETE values and dictionaries until the
 // cycle's kill. At the end the server stops gracefully, `check --disk` is
 // clean and GNU tar and bsdtar list the image as the store's values.
-// TARSTORE_KILL_SEED replays a run's choices (not its timing).
+// TARSTORE_KILL_SEED replays a run's choices (not its timing);
+// TARSTORE_KILL_KEEP=DIR keeps the image of a failed cycle as the kill
+// left it, before recovery.
 func TestKillRestart(t *testing.T) {
 	const (
 		cycles  = 5
@@ -297,6 +299,18 @@ func TestKillRestart(t *testing.T) {
 	// cycle left.
 	restart := func() (*server, *http.Client) {
 		t.Helper()
+		// The image as the kill left it, before recovery changes it: kept
+		// in $TARSTORE_KILL_KEEP when a check below fails, to study.
+		crashed, err := os.ReadFile(img)
+		require.NoError(t, err)
+		defer func() {
+			if keep := os.Getenv("TARSTORE_KILL_KEEP"); keep != "" && t.Failed() {
+				path := filepath.Join(keep, fmt.Sprintf("kill-%d.img", seed))
+				if os.WriteFile(path, crashed, 0o644) == nil {
+					t.Logf("the image before recovery: %s", path)
+				}
+			}
+		}()
 		srv := startServer(t, dir, "--disk", img)
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
 		for _, w := range ws {
