@@ -431,3 +431,41 @@ func TestCrashGroupAppends(t *testing.T) {
 	}
 	t.Logf("crash images checked: %d", images)
 }
+
+// TestAppendOverReplayedCommit: recovery replays the newest record's
+// commit writes and, when that record says its predecessor's were still
+// pending, the predecessor's too — even though they were flushed long ago.
+// An append must not lie where such a replay writes. Here a removal at the
+// tail moves the end of archive back (its commit writes the end-of-archive
+// marker there), a second transaction with a record follows (its
+// predecessor's writes pending), and then a value is appended at the end
+// of archive, right over that marker. A replay of the removal's record
+// would zero the append's header, and the archive would end before it:
+// the append must not be a lone append without a record of its own. Found
+// by TestKillRestart (values lost after kill -9 about once in 30 runs).
+func TestAppendOverReplayedCommit(t *testing.T) {
+	base, err := mem.New(512, (1<<20)/512)
+	require.NoError(t, err)
+	require.NoError(t, Format(base))
+	dev := crash.New(base)
+	s, err := New(clock.NewFake(time.Unix(1e9, 0)), dev)
+	require.NoError(t, err)
+	checkWhenDone(t, s, dev)
+	k := kv.MustKey
+	for i, n := range []int{1000, 2000, 3000} {
+		require.NoError(t, s.Set(k(fmt.Sprintf("/v%d", i)), pattern(byte(i), n)))
+	}
+	require.NoError(t, s.Remove(k("/v2"))) // at the tail: the end of archive moves back
+	require.NoError(t, s.Remove(k("/v0"))) // a record whose predecessor's writes were pending
+	require.NoError(t, s.Set(k("/x"), pattern(9, 1500)))
+
+	img := dev.Crash(crash.KeepAll, 0) // a killed process: every write issued is there
+	s2, err := New(clock.NewFake(time.Unix(2e9, 0)), img)
+	require.NoError(t, err)
+	defer s2.Close()
+	got, err := s2.Get(k("/x"))
+	require.NoError(t, err, "the value appended before the crash")
+	require.Equal(t, pattern(9, 1500), got)
+	_, err = s2.Get(k("/v1"))
+	require.NoError(t, err)
+}

@@ -65,18 +65,21 @@ func deadWorthy(m *member) bool {
 
 // deadUsable reports whether d's space may take a new member now: no
 // reader holds it (a reader that pinned the value before it was superseded
-// may still read it), no value streams into it, no unflushed commit write
-// lies in it (a replay could write it again), and the newest journal
-// record vouches for no byte of it (a recovery would find them changed
-// and discard that record, doc §4: a transaction that supersedes a value
-// writes a record, txn.retired, so this holds but for a moment). The
-// caller holds s.mu.
+// may still read it), no value streams into it, and in its data region —
+// where a new member's bytes go as stage writes, before the transaction's
+// record — no commit write a recovery could replay lies (Store.pending,
+// Store.replayable) and the newest journal record vouches for no byte (a
+// recovery would find them changed and discard that record, doc §4: a
+// transaction that supersedes a value writes a record, txn.retired, so
+// this holds but for a moment). Its header region is written by the new
+// member's transaction as commit writes only. The caller holds s.mu.
 func (s *Store) deadUsable(d *member) bool {
 	if d == nil || d.pinned() || s.sp.resv != nil && s.sp.resv.dead == d {
 		return false
 	}
-	for _, e := range append(slices.Clip(s.pending), s.vouched...) {
-		if e.overlaps(d.extent()) {
+	data := extent{d.dataOff, d.end - d.dataOff}
+	for _, e := range append(append(slices.Clip(s.pending), s.replayable...), s.vouched...) {
+		if e.overlaps(data) {
 			return false
 		}
 	}

@@ -249,7 +249,8 @@ func TestSupersedeWritesARecord(t *testing.T) {
 	require.Equal(t, lone, s.protocols[protoLone], "a transaction that supersedes a value writes a record")
 
 	// The guard: the space is not used while the newest record vouches
-	// for bytes in it, nor while unflushed commit writes lie in it.
+	// for bytes in its data region, nor while commit writes a recovery
+	// could replay lie there.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.dead[k]
@@ -257,7 +258,11 @@ func TestSupersedeWritesARecord(t *testing.T) {
 	require.True(t, s.deadUsable(d))
 	s.vouched = []extent{{d.dataOff + 4096, blockSize}}
 	require.False(t, s.deadUsable(d), "the newest record vouches for a block in it")
-	s.vouched, s.pending = nil, []extent{{d.start, blockSize}}
-	require.False(t, s.deadUsable(d), "an unflushed commit write lies in it")
-	s.pending = nil
+	s.vouched, s.pending = nil, []extent{{d.dataOff, blockSize}}
+	require.False(t, s.deadUsable(d), "an unflushed commit write lies in its data")
+	s.pending, s.replayable = nil, []extent{{d.end - blockSize, blockSize}}
+	require.False(t, s.deadUsable(d), "a recovery would replay a commit write in its data")
+	s.replayable = []extent{{d.start, blockSize}}
+	require.True(t, s.deadUsable(d), "its header is written as commit writes only")
+	s.replayable = nil
 }

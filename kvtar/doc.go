@@ -152,6 +152,17 @@
 // a compaction staged a value over a stale hole header of its
 // predecessor's record, which recovery then replayed over it.)
 //
+// Flushed is not enough, either: a recovery replays the newest record's
+// commit writes and, when that record says its predecessor's were pending,
+// the predecessor's — whenever they were flushed. So until a newer record
+// exists, those extents (Store.replayable) are treated the same way, and
+// an append whose header lies there is not a lone append. (Found by
+// TestKillRestart: a removal at the tail wrote the end-of-archive marker
+// where the archive now ended, one more transaction with a record
+// followed, and a lone append at that end was zeroed by the replay of the
+// removal's record after kill -9: acknowledged values lost about once in
+// 30 runs; TestAppendOverReplayedCommit.)
+//
 // An append writes the member's data and a new EOA past the current EOA's
 // first block (which stays zero, so the archive still ends at E) as stage
 // writes; its header block at E is a commit write, which goes in step 1

@@ -126,6 +126,11 @@ func (s *Store) reserveDead(k kv.Key, size int64) *reservation {
 		return nil
 	}
 	dataOff := p.off + h + p.pad
+	if dataOff < d.dataOff {
+		// The value streams with no transaction: it must not write over
+		// d's header, which the archive shows until the commit.
+		return nil
+	}
 	return &reservation{start: p.off, dataOff: dataOff, end: dataOff + size + tarfmt.PadLen(size), done: make(chan struct{}), dead: d, key: k}
 }
 

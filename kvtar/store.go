@@ -53,6 +53,14 @@ type Store struct {
 	kept map[*member]kv.Key
 	// dead are the superseded members, by key (dead.go).
 	dead map[kv.Key]*member
+	// replayable are the extents a recovery would write again with the
+	// journal as it is: the newest record's commit writes and, when that
+	// record says its predecessor's were still pending, the
+	// predecessor's (decideReplay) — flushed or not. Nothing may be
+	// staged or appended there until a newer record exists
+	// (txn.isInvisible, chainable). lastCommits are the newest record's
+	// own commit extents.
+	replayable, lastCommits []extent
 	// vouched are the stage extents of the newest journal record: a
 	// recovery checks their bytes against its CRC and discards the record
 	// when they differ (doc §4), so nothing may overwrite them until a
@@ -273,6 +281,7 @@ func (s *Store) writeCheckpoint(eoa int64) error {
 	}
 	s.seq, s.journalBase, s.chain = cp.seq, true, cp.crc
 	s.pending, s.journalDirty, s.vouched = nil, false, nil
+	s.replayable, s.lastCommits = nil, nil
 	return nil
 }
 

@@ -203,6 +203,11 @@ func (t *txn) isInvisible(off, n int64) bool {
 			return false
 		}
 	}
+	for _, p := range t.s.replayable {
+		if p.overlaps(extent{off, n}) {
+			return false
+		}
+	}
 	if off >= t.diskEOA+blockSize {
 		return true
 	}
@@ -229,7 +234,7 @@ func (t *txn) classify(off, n int64, fn func(e extent, invisible bool)) {
 			}
 		}
 		edge(t.diskEOA + blockSize)
-		for _, p := range t.s.pending {
+		for _, p := range append(slices.Clip(t.s.pending), t.s.replayable...) {
 			edge(p.off)
 			edge(p.end())
 		}
@@ -529,6 +534,15 @@ func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain
 		s.journalDirty = true
 		s.journalBase = rec.spill == 0
 		s.chain = rec.crc
+		commits := make([]extent, 0, len(rec.commits))
+		for _, w := range rec.commits {
+			commits = append(commits, extent{w.off, int64(len(w.data))})
+		}
+		s.replayable = commits
+		if rec.prevPending {
+			s.replayable = append(slices.Clip(commits), s.lastCommits...)
+		}
+		s.lastCommits = commits
 	}
 	if chained {
 		s.chain = chain
@@ -607,7 +621,10 @@ func (s *Store) checkpoint(rec *record) error {
 // of the group, requests none of which was acknowledged.
 func (t *txn) chainable(commit []write) (bool, uint32) {
 	s := t.s
-	ok := s.journalBase && len(t.lones) > 0 && len(t.lones) == t.placed &&
+	// The header, written with no record, must not lie where a recovery
+	// would write again (Store.replayable).
+	overReplay := len(commit) > 0 && slices.ContainsFunc(s.replayable, extent{commit[0].off, int64(len(commit[0].data))}.overlaps)
+	ok := s.journalBase && !overReplay && len(t.lones) > 0 && len(t.lones) == t.placed &&
 		len(t.released) == 0 && len(t.retired) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 &&
 		len(commit) == 1 && commit[0].off == t.diskEOA && len(commit[0].data) == blockSize
 	at := t.diskEOA
