@@ -92,9 +92,9 @@ func (s *Store) Check() ([]Problem, error) {
 	// A shadowed member that hard links still use holds their bytes: it
 	// stays (doc §5 step 4 releases only the others).
 	var stray []*member
-	dead := deadAtOpen(res.ix, res.shadowed, res.shadowKeys)
-	for _, m := range res.shadowed {
-		if m.linked == 0 && dead[res.shadowKeys[m]] != m {
+	_, shadowed := res.superseded()
+	for _, m := range shadowed {
+		if m.linked == 0 {
 			stray = append(stray, m)
 		}
 	}

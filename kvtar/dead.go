@@ -46,7 +46,7 @@ import (
 // took a stream: a crash then made recovery discard that acknowledged
 // transaction and the appends after it. Open recognizes
 // superseded members as shadowed duplicates (doc §5 step 4) that qualify
-// (deadAtOpen) and keeps them; Check accepts them.
+// (scanResult.superseded) and keeps them; Check accepts them.
 //
 // While a value streams into a superseded member's space outside the lock
 // (reserve.go), requests on its key wait for the stream to commit, and
@@ -78,12 +78,7 @@ func (s *Store) deadUsable(d *member) bool {
 		return false
 	}
 	data := extent{d.dataOff, d.end - d.dataOff}
-	for _, e := range append(append(slices.Clip(s.pending), s.replayable...), s.vouched...) {
-		if e.overlaps(data) {
-			return false
-		}
-	}
-	return true
+	return !s.replayOverlaps(data) && !slices.ContainsFunc(s.vouched, data.overlaps)
 }
 
 // fitDead places a member of n bytes, with a header of hdr bytes and data
@@ -219,15 +214,15 @@ func (s *Store) streamKey() (kv.Key, bool) {
 	return kv.Key{}, false
 }
 
-// deadAtOpen returns the shadowed members of a scanned archive that stay
-// as superseded members: for each key bound to a value, the last shadowed
-// member of that key before the value's member, when it qualifies
-// (deadWorthy). The others are stray duplicates (doc §5 step 4).
-func deadAtOpen(ix *index, shadowed []*member, keys map[*member]kv.Key) map[kv.Key]*member {
-	dead := map[kv.Key]*member{}
-	for _, m := range shadowed {
-		k := keys[m]
-		n := ix.lookup(k)
+// superseded splits the shadowed members of a scanned archive into those
+// that stay as superseded members — for each key bound to a value, the
+// last shadowed member of that key before the value's member, when it
+// qualifies (deadWorthy) — and the stray duplicates (doc §5 step 4).
+func (res *scanResult) superseded() (dead map[kv.Key]*member, stray []*member) {
+	dead = map[kv.Key]*member{}
+	for _, m := range res.shadowed {
+		k := res.shadowKeys[m]
+		n := res.ix.lookup(k)
 		if n == nil || !n.isValue() || n.val.start <= m.start || !deadWorthy(m) || m.linked > 0 {
 			continue
 		}
@@ -235,5 +230,10 @@ func deadAtOpen(ix *index, shadowed []*member, keys map[*member]kv.Key) map[kv.K
 			dead[k] = m
 		}
 	}
-	return dead
+	for _, m := range res.shadowed {
+		if dead[res.shadowKeys[m]] != m {
+			stray = append(stray, m)
+		}
+	}
+	return dead, stray
 }

@@ -264,7 +264,7 @@
 //     store turns shadowed members into holes in one transaction, except
 //     those that hard links still use, which go with their last link, and
 //     for each key bound to a value the last shadowed value before it
-//     that qualifies as superseded (§2, deadAtOpen), which stays. A
+//     that qualifies as superseded (§2, scanResult.superseded), which stays. A
 //     member whose kind conflicts with an earlier one — a file where a
 //     directory is or below a file, a directory where a file is — is
 //     damage: tar extraction fails or depends on the disk, so the open

@@ -84,8 +84,8 @@ func (s *Store) open() error {
 	needLayout := len(s.sp.bad()) > 0
 	// Shadowed members that qualify stay as superseded members (dead.go);
 	// the others are stray duplicates.
-	s.dead = deadAtOpen(res.ix, res.shadowed, res.shadowKeys)
-	stray := slices.DeleteFunc(slices.Clone(res.shadowed), func(m *member) bool { return s.dead[res.shadowKeys[m]] == m })
+	dead, stray := res.superseded()
+	s.dead = dead
 	if !res.cut && !res.loneZero && len(stray) == 0 && len(res.damaged) == 0 && !needTail && !needLayout || s.sp.eoa+eoaSize > s.limit {
 		// Nothing to repair; or the archive reaches into the journal
 		// area: the store is full and must not write there.

@@ -198,21 +198,26 @@ func (t *txn) hole(e extent) {
 // those writes are not flushed (s.pending): a replay of its record may
 // write them again (doc §4).
 func (t *txn) isInvisible(off, n int64) bool {
-	for _, p := range t.s.pending {
-		if p.overlaps(extent{off, n}) {
-			return false
-		}
-	}
-	for _, p := range t.s.replayable {
-		if p.overlaps(extent{off, n}) {
-			return false
-		}
+	if t.s.replayOverlaps(extent{off, n}) {
+		return false
 	}
 	if off >= t.diskEOA+blockSize {
 		return true
 	}
 	i := t.invisibleAt(off)
 	return i < len(t.invisible) && t.invisible[i].off <= off && off+n <= t.invisible[i].end()
+}
+
+// replayOverlaps reports whether e meets bytes a recovery could write
+// again: unflushed commit writes (Store.pending), or commit writes the
+// journal would replay (Store.replayable).
+func (s *Store) replayOverlaps(e extent) bool {
+	for _, ps := range [][]extent{s.pending, s.replayable} {
+		if slices.ContainsFunc(ps, e.overlaps) {
+			return true
+		}
+	}
+	return false
 }
 
 // invisibleAt returns the index of the first invisible extent that ends
@@ -234,9 +239,11 @@ func (t *txn) classify(off, n int64, fn func(e extent, invisible bool)) {
 			}
 		}
 		edge(t.diskEOA + blockSize)
-		for _, p := range append(slices.Clip(t.s.pending), t.s.replayable...) {
-			edge(p.off)
-			edge(p.end())
+		for _, ps := range [][]extent{t.s.pending, t.s.replayable} {
+			for _, p := range ps {
+				edge(p.off)
+				edge(p.end())
+			}
 		}
 		if i := t.invisibleAt(off); i < len(t.invisible) {
 			edge(t.invisible[i].off)
