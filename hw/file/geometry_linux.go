@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tarstore/tarstore/hw"
-	"github.com/tarstore/tarstore/hw/file/internal/dio"
+	"github.com/tarstore/tarstore/hw/internal/dio"
 )
 
 // geometry is what detect learns about an open descriptor.

@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tarstore/tarstore/hw"
-	"github.com/tarstore/tarstore/hw/file/internal/dio"
+	"github.com/tarstore/tarstore/hw/internal/dio"
 )
 
 // iovMax is the most segments one preadv/pwritev takes (IOV_MAX on Linux).

@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tarstore/tarstore/hw"
-	"github.com/tarstore/tarstore/hw/file/internal/dio"
+	"github.com/tarstore/tarstore/hw/internal/dio"
 )
 
 // WriteZeroes zeroes sectors sectors at lba without transferring zeroes:

@@ -1,7 +1,9 @@
-// Package dio holds the few operations of hw/file that need package unsafe:
-// the memory address of a buffer (for O_DIRECT alignment) and the block-device
-// ioctls whose argument is a pointer (BLKGETSIZE64, BLKZEROOUT, BLKDISCARD).
-// Keeping them here leaves the driver itself free of unsafe.
+// Package dio holds the operations of the drivers that need package unsafe
+// for O_DIRECT and block-device ioctls: the memory address of a buffer (for
+// O_DIRECT alignment) and the ioctls whose argument is a pointer
+// (BLKGETSIZE64, BLKZEROOUT, BLKDISCARD). hw/file uses it today, and any
+// driver that opens a /dev node shares it; the drivers themselves stay free
+// of unsafe.
 package dio
 
 import (
