@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tarstore/tarstore/hw/internal/dma"
 )
 
 // Arena is shared memory for a vhost-user back-end: a memfd mapped
@@ -44,8 +46,12 @@ func NewArena(size int) (*Arena, error) {
 		unix.Close(fd)
 		return nil, &Error{Op: "arena", Err: os.NewSyscallError("mmap", err)}
 	}
-	return &Arena{mem: mem, addr: addrOf(mem), fd: fd}, nil
+	return &Arena{mem: mem, addr: dma.AddrOf(mem), fd: fd}, nil
 }
+
+// Region returns the arena as memory shared with the back-end, with device
+// addresses equal to Addr. It must not be used after Close.
+func (a *Arena) Region() dma.Region { return dma.NewRegion(a.mem, a.addr) }
 
 // Bytes returns the arena's memory. It must not be used after Close.
 func (a *Arena) Bytes() []byte { return a.mem }
@@ -70,9 +76,9 @@ func (a *Arena) Addr(off int) uint64 {
 	return a.addr + uint64(off)
 }
 
-// Region returns the SET_MEM_TABLE entry for the whole arena, with
+// TableEntry returns the SET_MEM_TABLE entry for the whole arena, with
 // GuestAddr = UserAddr = Addr(0).
-func (a *Arena) Region() Region {
+func (a *Arena) TableEntry() Region {
 	return Region{
 		GuestAddr: a.addr,
 		Size:      uint64(len(a.mem)),

@@ -51,6 +51,20 @@ func newConn(uc *net.UnixConn) *Conn {
 	return c
 }
 
+// fd returns the socket's file descriptor, for polling; it stays open
+// until Close.
+func (c *Conn) fd() (int, error) {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
 // SetTimeout sets the bound on each later exchange (sending a message and
 // reading its reply); d <= 0 means no bound.
 func (c *Conn) SetTimeout(d time.Duration) { c.timeout.Store(int64(d)) }

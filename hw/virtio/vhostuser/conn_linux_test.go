@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tarstore/tarstore/hw/internal/dma"
 )
 
 // fake is the back-end end of a socketpair whose other end is a Conn.
@@ -453,7 +455,7 @@ func TestGetVringBase(t *testing.T) {
 // fakeBlk answers the Negotiate sequence like qemu-storage-daemon and
 // records the order of requests.
 func fakeBlk(f *fake, offered, pOffered uint64, got *[]request, acked, pAcked *uint64) {
-	cfg := make([]byte, BlkConfigSize)
+	cfg := make([]byte, ConfigSize)
 	cfg[0] = 0x80 // capacity 128 sectors
 	cfg[21] = 0x10
 	for {
@@ -499,8 +501,8 @@ func TestNegotiateFake(t *testing.T) {
 	if n.ProtocolFeatures != ProtocolFeatureMQ|ProtocolFeatureReplyAck|ProtocolFeatureConfig || n.QueueNum != 4 {
 		t.Errorf("ProtocolFeatures %#x QueueNum %d", n.ProtocolFeatures, n.QueueNum)
 	}
-	if n.Blk.Capacity != 128 || n.Blk.BlkSize != 4096 || len(n.Config) != BlkConfigSize {
-		t.Errorf("config %+v", n.Blk)
+	if len(n.Config) != ConfigSize || n.Config[0] != 0x80 || n.Config[21] != 0x10 {
+		t.Errorf("config % x", n.Config)
 	}
 	c.Close()
 	<-done
@@ -556,10 +558,13 @@ func TestArena(t *testing.T) {
 	if a.Len() != page || len(a.Bytes()) != page {
 		t.Fatalf("Len %d, want a page (%d)", a.Len(), page)
 	}
-	if a.Addr(0) != addrOf(a.Bytes()) || a.Addr(10) != a.Addr(0)+10 || a.Addr(0)%uint64(page) != 0 {
-		t.Errorf("Addr(0) %#x, mapping at %#x", a.Addr(0), addrOf(a.Bytes()))
+	if a.Addr(0) != dma.AddrOf(a.Bytes()) || a.Addr(10) != a.Addr(0)+10 || a.Addr(0)%uint64(page) != 0 {
+		t.Errorf("Addr(0) %#x, mapping at %#x", a.Addr(0), dma.AddrOf(a.Bytes()))
 	}
-	r := a.Region()
+	if dr := a.Region(); dr.Len() != page || dr.Addr(7) != a.Addr(7) {
+		t.Errorf("dma region of %d bytes at %#x", dr.Len(), dr.Addr(0))
+	}
+	r := a.TableEntry()
 	if r != (Region{GuestAddr: a.Addr(0), UserAddr: a.Addr(0), Size: uint64(page), FD: a.FD()}) || r.FD < 0 {
 		t.Errorf("Region %+v", r)
 	}

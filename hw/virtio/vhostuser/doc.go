@@ -64,10 +64,9 @@
 //
 // # virtio-blk
 //
-// The config space layout is virtio 1.2 §5.2.4 (BlkConfig): capacity in
-// 512-byte sectors at offset 0 (u64), size_max at 8, seg_max at 12,
-// blk_size at 20 (valid with VIRTIO_BLK_F_BLK_SIZE, bit 6), little-endian.
-// qemu-storage-daemon exports a read-only device (VIRTIO_BLK_F_RO, bit 5)
-// unless started with writable=on, and without VIRTIO_F_EVENT_IDX it
-// signals the call eventfd on every completion.
+// Negotiate reads ConfigSize bytes of config space, the part of struct
+// virtio_blk_config (virtio 1.2 §5.2.4) a QEMU 7.2 back-end serves; package
+// hw/virtio decodes it. qemu-storage-daemon exports a read-only device
+// (VIRTIO_BLK_F_RO, bit 5) unless started with writable=on, and without
+// VIRTIO_F_EVENT_IDX it signals the call eventfd on every completion.
 package vhostuser

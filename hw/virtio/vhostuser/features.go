@@ -1,20 +1,9 @@
 package vhostuser
 
-// Virtio feature bits (virtio 1.2 §6 "Reserved Feature Bits" and §5.2.3
-// "Feature bits" of the block device), plus the vhost-user bit 30.
+// Virtio feature bits that concern the transport (virtio 1.2 §6 "Reserved
+// Feature Bits"), plus the vhost-user bit 30. The device-type bits (such as
+// virtio-blk's) are the driver's business: package hw/virtio.
 const (
-	FeatureBlkSizeMax     = 1 << 1  // VIRTIO_BLK_F_SIZE_MAX: size_max valid
-	FeatureBlkSegMax      = 1 << 2  // VIRTIO_BLK_F_SEG_MAX: seg_max valid
-	FeatureBlkGeometry    = 1 << 4  // VIRTIO_BLK_F_GEOMETRY
-	FeatureBlkRO          = 1 << 5  // VIRTIO_BLK_F_RO: read-only device
-	FeatureBlkBlkSize     = 1 << 6  // VIRTIO_BLK_F_BLK_SIZE: blk_size valid
-	FeatureBlkFlush       = 1 << 9  // VIRTIO_BLK_F_FLUSH
-	FeatureBlkTopology    = 1 << 10 // VIRTIO_BLK_F_TOPOLOGY
-	FeatureBlkConfigWCE   = 1 << 11 // VIRTIO_BLK_F_CONFIG_WCE
-	FeatureBlkMQ          = 1 << 12 // VIRTIO_BLK_F_MQ: num_queues valid
-	FeatureBlkDiscard     = 1 << 13 // VIRTIO_BLK_F_DISCARD
-	FeatureBlkWriteZeroes = 1 << 14 // VIRTIO_BLK_F_WRITE_ZEROES
-
 	FeatureRingIndirectDesc = 1 << 28 // VIRTIO_F_INDIRECT_DESC
 	FeatureRingEventIdx     = 1 << 29 // VIRTIO_F_EVENT_IDX
 

@@ -19,24 +19,28 @@ type Negotiated struct {
 	ProtocolFeatures uint64
 	// QueueNum is GET_QUEUE_NUM's answer with ProtocolFeatureMQ, else 1.
 	QueueNum uint64
-	// Config is the raw virtio-blk config space (BlkConfigSize bytes) and
-	// Blk its decoding.
+	// Config is the device config space: the first ConfigSize bytes.
 	Config []byte
-	Blk    BlkConfig
 }
 
-// Negotiate runs the start of a session with a virtio-blk back-end in the
-// order qemu-storage-daemon is known to accept: SET_OWNER, GET_FEATURES,
-// GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM (with MQ),
-// GET_CONFIG, SET_FEATURES. want are the virtio features the driver
-// understands; FeatureVersion1 and FeatureProtocolFeatures are always
-// acked and must be offered, as must ProtocolFeatureConfig (ErrUnsupported
-// otherwise).
+// ConfigSize is how much config space Negotiate reads: struct
+// virtio_blk_config up to write_zeroes_may_unmap and its padding (virtio
+// 1.2 §5.2.4), what a QEMU 7.2 vhost-user-blk back-end serves.
+const ConfigSize = 60
+
+// Handshake runs the start of a session in the order qemu-storage-daemon
+// is known to accept: SET_OWNER, GET_FEATURES, GET_PROTOCOL_FEATURES,
+// SET_PROTOCOL_FEATURES (ProtocolFeatureConfig, and ProtocolFeatureReplyAck
+// and ProtocolFeatureMQ when offered), GET_QUEUE_NUM (with MQ). The back-end
+// must offer FeatureVersion1, FeatureProtocolFeatures and
+// ProtocolFeatureConfig (ErrUnsupported otherwise). It fills in every field
+// of Negotiated but Features and Config.
 //
-// What follows is the caller's: SetMemTable, then per ring SetVringNum,
-// SetVringBase, SetVringAddr, SetVringKick, SetVringCall and
+// What follows is the caller's: GetConfig, SetFeatures (with
+// FeatureVersion1 and FeatureProtocolFeatures), SetMemTable, then per ring
+// SetVringNum, SetVringBase, SetVringAddr, SetVringKick, SetVringCall and
 // SetVringEnable(idx, true) — rings start disabled.
-func (c *Conn) Negotiate(want uint64) (*Negotiated, error) {
+func (c *Conn) Handshake() (*Negotiated, error) {
 	if err := c.SetOwner(); err != nil {
 		return nil, err
 	}
@@ -71,13 +75,21 @@ func (c *Conn) Negotiate(want uint64) (*Negotiated, error) {
 			return nil, err
 		}
 	}
-	if n.Config, err = c.GetConfig(0, BlkConfigSize); err != nil {
+	return n, nil
+}
+
+// Negotiate is Handshake, then GET_CONFIG of ConfigSize bytes, then
+// SET_FEATURES with the offered features among want, plus FeatureVersion1
+// and FeatureProtocolFeatures.
+func (c *Conn) Negotiate(want uint64) (*Negotiated, error) {
+	n, err := c.Handshake()
+	if err != nil {
 		return nil, err
 	}
-	if n.Blk, err = ParseBlkConfig(n.Config); err != nil {
-		return nil, &Error{Op: "negotiate", Err: err}
+	if n.Config, err = c.GetConfig(0, ConfigSize); err != nil {
+		return nil, err
 	}
-	n.Features = offered & (want | FeatureVersion1 | FeatureProtocolFeatures)
+	n.Features = n.Offered & (want | FeatureVersion1 | FeatureProtocolFeatures)
 	if err := c.SetFeatures(n.Features); err != nil {
 		return nil, err
 	}

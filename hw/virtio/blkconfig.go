@@ -1,4 +1,4 @@
-package vhostuser
+package virtio
 
 import (
 	"encoding/binary"
@@ -44,7 +44,7 @@ type BlkConfig struct {
 // config space.
 func ParseBlkConfig(b []byte) (BlkConfig, error) {
 	if len(b) < BlkConfigSize {
-		return BlkConfig{}, fmt.Errorf("%w: virtio-blk config is %d bytes, want %d", ErrInvalid, len(b), BlkConfigSize)
+		return BlkConfig{}, fmt.Errorf("%w: virtio-blk config is %d bytes, want %d", ErrBadDevice, len(b), BlkConfigSize)
 	}
 	le := binary.LittleEndian
 	return BlkConfig{

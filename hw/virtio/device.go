@@ -1,0 +1,386 @@
+package virtio
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/internal/sg"
+)
+
+var (
+	_ hw.Block     = (*Device)(nil)
+	_ hw.Zeroer    = (*Device)(nil)
+	_ hw.Discarder = (*Device)(nil)
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout     = 30 * time.Second
+	DefaultQueueSize   = 256
+	DefaultSlots       = 32
+	DefaultMaxTransfer = 256 << 10
+)
+
+// Options tune a Device. The zero value is the defaults.
+type Options struct {
+	// ReadOnly opens the device read-only even when it is writable.
+	ReadOnly bool
+	// Timeout bounds each device request (DefaultTimeout when 0). A
+	// request that takes longer fails with ErrTimeout and ends the
+	// session (see Device).
+	Timeout time.Duration
+	// QueueSize is the size of the request queue (DefaultQueueSize when
+	// 0), lowered to what the device allows; a power of two.
+	QueueSize int
+	// Slots bounds the device requests in flight (DefaultSlots when 0);
+	// each owns MaxTransfer bytes of shared memory.
+	Slots int
+	// MaxTransfer bounds the data of one device request (DefaultMaxTransfer
+	// when 0), lowered to the device's size_max × seg_max; hw.Block
+	// requests larger than that are split.
+	MaxTransfer int
+}
+
+func (o *Options) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (o *Options) queueSize() int {
+	n := DefaultQueueSize
+	if o.QueueSize > 0 {
+		n = o.QueueSize
+	}
+	p := 1
+	for p*2 <= n && p*2 <= 32768 {
+		p *= 2
+	}
+	return p
+}
+
+func (o *Options) slots() int {
+	if o.Slots > 0 {
+		return o.Slots
+	}
+	return DefaultSlots
+}
+
+// geometry is what the driver derives from the features and config space;
+// it must not change across reconnects.
+type geometry struct {
+	features    uint64
+	sectorSize  int    // logical block size in bytes
+	sectors     uint64 // capacity in logical blocks
+	per512      uint64 // 512-byte sectors per logical block
+	readOnly    bool
+	maxXfer     int // data bytes per request, a multiple of sectorSize
+	segMax      int // bytes per data descriptor
+	dataSegs    int // data descriptors per request at most
+	zeroesMax   uint64
+	discardMax  uint64 // in logical blocks; 0: not supported
+	flush       bool
+	writeZeroes bool
+}
+
+func newGeometry(features uint64, cfg BlkConfig, opts *Options) (*geometry, error) {
+	ss := int(cfg.LogicalBlockSize(features))
+	if ss < 512 || ss > 64<<10 || ss&(ss-1) != 0 {
+		return nil, fmt.Errorf("%w: block size %d is not a power of two from 512 to 64 KiB", ErrBadDevice, ss)
+	}
+	g := &geometry{
+		features:   features,
+		sectorSize: ss,
+		per512:     uint64(ss / 512),
+		readOnly:   features&FeatureBlkRO != 0 || opts.ReadOnly,
+		flush:      features&FeatureBlkFlush != 0,
+	}
+	g.sectors = cfg.Capacity / g.per512
+	if g.sectors == 0 {
+		return nil, fmt.Errorf("%w: capacity %d 512-byte sectors holds no %d-byte block", ErrBadDevice, cfg.Capacity, ss)
+	}
+	xfer := DefaultMaxTransfer
+	if opts.MaxTransfer > 0 {
+		xfer = opts.MaxTransfer
+	}
+	g.segMax = xfer
+	if features&FeatureBlkSizeMax != 0 && cfg.SizeMax > 0 {
+		// A descriptor holds whole blocks, so that splitting a
+		// transfer never cuts one.
+		g.segMax = max(int(cfg.SizeMax)/ss*ss, ss)
+	}
+	if features&FeatureBlkSegMax != 0 && cfg.SegMax > 0 {
+		xfer = min(xfer, int(cfg.SegMax)*g.segMax)
+	}
+	g.maxXfer = max(xfer/ss*ss, ss)
+	g.segMax = min(g.segMax, g.maxXfer)
+	g.dataSegs = (g.maxXfer + g.segMax - 1) / g.segMax
+	if features&FeatureBlkWriteZeroes != 0 && cfg.MaxWriteZeroesSectors >= uint32(g.per512) {
+		g.writeZeroes = true
+		g.zeroesMax = uint64(cfg.MaxWriteZeroesSectors) / g.per512
+	}
+	if features&FeatureBlkDiscard != 0 && cfg.MaxDiscardSectors >= uint32(g.per512) {
+		g.discardMax = uint64(cfg.MaxDiscardSectors) / g.per512
+	}
+	return g, nil
+}
+
+func (g *geometry) same(o *geometry) bool {
+	return g.sectorSize == o.sectorSize && g.sectors == o.sectors && g.readOnly == o.readOnly
+}
+
+// Device is a virtio-blk device driven from this process. It implements
+// hw.Block, hw.Zeroer and hw.Discarder; see the package documentation.
+type Device struct {
+	dial func() (Transport, error)
+	opts Options
+	info hw.Info
+	geo  *geometry
+
+	mu     sync.Mutex // sess, closed
+	sess   *session
+	closed bool
+
+	redial sync.Mutex // one reconnect at a time
+}
+
+// Open brings up the device that dial reaches and returns it. dial is
+// called again to reconnect after the device went away (see the package
+// documentation); a transport that cannot reconnect returns an error then.
+func Open(dial func() (Transport, error), opts Options) (*Device, error) {
+	t, err := dial()
+	if err != nil {
+		return nil, &hw.Error{Op: "open", Kind: hw.ErrIO, Err: err}
+	}
+	name := t.Name()
+	s, err := startSession(t, &opts)
+	if err != nil {
+		kind := hw.ErrIO
+		if errors.Is(err, ErrBadDevice) {
+			kind = hw.ErrUnsupported
+		}
+		return nil, &hw.Error{Op: "open", Device: name, Kind: kind, Err: err}
+	}
+	d := &Device{dial: dial, opts: opts, geo: s.geo, sess: s}
+	d.info = hw.Info{
+		SectorSize: s.geo.sectorSize,
+		Sectors:    s.geo.sectors,
+		ReadOnly:   s.geo.readOnly,
+		Driver:     "virtio",
+		Model:      name,
+		Serial:     d.serial(s),
+	}
+	return d, nil
+}
+
+// serial asks the device for its serial number (VIRTIO_BLK_T_GET_ID); a
+// device without one answers UNSUPP and the serial is empty.
+func (d *Device) serial(s *session) string {
+	var id []byte
+	err := s.do(&request{typ: typeGetID, n: idSize, drain: func(b []byte) {
+		id = append(id, b...)
+	}})
+	if err != nil {
+		return ""
+	}
+	if i := bytes.IndexByte(id, 0); i >= 0 {
+		id = id[:i]
+	}
+	return string(id)
+}
+
+// Info implements hw.Block.
+func (d *Device) Info() hw.Info { return d.info }
+
+// Features returns the feature bits the driver and the device agreed on.
+func (d *Device) Features() uint64 { return d.geo.features }
+
+// session returns the live session, reconnecting when the last one died.
+func (d *Device) session() (*session, error) {
+	d.mu.Lock()
+	s, closed := d.sess, d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, hw.ErrClosed
+	}
+	if s.alive() {
+		return s, nil
+	}
+	d.redial.Lock()
+	defer d.redial.Unlock()
+	d.mu.Lock()
+	s, closed = d.sess, d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, hw.ErrClosed
+	}
+	if s.alive() {
+		return s, nil // another request reconnected
+	}
+	t, err := d.dial()
+	if err != nil {
+		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
+	}
+	ns, err := startSession(t, &d.opts)
+	if err == nil && !ns.geo.same(d.geo) {
+		ns.close(ErrGone)
+		err = fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadDevice, ns.geo.sectors, ns.geo.sectorSize, ns.geo.readOnly)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		ns.close(hw.ErrClosed)
+		return nil, hw.ErrClosed
+	}
+	d.sess = ns
+	d.mu.Unlock()
+	return ns, nil
+}
+
+// fail turns a request's failure into an *hw.Error.
+func (d *Device) fail(op string, lba, sectors uint64, err error) error {
+	kind := hw.ErrIO
+	var se *StatusError
+	switch {
+	case errors.Is(err, hw.ErrClosed):
+		kind, err = hw.ErrClosed, nil
+	case errors.As(err, &se) && se.Status == statusUnsupp:
+		kind = hw.ErrUnsupported
+	}
+	return &hw.Error{Op: op, Device: d.info.Model, LBA: lba, Sectors: sectors, Kind: kind, Err: err}
+}
+
+// transfer runs a Read (typ IN) or Write (OUT) of bufs at lba, split into
+// requests of at most maxXfer bytes that run concurrently.
+func (d *Device) transfer(op string, typ uint32, lba uint64, bufs [][]byte) error {
+	n, err := hw.CheckRequest(d.info, op, lba, bufs)
+	if err != nil {
+		return err
+	}
+	s, err := d.session()
+	if err != nil {
+		return d.fail(op, lba, n, err)
+	}
+	ss := d.geo.sectorSize
+	pieces := sg.Split(int(n)*ss, d.geo.maxXfer)
+	one := func(p sg.Piece) error {
+		at := lba + uint64(p.Off/ss)
+		r := &request{typ: typ, sector: at * d.geo.per512, n: p.Len}
+		if typ == typeOut {
+			r.fill = func(b []byte) { sg.Gather(b, bufs, p.Off) }
+		} else {
+			r.drain = func(b []byte) { sg.Scatter(bufs, p.Off, b) }
+		}
+		if err := s.do(r); err != nil {
+			return d.fail(op, at, uint64(p.Len/ss), err)
+		}
+		return nil
+	}
+	if len(pieces) == 1 {
+		return one(pieces[0])
+	}
+	errs := make([]error, len(pieces))
+	var wg sync.WaitGroup
+	for i, p := range pieces {
+		wg.Go(func() { errs[i] = one(p) })
+	}
+	wg.Wait()
+	for _, err := range errs { // the failure at the lowest block
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Read implements hw.Block.
+func (d *Device) Read(lba uint64, bufs ...[]byte) error {
+	return d.transfer("read", typeIn, lba, bufs)
+}
+
+// Write implements hw.Block.
+func (d *Device) Write(lba uint64, bufs ...[]byte) error {
+	return d.transfer("write", typeOut, lba, bufs)
+}
+
+// Flush implements hw.Block with VIRTIO_BLK_T_FLUSH, which covers every
+// write completed before it (virtio 1.2 §5.2.6). A device that did not
+// offer VIRTIO_BLK_F_FLUSH has no volatile cache to flush, and Flush only
+// checks that the device is open.
+func (d *Device) Flush() error {
+	s, err := d.session()
+	if err != nil {
+		return d.fail("flush", 0, 0, err)
+	}
+	if !d.geo.flush {
+		return nil
+	}
+	if err := s.do(&request{typ: typeFlush}); err != nil {
+		return d.fail("flush", 0, 0, err)
+	}
+	return nil
+}
+
+// WriteZeroes implements hw.Zeroer with VIRTIO_BLK_T_WRITE_ZEROES (without
+// the unmap flag), in requests of at most max_write_zeroes_sectors. Without
+// VIRTIO_BLK_F_WRITE_ZEROES it fails with hw.ErrUnsupported, and
+// hw.WriteZeroes falls back to writes.
+func (d *Device) WriteZeroes(lba, sectors uint64) error {
+	return d.rangeOp("write-zeroes", typeWriteZeroes, d.geo.writeZeroes, d.geo.zeroesMax, lba, sectors)
+}
+
+// Discard implements hw.Discarder with VIRTIO_BLK_T_DISCARD, in requests
+// of at most max_discard_sectors. Without VIRTIO_BLK_F_DISCARD it fails
+// with hw.ErrUnsupported.
+func (d *Device) Discard(lba, sectors uint64) error {
+	return d.rangeOp("discard", typeDiscard, d.geo.discardMax > 0, d.geo.discardMax, lba, sectors)
+}
+
+func (d *Device) rangeOp(op string, typ uint32, ok bool, per, lba, sectors uint64) error {
+	if err := hw.CheckRange(d.info, op, lba, sectors); err != nil {
+		return err
+	}
+	if !ok {
+		return &hw.Error{Op: op, Device: d.info.Model, LBA: lba, Sectors: sectors, Kind: hw.ErrUnsupported}
+	}
+	s, err := d.session()
+	if err != nil {
+		return d.fail(op, lba, sectors, err)
+	}
+	for sectors > 0 {
+		k := min(per, sectors)
+		seg := [3]uint64{lba * d.geo.per512, k * d.geo.per512, 0}
+		if err := s.do(&request{typ: typ, sector: seg[0], seg: &seg}); err != nil {
+			return d.fail(op, lba, k, err)
+		}
+		lba += k
+		sectors -= k
+	}
+	return nil
+}
+
+// Close implements hw.Block: it stops the device (the transport's reset or
+// disconnect) and fails the requests still in flight with hw.ErrClosed. It
+// does not flush.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	s := d.sess
+	d.mu.Unlock()
+	d.redial.Lock() // a reconnect in progress sees closed and stops
+	defer d.redial.Unlock()
+	s.close(hw.ErrClosed)
+	return nil
+}
