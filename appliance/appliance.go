@@ -43,12 +43,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/tarstore/tarstore/appliance/config"
 	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/file"
+	"github.com/tarstore/tarstore/hw/virtio"
 	"github.com/tarstore/tarstore/kvtar"
 )
 
@@ -61,7 +63,10 @@ var Version = "0.1.0-dev"
 const DefaultImageSize = 1 << 30
 
 // The drivers this build has, as compile-time proof that they are devices.
-var _ hw.Block = (*file.Device)(nil)
+var (
+	_ hw.Block = (*file.Device)(nil)
+	_ hw.Block = (*virtio.Device)(nil)
+)
 
 var (
 	// ErrNoDriver: the configuration names a device this build has no
@@ -72,6 +77,9 @@ var (
 	ErrNeedToken = errors.New("refusing to listen on a non-loopback address without --token-file")
 	// ErrBadToken: the token file cannot be read or holds no token.
 	ErrBadToken = errors.New("bad token file")
+	// ErrBadSpec: a device spec the appliance cannot parse (--virtio
+	// wants vhost-user:SOCKET).
+	ErrBadSpec = errors.New("bad device spec")
 	// ErrNoImage: the disk does not exist.
 	ErrNoImage = errors.New("no such disk image or device")
 )
@@ -99,7 +107,7 @@ type deviceKind struct {
 // listed.
 var deviceKinds = []deviceKind{
 	{func(c config.Config) string { return c.Disk }, func(s string) string { return s }, openFile},
-	{func(c config.Config) string { return c.Virtio }, func(s string) string { return "virtio " + s }, noDriver("virtio-blk")},
+	{func(c config.Config) string { return c.Virtio }, func(s string) string { return "virtio " + s }, openVirtio},
 	{func(c config.Config) string { return c.NVMe }, func(s string) string { return "nvme " + s }, noDriver("NVMe")},
 }
 
@@ -147,6 +155,21 @@ func openFile(cfg config.Config, path string, readOnly bool) (hw.Block, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNoImage, err)
 	}
 	return dev, err
+}
+
+// openVirtio opens a virtio-blk device with the userspace driver. The spec
+// is "vhost-user:SOCKET", a vhost-user-blk back-end's unix socket (such as
+// qemu-storage-daemon's export). "pci:BDF", a modern virtio-pci function
+// inside the VM, is refused until that transport is wired here.
+func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	switch {
+	case kind == "vhost-user" && arg != "":
+		return virtio.OpenVhostUser(arg, virtio.Options{ReadOnly: readOnly})
+	case kind == "pci":
+		return nil, fmt.Errorf("virtio-blk %s: the virtio-pci transport: %w", spec, ErrNoDriver)
+	}
+	return nil, fmt.Errorf("virtio-blk %q: %w: want vhost-user:SOCKET", spec, ErrBadSpec)
 }
 
 // noDriver is the open of a kind of device this build has no driver for.

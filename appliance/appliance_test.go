@@ -96,8 +96,12 @@ func TestReadToken(t *testing.T) {
 
 func TestOpenDevice(t *testing.T) {
 	_, err := OpenDevice(config.Config{Virtio: "/run/vhost.sock"}, false)
+	assert.ErrorIs(t, err, ErrBadSpec)
+	assert.Contains(t, err.Error(), `virtio /run/vhost.sock: virtio-blk "/run/vhost.sock": bad device spec: want vhost-user:SOCKET`)
+	_, err = OpenDevice(config.Config{Virtio: "pci:0000:00:04.0"}, false)
 	assert.ErrorIs(t, err, ErrNoDriver)
-	assert.Contains(t, err.Error(), "virtio /run/vhost.sock: virtio-blk: this build has no driver for it yet")
+	_, err = OpenDevice(config.Config{Virtio: "vhost-user:" + filepath.Join(t.TempDir(), "none.sock")}, false)
+	assert.ErrorIs(t, err, hw.ErrIO)
 	_, err = OpenDevice(config.Config{NVMe: "0000:00:04.0"}, false)
 	assert.ErrorIs(t, err, ErrNoDriver)
 	_, err = OpenDevice(config.Config{Disk: filepath.Join(t.TempDir(), "none.img")}, false)

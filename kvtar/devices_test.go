@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/tarstore/tarstore/clock"
+	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/file"
 	"github.com/tarstore/tarstore/internal/testenv"
 	"github.com/tarstore/tarstore/kv"
@@ -45,11 +46,19 @@ func loopDevice(t testing.TB, size int64, sectorSize int) string {
 // device) and opens the same path again. Check runs checkStore with the
 // device read through an *os.File by archive/tar.
 func fileHarness(fresh func(t *testing.T) string, opts file.Options, wantSS int) kvtest.Harness {
+	return deviceHarness(fresh, func(t *testing.T, path string) (hw.Block, error) {
+		return file.Open(path, opts)
+	}, wantSS)
+}
+
+// deviceHarness is fileHarness with any driver: openDev opens the device
+// whose storage is the image file at path.
+func deviceHarness(fresh func(t *testing.T) string, openDev func(t *testing.T, path string) (hw.Block, error), wantSS int) kvtest.Harness {
 	var mu sync.Mutex
 	paths := map[kv.RW]string{}
 	open := func(t *testing.T, path string, clk clock.PClock, format bool) kv.RW {
 		t.Helper()
-		dev, err := file.Open(path, opts)
+		dev, err := openDev(t, path)
 		require.NoError(t, err)
 		if wantSS != 0 {
 			require.Equal(t, wantSS, dev.Info().SectorSize, "sector size of %s", path)

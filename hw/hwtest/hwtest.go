@@ -17,7 +17,9 @@
 //     right Kind, Op and LBA, and a failed write changes nothing.
 //   - Flush, WriteZeroes, Discard: flush succeeds; the optional Zeroer and
 //     Discarder, when the driver has them, check their ranges, WriteZeroes
-//     reads back as zeroes, and the hw.WriteZeroes fallback works.
+//     reads back as zeroes, and the hw.WriteZeroes fallback works. A driver
+//     may implement them for a device that lacks the operation: valid
+//     requests then fail with hw.ErrUnsupported and change nothing.
 //   - Concurrent: several goroutines write, read and flush disjoint regions at
 //     once and verify every byte; run it with -race.
 //   - Close: Close is idempotent and every request after it fails with

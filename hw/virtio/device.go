@@ -348,12 +348,12 @@ func (d *Device) rangeOp(op string, typ uint32, ok bool, per, lba, sectors uint6
 	if err := hw.CheckRange(d.info, op, lba, sectors); err != nil {
 		return err
 	}
-	if !ok {
-		return &hw.Error{Op: op, Device: d.info.Model, LBA: lba, Sectors: sectors, Kind: hw.ErrUnsupported}
-	}
 	s, err := d.session()
 	if err != nil {
 		return d.fail(op, lba, sectors, err)
+	}
+	if !ok {
+		return &hw.Error{Op: op, Device: d.info.Model, LBA: lba, Sectors: sectors, Kind: hw.ErrUnsupported}
 	}
 	for sectors > 0 {
 		k := min(per, sectors)

@@ -108,11 +108,16 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 	if err != nil {
 		return nil, err
 	}
-	size := layout.Size + nslots*(metaSize+geo.maxXfer)
+	// Rings, indirect tables and request metadata first, then the data
+	// buffers, each page-aligned (back-ends and devices move aligned
+	// memory fastest); the slack covers alignment and the chunk
+	// boundaries of DMA memory.
+	data := (geo.maxXfer + 4095) &^ 4095
+	size := layout.Size + nslots*(metaSize+data)
 	if indirect {
 		size += nslots * virtq.DescSize * chain
 	}
-	mem, err := t.Memory(size + size/8 + 64<<10) // slack for alignment and chunk boundaries
+	mem, err := t.Memory(size + size/8 + 4*4096)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +161,12 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 		free:     make(chan *slot, nslots),
 		loopDone: make(chan struct{}),
 	}
-	for range nslots {
-		sl := &slot{done: make(chan error, 1)}
-		if sl.meta, err = carve.Take(metaSize, 64); err != nil {
-			return nil, err
-		}
+	metas, err := carve.Take(nslots*metaSize, metaSize)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nslots {
+		sl := &slot{done: make(chan error, 1), meta: metas.Slice(i*metaSize, metaSize)}
 		if sl.data, err = carve.Take(geo.maxXfer, 4096); err != nil {
 			return nil, err
 		}
