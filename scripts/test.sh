@@ -19,7 +19,7 @@ declare -A need=(
 	[python3]=python3
 	[curl]=curl            # the HTTP API is also tested with real curl
 	[qemu-system-x86_64]=qemu-system-x86 # the appliance is booted in QEMU (boot's VM tests)
-	[qemu-storage-daemon]=qemu-system-common # serves a disk over NBD to a VM
+	[qemu-storage-daemon]=qemu-system-common # vhost-user-blk back-end of hw/virtio; NBD server for a VM
 	[qemu-img]=qemu-utils
 )
 
@@ -50,6 +50,14 @@ fi
 install_missing
 # Loop devices need the loop driver; load it if it is a module and not loaded.
 [ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true
+# The DMA memory test maps 2 MiB huge pages (physical addresses from
+# /proc/self/pagemap, root only): make sure four are free.
+if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
+	hp_free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+	if [ "${hp_free:-0}" -lt 4 ]; then
+		echo $(($(cat /proc/sys/vm/nr_hugepages) + 4 - ${hp_free:-0})) >/proc/sys/vm/nr_hugepages || true
+	fi
+fi
 
 echo "== gofmt"
 unformatted=$(gofmt -l .)
