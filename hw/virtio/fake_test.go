@@ -32,7 +32,6 @@ type fakeDevice struct {
 	features          uint64
 	mem               dma.Region
 	words             dma.Words
-	base              uint64
 	qsize             int
 	desc, avail, used uint64
 	started           bool
