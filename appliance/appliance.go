@@ -159,17 +159,19 @@ func openFile(cfg config.Config, path string, readOnly bool) (hw.Block, error) {
 
 // openVirtio opens a virtio-blk device with the userspace driver. The spec
 // is "vhost-user:SOCKET", a vhost-user-blk back-end's unix socket (such as
-// qemu-storage-daemon's export). "pci:BDF", a modern virtio-pci function
-// inside the VM, is refused until that transport is wired here.
+// qemu-storage-daemon's export), or "pci:BDF", a modern virtio-pci
+// function (inside the VM; its BAR through sysfs, DMA memory from huge
+// pages).
 func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
+	opts := virtio.Options{ReadOnly: readOnly}
 	switch {
 	case kind == "vhost-user" && arg != "":
-		return virtio.OpenVhostUser(arg, virtio.Options{ReadOnly: readOnly})
-	case kind == "pci":
-		return nil, fmt.Errorf("virtio-blk %s: the virtio-pci transport: %w", spec, ErrNoDriver)
+		return virtio.OpenVhostUser(arg, opts)
+	case kind == "pci" && arg != "":
+		return virtio.OpenPCI(arg, opts)
 	}
-	return nil, fmt.Errorf("virtio-blk %q: %w: want vhost-user:SOCKET", spec, ErrBadSpec)
+	return nil, fmt.Errorf("virtio-blk %q: %w: want vhost-user:SOCKET or pci:BDF", spec, ErrBadSpec)
 }
 
 // noDriver is the open of a kind of device this build has no driver for.

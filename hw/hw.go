@@ -37,6 +37,16 @@
 // Optional capabilities (Zeroer, Discarder, Allocator) are discovered with a
 // type assertion; the helpers WriteZeroes and AllocBuffer fall back to plain
 // writes and ordinary memory when a driver lacks them.
+//
+// A wrapper is a Block that passes requests on to another Block (hw/faulty,
+// which injects failures; a tracing or metering layer). It implements
+// Unwrap() Block, which returns the wrapped device (see Unwrap), and it
+// offers every optional capability by forwarding: its WriteZeroes and
+// Discard fail with an *Error of Kind ErrUnsupported when the wrapped device
+// lacks them, so WriteZeroes falls back to writes through the wrapper, and
+// its AllocBuffer returns AllocBuffer(wrapped). A type assertion on a
+// wrapper therefore finds every capability; ErrUnsupported tells what the
+// device underneath lacks.
 package hw
 
 import (
@@ -213,6 +223,15 @@ func WriteZeroes(dev Block, lba, sectors uint64) error {
 		}
 		lba += n
 		sectors -= n
+	}
+	return nil
+}
+
+// Unwrap returns the device dev wraps: the result of its Unwrap() Block
+// method, or nil when dev is not a wrapper.
+func Unwrap(dev Block) Block {
+	if w, ok := dev.(interface{ Unwrap() Block }); ok {
+		return w.Unwrap()
 	}
 	return nil
 }

@@ -45,7 +45,8 @@
 // given sectors fail with Kind hw.ErrIO and the LBA of the first faulty
 // sector they touch, a given number of times or forever. A failed write
 // changes nothing (not even the pending log); a failed flush leaves the
-// pending log pending.
+// pending log pending. Op, Fault and the rule that picks the fault that
+// fires are hw/faulty's, which injects the same faults into any hw.Block.
 //
 // # Counters
 //
@@ -62,6 +63,7 @@ import (
 	"sync"
 
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/faulty"
 	"github.com/tarstore/tarstore/hw/mem"
 )
 
@@ -76,7 +78,7 @@ type Device struct {
 	closed    bool
 	powerLost bool
 	failAt    int // the value of stats.Writes at which the power fails; 0: not armed
-	faults    []*armed
+	faults    faulty.Faults
 	stats     Stats
 }
 

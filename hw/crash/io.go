@@ -17,7 +17,7 @@ func (d *Device) Read(lba uint64, bufs ...[]byte) error {
 	}
 	d.stats.Reads++
 	d.stats.BytesRead += int64(n) * int64(d.info.SectorSize)
-	if err := d.injected(OpRead, "read", lba, n); err != nil {
+	if err := d.faults.Fire(OpRead, d.info.Model, lba, n); err != nil {
 		return err
 	}
 	return d.current.Read(lba, bufs...)
@@ -79,7 +79,7 @@ func (d *Device) Flush() error {
 		return d.fail("flush", 0, 0, hw.ErrIO, ErrPowerLost)
 	}
 	d.stats.Flushes++
-	if err := d.injected(OpFlush, "flush", 0, 0); err != nil {
+	if err := d.faults.Fire(OpFlush, d.info.Model, 0, 0); err != nil {
 		return err
 	}
 	for i, w := range d.pending {
@@ -123,7 +123,7 @@ func (d *Device) issue(op Op, name string, w write) error {
 		d.pending = append(d.pending, w)
 		return d.fail(name, w.lba, w.sectors, hw.ErrIO, ErrPowerLost)
 	}
-	if err := d.injected(op, name, w.lba, w.sectors); err != nil {
+	if err := d.faults.Fire(op, d.info.Model, w.lba, w.sectors); err != nil {
 		return err
 	}
 	if err := apply(d.current, w, 0, w.sectors); err != nil {

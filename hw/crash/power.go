@@ -1,10 +1,11 @@
 package crash
 
-import "errors"
+import "github.com/tarstore/tarstore/hw/faulty"
 
 // ErrPowerLost is the cause (hw.Error.Err) of every request that fails
-// because the power was cut. Its Kind is hw.ErrIO.
-var ErrPowerLost = errors.New("crash: power lost")
+// because the power was cut. Its Kind is hw.ErrIO. It is hw/faulty's
+// sentinel, so errors.Is finds it whichever device lost the power.
+var ErrPowerLost = faulty.ErrPowerLost
 
 // FailAtWrite arms a power failure during the n-th write (Write, WriteZeroes
 // or Discard that passes validation) counted from now, 1-based: n = 1 is the
