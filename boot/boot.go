@@ -32,6 +32,7 @@ var Steps = []Step{
 	}},
 	{"signals", true, (*Booter).signals},
 	{"reap children", true, func(b *Booter) error { return reapChildren() }},
+	{"claim devices", true, (*Booter).claim},
 	{"load modules", false, func(b *Booter) error { return loadModules(ModulesList, b.Console) }},
 	{"network", true, (*Booter).network},
 	{"token", false, (*Booter).token},

@@ -23,24 +23,29 @@
 //     SIGTERM start a graceful shutdown from then on.
 //  7. "reap children" (fatal): PID 1 adopts orphaned processes and must
 //     wait for them, or they stay zombies.
-//  8. "load modules" (not fatal): the kernel modules listed in
+//  8. "claim devices" (fatal): with tarstore.virtio=pci:BDF or vfio:BDF, the
+//     PCI function is kept from the kernel's drivers before they load
+//     (driver_override: a name no driver has, or vfio-pci, which then binds
+//     it), and for pci: eight 2 MiB huge pages are reserved for the
+//     userspace driver's DMA memory.
+//  9. "load modules" (not fatal): the kernel modules listed in
 //     /etc/tarstore/modules.load, in that order (dependencies first; the
 //     image builder resolved it from modules.dep), with finit_module. A
 //     module that does not load is reported; a driver missing for the
 //     disk then shows in the "disk" step.
-//  9. "network" (fatal): lo up, and the first NIC up with the address of
+//  10. "network" (fatal): lo up, and the first NIC up with the address of
 //     tarstore.ip=ADDR/PREFIX[,GATEWAY] or, without it, QEMU user
 //     networking's 10.0.2.15/24 via 10.0.2.2 (boot/netconf).
-//  10. "token" (not fatal): a bearer token passed by QEMU as fw_cfg file
+//  11. "token" (not fatal): a bearer token passed by QEMU as fw_cfg file
 //     opt/tarstore/token (-fw_cfg name=opt/tarstore/token,file=F, which
 //     keeps it off the host's process list) is copied to
 //     /run/tarstore/token, mode 0600, and used as tarstore.token-file.
-//  11. "disk" (fatal): the disk the kernel command line names
+//  12. "disk" (fatal): the disk the kernel command line names
 //     (tarstore.disk=, or tarstore.virtio= / tarstore.nvme= for the
 //     userspace drivers), waited for up to DiskWait when it is a /dev
 //     node; with none named, the first of /dev/vda and /dev/nvme0n1 that
 //     appears within DiskWait.
-//  12. "serve" (fatal): appliance.Serve with the configuration of the kernel
+//  13. "serve" (fatal): appliance.Serve with the configuration of the kernel
 //     command line (tarstore.*=, appliance/config), listening on
 //     0.0.0.0:7070 unless tarstore.listen= says otherwise, with POST
 //     /v1/shutdown enabled. It returns after a graceful shutdown (the

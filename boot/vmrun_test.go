@@ -28,14 +28,23 @@ var rtcBase = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 // the VM's RTC, shuts down, and reads the image on the host: kvtar's check,
 // GNU tar, bsdtar and archive/tar, GNU tar's extraction equal to the store.
 func TestVMServes(t *testing.T) {
-	for _, bus := range []string{"virtio", "nvme"} {
-		t.Run(bus, func(t *testing.T) {
+	for _, c := range []struct{ name, bus, driver string }{
+		{"virtio", "virtio", "kernel"},
+		{"nvme", "nvme", "kernel"},
+		// The appliance's own virtio-blk driver on the modern virtio-pci
+		// function, DMA memory from huge pages (no IOMMU).
+		{"virtio-userspace", "virtio", "userspace"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			state := t.TempDir()
 			img := newImage(t, 64<<20)
 			var v *vm
 			boot := func() *vm {
-				v = bootVM(t, state, img, "--disk-bus", bus, "--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05"))
-				t.Logf("%s: boot to serving (QEMU start to /healthz): %v", bus, v.booted.Round(10*time.Millisecond))
+				v = bootVM(t, state, img, "--disk-bus", c.bus, "--driver", c.driver, "--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05"))
+				t.Logf("%s: boot to serving (QEMU start to /healthz): %v", c.name, v.booted.Round(10*time.Millisecond))
+				if c.driver == "userspace" {
+					require.Contains(t, v.console.String(), "tarstore: serving virtio pci:0000:00:06.0")
+				}
 				return v
 			}
 			kvtest.StressSeeds(t, 1, func(t *testing.T, seed uint64) {
@@ -82,7 +91,8 @@ func TestVMBadConfig(t *testing.T) {
 	}{
 		{"missing disk", nil, "tarstore.disk=/dev/vdz", "disk: /dev/vdz did not appear"},
 		{"bad listen address", nil, "tarstore.listen=nowhere", "serve: "},
-		{"unknown driver", nil, "tarstore.virtio=pci:0000:00:09.0", "no driver for it yet"},
+		{"unknown driver", nil, "tarstore.nvme=pci:0000:00:09.0", "no driver for it yet"},
+		{"no such PCI function", nil, "tarstore.virtio=pci:0000:00:09.0", "claim devices: tarstore.virtio=pci:0000:00:09.0: no such PCI function"},
 		{"bad max-conns", nil, "tarstore.max-conns=many", "tarstore.max-conns"},
 		{"not an archive", garbage, "", "serve: "},
 	} {

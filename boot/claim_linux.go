@@ -1,0 +1,87 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Where the claim step finds PCI functions and the huge page pool.
+var (
+	PCIDevices     = "/sys/bus/pci/devices"
+	NrHugepages    = "/proc/sys/vm/nr_hugepages"
+	MeminfoPath    = "/proc/meminfo"
+	claimHugepages = 8 // 16 MiB: the virtio driver's default slots and rings, with room
+)
+
+// claim keeps the kernel's drivers off the PCI function a userspace driver
+// will drive (tarstore.virtio=pci:BDF or vfio:BDF), before the modules
+// load: its driver_override names a driver that does not exist (pci:) or
+// vfio-pci (vfio:, which then binds it). For pci: it also reserves the 2
+// MiB huge pages the driver takes its DMA memory from.
+func (b *Booter) claim() error {
+	kind, addr, ok := strings.Cut(b.params()["tarstore.virtio"], ":")
+	if !ok || (kind != "pci" && kind != "vfio") {
+		return nil
+	}
+	if strings.Count(addr, ":") == 1 {
+		addr = "0000:" + addr // bus:device.function in domain 0
+	}
+	override := "tarstore-userspace"
+	if kind == "vfio" {
+		override = "vfio-pci"
+	}
+	dir := filepath.Join(PCIDevices, addr)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("tarstore.virtio=%s:%s: no such PCI function (is the disk attached at that address?): %w", kind, addr, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "driver_override"), []byte(override), 0); err != nil {
+		return err
+	}
+	if kind == "pci" {
+		if err := reserveHugepages(claimHugepages); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(b.Console, "tarstore: PCI function %s kept for the userspace driver (driver_override %s)\n", addr, override)
+	return nil
+}
+
+// reserveHugepages makes the pool hold at least n free 2 MiB pages.
+func reserveHugepages(n int) error {
+	free, err := meminfo("HugePages_Free")
+	if err != nil || free >= n {
+		return err
+	}
+	cur, err := os.ReadFile(NrHugepages)
+	if err != nil {
+		return err
+	}
+	total, err := strconv.Atoi(strings.TrimSpace(string(cur)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", NrHugepages, err)
+	}
+	if err := os.WriteFile(NrHugepages, []byte(strconv.Itoa(total+n-free)), 0); err != nil {
+		return err
+	}
+	if free, err = meminfo("HugePages_Free"); err == nil && free < n {
+		err = fmt.Errorf("only %d free 2 MiB huge pages after asking for %d (give the VM more memory)", free, n)
+	}
+	return err
+}
+
+// meminfo returns a count field of /proc/meminfo.
+func meminfo(field string) (int, error) {
+	b, err := os.ReadFile(MeminfoPath)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
+			return strconv.Atoi(strings.Fields(v)[0])
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", MeminfoPath, field)
+}
