@@ -37,6 +37,7 @@ var Steps = []Step{
 	{"network", true, (*Booter).network},
 	{"token", false, (*Booter).token},
 	{"disk", true, (*Booter).disk},
+	{"device benchmark", true, (*Booter).devbench},
 	{"serve", true, (*Booter).serve},
 }
 

@@ -45,7 +45,13 @@
 //     userspace drivers), waited for up to DiskWait when it is a /dev
 //     node; with none named, the first of /dev/vda and /dev/nvme0n1 that
 //     appears within DiskWait.
-//  13. "serve" (fatal): appliance.Serve with the configuration of the kernel
+//  13. "device benchmark" (fatal): with tarstore.devbench=SPEC[,SPEC...]
+//     (/dev nodes, pci:BDF, vfio:BDF), 4 KiB random reads at queue depths
+//     1 and 32 on each device, interleaved (hw/hwbench), one console line
+//     per figure ("tarstore: devbench qd1 4KiB random read: SPEC 20.1
+//     us/read, ... ratio 0.32", the ratio to the first device), then power
+//     off without serving.
+//  14. "serve" (fatal): appliance.Serve with the configuration of the kernel
 //     command line (tarstore.*=, appliance/config), listening on
 //     0.0.0.0:7070 unless tarstore.listen= says otherwise, with POST
 //     /v1/shutdown enabled. It returns after a graceful shutdown (the
