@@ -51,4 +51,3 @@ func (b *Booter) devbench() error {
 	}
 	return errDone
 }
-

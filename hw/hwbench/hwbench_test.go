@@ -13,7 +13,6 @@ import (
 type slow struct {
 	hw.Block
 	d     time.Duration
-	reads int
 }
 
 func (s *slow) Read(lba uint64, bufs ...[]byte) error {
