@@ -12,7 +12,7 @@ import (
 // slow delays every read: a device with a known latency.
 type slow struct {
 	hw.Block
-	d     time.Duration
+	d time.Duration
 }
 
 func (s *slow) Read(lba uint64, bufs ...[]byte) error {
