@@ -30,19 +30,19 @@ var rtcBase = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 // the VM's RTC, shuts down, and reads the image on the host: kvtar's check,
 // GNU tar, bsdtar and archive/tar, GNU tar's extraction equal to the store.
 func TestVMServes(t *testing.T) {
-	for _, c := range []struct{ name, bus, driver string }{
-		{"virtio", "virtio", "kernel"},
-		{"nvme", "nvme", "kernel"},
+	for _, c := range []struct{ name, bus, driver, machine string }{
+		{"virtio", "virtio", "kernel", "q35"},
+		{"nvme", "nvme", "kernel", "q35"},
 		// The appliance's own virtio-blk driver on the modern virtio-pci
-		// function, DMA memory from huge pages (no IOMMU).
-		{"virtio-userspace", "virtio", "userspace"},
+		// function, DMA memory from huge pages (no IOMMU, i440FX).
+		{"virtio-userspace", "virtio", "userspace", "pc"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			state := t.TempDir()
 			img := newImage(t, 64<<20)
 			var v *vm
 			boot := func() *vm {
-				v = bootVM(t, state, img, "--disk-bus", c.bus, "--driver", c.driver, "--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05"))
+				v = bootVM(t, state, img, "--disk-bus", c.bus, "--driver", c.driver, "--machine", c.machine, "--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05"))
 				t.Logf("%s: boot to serving (QEMU start to /healthz): %v", c.name, v.booted.Round(10*time.Millisecond))
 				if c.driver == "userspace" {
 					require.Contains(t, v.console.String(), "tarstore: serving virtio pci:0000:00:06.0")
