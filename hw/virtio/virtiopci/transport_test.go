@@ -7,27 +7,10 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/tarstore/tarstore/hw/internal/dma"
 )
 
-// transport is hw/virtio's Transport, repeated here because hw/virtio
-// imports this package.
-type transport interface {
-	Name() string
-	DeviceFeatures() uint64
-	ReadConfig(off, n int) ([]byte, error)
-	SetFeatures(features uint64) error
-	Memory(size int) (dma.Region, error)
-	QueueMax(i int) (int, error)
-	SetupQueue(i, size int, desc, avail, used uint64) error
-	Start() error
-	Notify(i int) error
-	Wait(i int) error
-	Close() error
-}
-
-var _ transport = (*Transport)(nil)
+// That *Transport is a hw/virtio Transport is asserted in hw/virtio
+// (pci_linux.go), which imports this package.
 
 func TestLifecycle(t *testing.T) {
 	d := newFakeDevice(t, version1|1<<9|1, 256, 128)
