@@ -74,7 +74,7 @@ func TestFakeConformance(t *testing.T) {
 						mu.Lock()
 						f := disks[old.(*Device)]
 						mu.Unlock()
-						return open(t, f.disk)
+						return open(t, f.snapshot())
 					},
 				})
 			})
@@ -150,7 +150,7 @@ func TestSplitting(t *testing.T) {
 	if n := f.count() - before; n != (1<<20)/(12<<10)+1 {
 		t.Errorf("1 MiB took %d requests, want %d of 12 KiB", n, (1<<20)/(12<<10)+1)
 	}
-	if !bytes.Equal(f.disk[10*512:][:1<<20], data) {
+	if !bytes.Equal(f.diskAt(10*512, 1<<20), data) {
 		t.Fatal("device holds other bytes")
 	}
 	back := make([]byte, 1<<20)
@@ -164,7 +164,7 @@ func TestSplitting(t *testing.T) {
 	if n := f.count() - before; n != 4 { // 64 sectors per request
 		t.Errorf("200 sectors of zeroes took %d requests, want 4", n)
 	}
-	if !bytes.Equal(f.disk[20*512:220*512], make([]byte, 200*512)) || f.disk[220*512] == 0 {
+	if z := f.diskAt(20*512, 201*512); !bytes.Equal(z[:200*512], make([]byte, 200*512)) || z[200*512] == 0 {
 		t.Error("write-zeroes zeroed the wrong range")
 	}
 }

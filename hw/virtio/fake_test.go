@@ -270,10 +270,14 @@ func (f *fakeDevice) run() {
 }
 
 // serve executes one request: header, data, status.
+//
+// It holds mu, so that the test's reads of the disk (diskAt, snapshot) are
+// ordered after it for the race detector, which cannot see the ordering
+// that the atomics on the shared ring give: that memory is not Go memory.
 func (f *fakeDevice) serve(bufs []fdesc) (written uint32, complete bool) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.requests++
-	f.mu.Unlock()
 	if len(bufs) < 2 || bufs[0].n != headerSize || bufs[len(bufs)-1].n != 1 || bufs[len(bufs)-1].flags&virtq.DescFWrite == 0 {
 		f.t.Errorf("fake device: malformed request %+v", bufs)
 		return 0, true
@@ -350,3 +354,13 @@ func (f *fakeDevice) isClosed() bool {
 	defer f.mu.Unlock()
 	return f.closed
 }
+
+// diskAt returns a copy of n bytes of the disk at off.
+func (f *fakeDevice) diskAt(off, n int) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]byte(nil), f.disk[off:off+n]...)
+}
+
+// snapshot returns a copy of the whole disk.
+func (f *fakeDevice) snapshot() []byte { return f.diskAt(0, len(f.disk)) }
