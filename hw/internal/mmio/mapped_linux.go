@@ -12,8 +12,9 @@ import (
 )
 
 // Mapped is a register file mapped from a file, normally a PCI BAR's sysfs
-// resource<N>. It is safe for concurrent use, but not concurrently with
-// Close: an access after Close panics.
+// resource<N> (Map) or a VFIO device's BAR region (MapFD). It is safe for
+// concurrent use, but not concurrently with Close: an access after Close
+// panics.
 type Mapped struct {
 	b []byte // the whole mapping, a multiple of the page size
 	n int    // registers in use, n <= len(b)
@@ -39,12 +40,11 @@ func Map(path string, size int) (*Mapped, error) {
 	if fi.Size() < int64(size) { // touching a page past the end of a file raises SIGBUS
 		return nil, &os.PathError{Op: "mmap", Path: path, Err: fmt.Errorf("%d bytes wanted, file has %d", size, fi.Size())}
 	}
-	page := os.Getpagesize()
-	b, err := unix.Mmap(int(f.Fd()), 0, (size+page-1)&^(page-1), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m, err := mapShared(int(f.Fd()), 0, size)
 	if err != nil {
 		return nil, &os.PathError{Op: "mmap", Path: path, Err: err}
 	}
-	return &Mapped{b: b, n: size}, nil
+	return m, nil
 }
 
 // Close unmaps the registers. It is idempotent.

@@ -25,19 +25,9 @@ const (
 // Memory comes from dma.Hugepages unless opts.Memory is set. Close unmaps
 // the BARs.
 func Open(addr string, opts Options) (*Transport, error) {
-	fn, err := pci.Open(opts.Root, addr)
-	if opts.Name == "" {
-		opts.Name = "pci:" + addr
-		if err == nil {
-			opts.Name = "pci:" + fn.Address().String()
-		}
-	}
-	t := &Transport{name: opts.Name} // for errors
+	fn, t, err := function("pci", addr, &opts)
 	if err != nil {
-		return nil, t.err("open", err)
-	}
-	if err := identify(fn, opts.Type); err != nil {
-		return nil, t.err("open", err)
+		return nil, err
 	}
 	switch driver, err := fn.Driver(); {
 	case err != nil:
@@ -56,7 +46,7 @@ func Open(addr string, opts Options) (*Transport, error) {
 	if err := fn.EnableMemoryAndMaster(); err != nil {
 		return nil, t.err("open", err)
 	}
-	bars, unmap, err := mapBARs(fn, caps)
+	bars, unmap, err := mapBARs(fn.MapBAR, caps)
 	if err != nil {
 		return nil, t.err("open", err)
 	}
@@ -71,6 +61,28 @@ func Open(addr string, opts Options) (*Transport, error) {
 		return nil, err
 	}
 	return tr, nil
+}
+
+// function opens the PCI function at addr for Open (prefix "pci") or
+// OpenVFIO ("vfio"): it names the transport "<prefix>:<address>" unless
+// opts.Name is set, and checks the function's identity (identify). The
+// Transport returned only names errors.
+func function(prefix, addr string, opts *Options) (*pci.Function, *Transport, error) {
+	fn, err := pci.Open(opts.Root, addr)
+	if opts.Name == "" {
+		opts.Name = prefix + ":" + addr
+		if err == nil {
+			opts.Name = prefix + ":" + fn.Address().String()
+		}
+	}
+	t := &Transport{name: opts.Name} // for errors
+	if err == nil {
+		err = identify(fn, opts.Type)
+	}
+	if err != nil {
+		return nil, nil, t.err("open", err)
+	}
+	return fn, t, nil
 }
 
 // identify checks the vendor and device IDs.
@@ -94,9 +106,9 @@ func identify(fn *pci.Function, typ int) error {
 	return nil
 }
 
-// mapBARs maps each BAR that holds a structure the transport uses (not the
-// ISR status: it polls).
-func mapBARs(fn *pci.Function, caps Caps) ([]mmio.Registers, func() error, error) {
+// mapBARs maps, with mapBAR (sysfs or VFIO), each BAR that holds a
+// structure the transport uses (not the ISR status: it polls).
+func mapBARs(mapBAR func(n int) (*mmio.Mapped, error), caps Caps) ([]mmio.Registers, func() error, error) {
 	bars := make([]mmio.Registers, 6)
 	var mapped []*mmio.Mapped
 	unmap := func() error {
@@ -110,7 +122,7 @@ func mapBARs(fn *pci.Function, caps Caps) ([]mmio.Registers, func() error, error
 		if s.Length == 0 || bars[s.BAR] != nil {
 			continue
 		}
-		m, err := fn.MapBAR(s.BAR)
+		m, err := mapBAR(s.BAR)
 		if err != nil {
 			unmap()
 			return nil, nil, err
