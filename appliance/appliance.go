@@ -159,9 +159,9 @@ func openFile(cfg config.Config, path string, readOnly bool) (hw.Block, error) {
 
 // openVirtio opens a virtio-blk device with the userspace driver. The spec
 // is "vhost-user:SOCKET", a vhost-user-blk back-end's unix socket (such as
-// qemu-storage-daemon's export), or "pci:BDF", a modern virtio-pci
-// function (inside the VM; its BAR through sysfs, DMA memory from huge
-// pages).
+// qemu-storage-daemon's export), "pci:BDF", a modern virtio-pci function
+// (inside the VM; its BAR through sysfs, DMA memory from huge pages), or
+// "vfio:BDF", the same through VFIO with an IOMMU.
 func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	opts := virtio.Options{ReadOnly: readOnly}
@@ -170,8 +170,10 @@ func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 		return virtio.OpenVhostUser(arg, opts)
 	case kind == "pci" && arg != "":
 		return virtio.OpenPCI(arg, opts)
+	case kind == "vfio" && arg != "":
+		return virtio.OpenVFIO(arg, opts)
 	}
-	return nil, fmt.Errorf("virtio-blk %q: %w: want vhost-user:SOCKET or pci:BDF", spec, ErrBadSpec)
+	return nil, fmt.Errorf("virtio-blk %q: %w: want vhost-user:SOCKET, pci:BDF or vfio:BDF", spec, ErrBadSpec)
 }
 
 // noDriver is the open of a kind of device this build has no driver for.

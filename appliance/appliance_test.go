@@ -97,7 +97,7 @@ func TestReadToken(t *testing.T) {
 func TestOpenDevice(t *testing.T) {
 	_, err := OpenDevice(config.Config{Virtio: "/run/vhost.sock"}, false)
 	assert.ErrorIs(t, err, ErrBadSpec)
-	assert.Contains(t, err.Error(), `virtio /run/vhost.sock: virtio-blk "/run/vhost.sock": bad device spec: want vhost-user:SOCKET or pci:BDF`)
+	assert.Contains(t, err.Error(), `virtio /run/vhost.sock: virtio-blk "/run/vhost.sock": bad device spec: want vhost-user:SOCKET, pci:BDF or vfio:BDF`)
 	_, err = OpenDevice(config.Config{Virtio: "pci:0000:7f:1f.7"}, false) // no such function
 	assert.ErrorIs(t, err, hw.ErrIO)
 	_, err = OpenDevice(config.Config{Virtio: "vhost-user:" + filepath.Join(t.TempDir(), "none.sock")}, false)

@@ -30,22 +30,32 @@ var rtcBase = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 // the VM's RTC, shuts down, and reads the image on the host: kvtar's check,
 // GNU tar, bsdtar and archive/tar, GNU tar's extraction equal to the store.
 func TestVMServes(t *testing.T) {
-	for _, c := range []struct{ name, bus, driver, machine string }{
-		{"virtio", "virtio", "kernel", "q35"},
-		{"nvme", "nvme", "kernel", "q35"},
+	for _, c := range []struct {
+		name, bus, driver, machine string
+		more                       []string
+	}{
+		{"virtio", "virtio", "kernel", "q35", nil},
+		{"nvme", "nvme", "kernel", "q35", nil},
 		// The appliance's own virtio-blk driver on the modern virtio-pci
-		// function, DMA memory from huge pages (no IOMMU, i440FX).
-		{"virtio-userspace", "virtio", "userspace", "pc"},
+		// function, DMA memory from huge pages (no IOMMU, i440FX)...
+		{"virtio-userspace", "virtio", "userspace", "pc", nil},
+		// ...and through VFIO behind QEMU's emulated Intel IOMMU.
+		{"virtio-vfio", "virtio", "userspace", "q35", []string{"--iommu"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			state := t.TempDir()
 			img := newImage(t, 64<<20)
 			var v *vm
 			boot := func() *vm {
-				v = bootVM(t, state, img, "--disk-bus", c.bus, "--driver", c.driver, "--machine", c.machine, "--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05"))
+				v = bootVM(t, state, img, append([]string{"--disk-bus", c.bus, "--driver", c.driver, "--machine", c.machine,
+					"--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05")}, c.more...)...)
 				t.Logf("%s: boot to serving (QEMU start to /healthz): %v", c.name, v.booted.Round(10*time.Millisecond))
 				if c.driver == "userspace" {
-					require.Contains(t, v.console.String(), "tarstore: serving virtio pci:0000:00:06.0")
+					spec := "pci:0000:00:06.0"
+					if c.more != nil {
+						spec = "vfio:0000:00:06.0"
+					}
+					require.Contains(t, v.console.String(), "tarstore: serving virtio "+spec)
 				}
 				return v
 			}

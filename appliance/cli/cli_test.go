@@ -722,7 +722,7 @@ func TestServeDrivers(t *testing.T) {
 	r := runner{t: t}
 	res := r.run("", "serve", "--virtio", "/run/vhost.sock")
 	assert.Equal(t, ExitUsage, res.code)
-	assert.Contains(t, res.stderr, `tarstore: serve: virtio /run/vhost.sock: virtio-blk "/run/vhost.sock": bad device spec: want vhost-user:SOCKET or pci:BDF`)
+	assert.Contains(t, res.stderr, `tarstore: serve: virtio /run/vhost.sock: virtio-blk "/run/vhost.sock": bad device spec: want vhost-user:SOCKET, pci:BDF or vfio:BDF`)
 	res = r.run("", "serve", "--virtio", "pci:0000:7f:1f.7") // no such function
 	assert.Equal(t, ExitStorage, res.code)
 	assert.Contains(t, res.stderr, "tarstore: open virtio pci:0000:7f:1f.7: i/o error: virtio-pci pci:0000:7f:1f.7: open: pci 0000:7f:1f.7: open: stat /sys/bus/pci/devices/0000:7f:1f.7: no such file or directory (storage_error)")

@@ -19,8 +19,8 @@ import (
 const ModulesLoadPath = "etc/tarstore/modules.load"
 
 // DefaultModules are the modules the appliance needs, for Spec.Modules:
-// virtio PCI transport, virtio block and network devices, NVMe, and QEMU's
-// fw_cfg. The two generic crypto modules come first: crc-t10dif and
+// virtio PCI transport, virtio block and network devices, NVMe, QEMU's
+// fw_cfg and VFIO. The two generic crypto modules come first: crc-t10dif and
 // crc64-rocksoft need them loaded before themselves, yet modules.dep does
 // not list them as dependencies (measured on Debian 12, kernel 6.1).
 var DefaultModules = []string{
@@ -31,6 +31,11 @@ var DefaultModules = []string{
 	"virtio_net",
 	"nvme",
 	"qemu_fw_cfg", // QEMU's fw_cfg files in sysfs: how the bearer token reaches the VM
+	// VFIO, for the userspace drivers behind an IOMMU (tarstore.virtio=vfio:).
+	// vfio_iommu_type1 is requested by name at VFIO_SET_IOMMU, which needs
+	// modprobe; modules.dep does not list it, so it is named here.
+	"vfio_iommu_type1",
+	"vfio_pci",
 }
 
 // Spec describes an initramfs image.

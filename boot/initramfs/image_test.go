@@ -343,6 +343,7 @@ func checkDebianKernel(t *testing.T, version string) {
 		"crct10dif_common", "crct10dif_generic", "crc-t10dif", "crc64", "crc64_rocksoft_generic",
 		"crc64-rocksoft", "t10-pi", "nvme-core", "nvme",
 		"qemu_fw_cfg",
+		"irqbypass", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci-core", "vfio-pci",
 	}
 	wantSet := make([]string, len(want))
 	for i, m := range want {
@@ -374,6 +375,10 @@ func checkDebianKernel(t *testing.T, version string) {
 		{"crc64-rocksoft", "t10-pi"},
 		{"t10-pi", "nvme-core"},
 		{"nvme-core", "nvme"},
+		{"vfio", "vfio_iommu_type1"},
+		{"irqbypass", "vfio-pci-core"},
+		{"vfio_virqfd", "vfio-pci-core"},
+		{"vfio-pci-core", "vfio-pci"},
 	}
 	for _, b := range before {
 		first, ok1 := pos[normalizeName(b[0])]

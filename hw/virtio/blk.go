@@ -23,12 +23,17 @@ const (
 	FeatureIndirectDesc = 1 << 28 // VIRTIO_F_INDIRECT_DESC (§2.7.5.3)
 	FeatureEventIdx     = 1 << 29 // VIRTIO_F_EVENT_IDX (§2.7.7, §2.7.10)
 	FeatureVersion1     = 1 << 32 // VIRTIO_F_VERSION_1: required
+	// FeatureAccessPlatform is VIRTIO_F_ACCESS_PLATFORM (§6): the device
+	// reaches memory through the platform's IOMMU, so the addresses the
+	// driver gives are IOVAs. A device behind an IOMMU offers it and may
+	// refuse a driver that does not accept it.
+	FeatureAccessPlatform = 1 << 33
 )
 
 // wantFeatures are the features the driver uses when offered.
 const wantFeatures = FeatureBlkSizeMax | FeatureBlkSegMax | FeatureBlkRO | FeatureBlkBlkSize |
 	FeatureBlkFlush | FeatureBlkDiscard | FeatureBlkWriteZeroes |
-	FeatureIndirectDesc | FeatureEventIdx | FeatureVersion1
+	FeatureIndirectDesc | FeatureEventIdx | FeatureVersion1 | FeatureAccessPlatform
 
 // Request types (§5.2.6 "Device Operation").
 const (

@@ -1,6 +1,10 @@
 package virtio
 
-import "github.com/tarstore/tarstore/hw/virtio/virtiopci"
+import (
+	"fmt"
+
+	"github.com/tarstore/tarstore/hw/virtio/virtiopci"
+)
 
 var _ Transport = (*virtiopci.Transport)(nil)
 
@@ -15,6 +19,28 @@ func OpenPCI(addr string, opts Options) (*Device, error) {
 		t, err := virtiopci.Open(addr, virtiopci.Options{Type: 2})
 		if err != nil {
 			return nil, err // not a nil *Transport in a non-nil interface
+		}
+		return t, nil
+	}, opts)
+}
+
+// OpenVFIO opens the modern virtio-pci block device at addr through VFIO
+// with an IOMMU (inside a VM: -M q35 -device intel-iommu, kernel
+// intel_iommu=on): the function is bound to vfio-pci, its BAR mapped
+// through the VFIO device, DMA memory mapped at IOVAs the driver chooses.
+// The vfio-pci and vfio_iommu_type1 modules must be loaded, and the device
+// must offer VIRTIO_F_ACCESS_PLATFORM (ErrBadDevice otherwise): without it
+// a device bypasses the IOMMU.
+func OpenVFIO(addr string, opts Options) (*Device, error) {
+	return Open(func() (Transport, error) {
+		t, err := virtiopci.OpenVFIO(addr, virtiopci.Options{Type: 2})
+		if err != nil {
+			return nil, err
+		}
+		if t.DeviceFeatures()&FeatureAccessPlatform == 0 {
+			// The device would take our IOVAs for physical addresses.
+			t.Close()
+			return nil, fmt.Errorf("%w: %s does not offer VIRTIO_F_ACCESS_PLATFORM, so it bypasses the IOMMU (QEMU: iommu_platform=on)", ErrBadDevice, t.Name())
 		}
 		return t, nil
 	}, opts)
