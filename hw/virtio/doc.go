@@ -1,17 +1,18 @@
 // Package virtio is tarstore's userspace virtio-blk driver: the block device
 // of "Virtual I/O Device (VIRTIO) Version 1.2" (§5.2), driven from this
-// process over a split virtqueue (package virtq, §2.7) and a Transport —
-// vhost-user on a host (package vhostuser: a unix socket to a back-end such
-// as qemu-storage-daemon), modern virtio-pci inside the VM (§4.1). A
-// Device implements hw.Block, hw.Zeroer and hw.Discarder with the semantics
-// written in package hw.
+// process over a split virtqueue (package virtq, §2.7) and a Transport:
+// vhost-user on a host (OpenVhostUser; package vhostuser: a unix socket to
+// a back-end such as qemu-storage-daemon), modern virtio-pci inside the VM
+// (§4.1; package virtiopci) with DMA memory from huge pages (OpenPCI) or
+// through VFIO and an IOMMU (OpenVFIO). A Device implements hw.Block,
+// hw.Zeroer and hw.Discarder with the semantics written in package hw.
 //
 // # Bring-up (§3.1.1)
 //
 // Open reads the offered features and the config space (§5.2.4), acks the
 // features the driver uses among those offered — VIRTIO_F_VERSION_1
 // (required), BLK_SIZE, SIZE_MAX, SEG_MAX, RO, FLUSH, DISCARD,
-// WRITE_ZEROES, INDIRECT_DESC, EVENT_IDX — takes its memory from the
+// WRITE_ZEROES, INDIRECT_DESC, EVENT_IDX, ACCESS_PLATFORM — takes its memory from the
 // transport, sets up queue 0 and starts the device. It refuses, with an
 // *hw.Error of Kind hw.ErrUnsupported wrapping ErrBadDevice, a device
 // without VERSION_1, a block size that is not a power of two from 512 to

@@ -1,9 +1,12 @@
 // Package virtiopci is the modern virtio-pci transport, "Virtual I/O Device
 // (VIRTIO) Version 1.2" §4.1 "Virtio Over PCI Bus", for a device this
-// process drives from userspace: the BAR holding the virtio structures is
-// mapped through sysfs, the memory the device reaches is DMA memory
-// (physically contiguous huge pages), and completions are polled, not
-// signalled by interrupts. Transport has the method set of hw/virtio's
+// process drives from userspace, in one of two ways: Open maps the BAR
+// holding the virtio structures through sysfs and gives the device DMA
+// memory by physical address (contiguous huge pages; no IOMMU); OpenVFIO
+// binds the function to vfio-pci, maps the BAR through the VFIO device and
+// gives the device memory by IOVA, mapped in the IOMMU (package
+// hw/internal/vfio). Either way completions are polled, not signalled by
+// interrupts. Transport has the method set of hw/virtio's
 // Transport; this package does not import hw/virtio (hw/virtio imports it).
 // Linux only.
 //
@@ -99,7 +102,10 @@
 //
 // Memory comes from Options.Memory: dma.Hugepages for Open by default,
 // giving physical addresses, which is right without an IOMMU (or with
-// iommu=pt). Close releases it only once the device completed its reset;
+// iommu=pt); the VFIO device's MapDMA for OpenVFIO, giving IOVAs. Behind
+// an IOMMU a QEMU virtio device translates the addresses it is given only
+// when it offers VIRTIO_F_ACCESS_PLATFORM (iommu_platform=on); hw/virtio
+// refuses one that does not. Close releases it only once the device completed its reset;
 // a device that never does might still write to it, so it is kept.
 //
 // Errors are *Error values naming the operation, wrapping this package's

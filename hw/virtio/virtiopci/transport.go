@@ -37,7 +37,8 @@ type Options struct {
 	Type int
 
 	// Memory provides the DMA memory (Transport.Memory). New requires
-	// it; Open uses dma.Hugepages when it is nil.
+	// it; when it is nil, Open uses dma.Hugepages and OpenVFIO the VFIO
+	// device's MapDMA.
 	Memory MemorySource
 
 	// ResetTimeout bounds the wait for a reset to complete;
