@@ -223,10 +223,11 @@ func TestExitCodes(t *testing.T) {
 		assert.Empty(t, res.stdout, "%q", tc.args)
 	}
 
-	// A device this build has no driver for.
+	// A device spec the appliance cannot parse, and a device this build
+	// has no driver for.
 	res := runner{t: t}.run("", "ls", "--virtio", "/tmp/vhost.sock")
 	assert.Equal(t, ExitUsage, res.code)
-	assert.True(t, strings.HasPrefix(res.stderr, "tarstore: ls: virtio /tmp/vhost.sock: virtio-blk: this build has no driver for it yet"), res.stderr)
+	assert.True(t, strings.HasPrefix(res.stderr, `tarstore: ls: virtio /tmp/vhost.sock: virtio-blk "/tmp/vhost.sock": bad device spec`), res.stderr)
 	res = runner{t: t}.run("", "ls", "--nvme", "0000:00:04.0")
 	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "NVMe: this build has no driver for it yet")
