@@ -20,8 +20,10 @@
 //   - The hardware clock is used when /dev/rtc0 exists (the appliance
 //     booted as PID 1, where nothing sets the system clock); otherwise the
 //     system clock.
-//   - --virtio and --nvme are accepted and fail with ErrNoDriver: this
-//     build has no userspace virtio-blk or NVMe driver yet.
+//   - --virtio SPEC uses the userspace virtio-blk driver (hw/virtio):
+//     vhost-user:SOCKET on a host, pci:BDF or vfio:BDF in the VM; a spec it
+//     cannot parse is ErrBadSpec. --nvme is accepted and fails with
+//     ErrNoDriver: this build has no userspace NVMe driver yet.
 //   - A server listening anywhere but loopback requires a token file
 //     (ErrNeedToken), as SPEC §6 says. Loopback is decided on addresses,
 //     never on names (CheckLoopback): a host name must resolve to loopback
@@ -70,7 +72,7 @@ var (
 
 var (
 	// ErrNoDriver: the configuration names a device this build has no
-	// driver for (virtio-blk, NVMe).
+	// driver for (NVMe).
 	ErrNoDriver = errors.New("this build has no driver for it yet")
 	// ErrNeedToken: serve was asked to listen on a non-loopback address
 	// without a token file.

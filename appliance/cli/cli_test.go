@@ -85,7 +85,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	assert.Contains(t, r.ok("", "help", "put"), "temporary file")
-	assert.Contains(t, r.ok("", "help", "serve"), "no userspace virtio-blk")
+	assert.Contains(t, r.ok("", "help", "serve"), "vhost-user:SOCKET is a vhost-user-blk back-end")
 	assert.Contains(t, r.ok("", "put", "/a", "--help"), "TARSTORE_DISK")
 
 	res := r.run("")

@@ -121,13 +121,18 @@ Retry-After). Request bodies must keep coming: one that sends nothing for
 nothing. Behind NAT or QEMU's user networking, where clients share an
 address, raise --max-conns-per-ip.
 
---virtio and --nvme are accepted but this build has no userspace virtio-blk
-or NVMe driver yet: they fail with a usage error. Block devices such as
-/dev/vdb or /dev/nvme0n1 work with --disk through the kernel's driver.`,
+--virtio drives a virtio-blk device with tarstore's own driver:
+vhost-user:SOCKET is a vhost-user-blk back-end's socket (qemu-storage-daemon
+--export type=vhost-user-blk,...); in the VM, pci:BDF is a modern virtio-pci
+function (DMA memory from huge pages) and vfio:BDF the same behind an IOMMU.
+--nvme is accepted but this build has no userspace NVMe driver yet: it fails
+with a usage error. Block devices such as /dev/vdb or /dev/nvme0n1 work with
+--disk through the kernel's driver.`,
 			examples: []string{
 				"tarstore serve                                  # ./tarstore.img on 127.0.0.1:7070",
 				"tarstore serve --disk /dev/vdb --listen 0.0.0.0:7070 --token-file /etc/tarstore.token",
 				"tarstore serve --disk data.img --read-only      # writes get 403 read_only",
+				"tarstore serve --virtio vhost-user:/tmp/vu.sock # a qemu-storage-daemon export",
 			},
 		},
 		{

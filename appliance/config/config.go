@@ -107,7 +107,7 @@ var Settings = []Setting{
 	{Name: Disk, Env: "TARSTORE_DISK", Kernel: "tarstore.disk", Default: DefaultDisk, Arg: "PATH",
 		Help: "disk image or block device to work on (embedded mode)"},
 	{Name: Virtio, Env: "TARSTORE_VIRTIO", Kernel: "tarstore.virtio", Arg: "SPEC",
-		Help: "virtio-blk device (vhost-user socket or PCI address); vhost-user:SOCKET (a vhost-user-blk back-end such as qemu-storage-daemon), pci:BDF or vfio:BDF (a modern virtio-pci function in the VM)"},
+		Help: "virtio-blk device for the userspace driver: vhost-user:SOCKET (a vhost-user-blk back-end such as qemu-storage-daemon), pci:BDF or vfio:BDF (a modern virtio-pci function in the VM)"},
 	{Name: NVMe, Env: "TARSTORE_NVME", Kernel: "tarstore.nvme", Arg: "SPEC",
 		Help: "NVMe device (PCI address or /dev/nvme*); this build has no NVMe driver yet"},
 	{Name: Remote, Env: "TARSTORE_URL", Kernel: "tarstore.url", Arg: "URL",
