@@ -76,3 +76,27 @@ func ParseCapabilities(config []byte) ([]Capability, error) {
 	}
 	return caps, nil
 }
+
+// ConfigAccess reads and writes a function's configuration space: through
+// sysfs (Function) or through VFIO (package vfio).
+type ConfigAccess interface {
+	ReadConfig(off int, b []byte) error
+	WriteConfig(off int, b []byte) error
+}
+
+// EnableMemoryAndMaster sets memory space and bus master enable in the
+// command register (0x04, bits 1 and 2), so that the BARs answer and the
+// function may do DMA. It writes only when a bit is missing, and keeps the
+// register's other bits.
+func EnableMemoryAndMaster(c ConfigAccess) error {
+	var b [2]byte
+	if err := c.ReadConfig(offCommand, b[:]); err != nil {
+		return err
+	}
+	cmd := binary.LittleEndian.Uint16(b[:])
+	if cmd&(commandMemory|commandMaster) == commandMemory|commandMaster {
+		return nil
+	}
+	binary.LittleEndian.PutUint16(b[:], cmd|commandMemory|commandMaster)
+	return c.WriteConfig(offCommand, b[:])
+}

@@ -3,7 +3,6 @@ package pci
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -136,20 +135,8 @@ func (f *Function) Config() ([]byte, error) {
 }
 
 // EnableMemoryAndMaster sets memory space and bus master enable in the
-// command register (0x04, bits 1 and 2), so that the BARs answer and the
-// function may do DMA. It writes only when a bit is missing.
-func (f *Function) EnableMemoryAndMaster() error {
-	var b [2]byte
-	if err := f.ReadConfig(offCommand, b[:]); err != nil {
-		return err
-	}
-	cmd := binary.LittleEndian.Uint16(b[:])
-	if cmd&(commandMemory|commandMaster) == commandMemory|commandMaster {
-		return nil
-	}
-	binary.LittleEndian.PutUint16(b[:], cmd|commandMemory|commandMaster)
-	return f.WriteConfig(offCommand, b[:])
-}
+// command register (EnableMemoryAndMaster).
+func (f *Function) EnableMemoryAndMaster() error { return EnableMemoryAndMaster(f) }
 
 // Capabilities walks the function's capability list (ParseCapabilities).
 func (f *Function) Capabilities() ([]Capability, error) {

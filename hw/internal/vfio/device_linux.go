@@ -1,7 +1,6 @@
 package vfio
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,14 +14,6 @@ import (
 
 	"github.com/tarstore/tarstore/hw/internal/mmio"
 	"github.com/tarstore/tarstore/hw/internal/pci"
-)
-
-// Configuration space (PCI Local Bus 3.0 §6.2.2): the command register and
-// the bits EnableMemoryAndMaster sets.
-const (
-	offCommand    = 0x04   // u16
-	commandMemory = 1 << 1 // memory space enable
-	commandMaster = 1 << 2 // bus master enable
 )
 
 // Device is a PCI function opened through VFIO: its own container (one
@@ -278,21 +269,10 @@ func (d *Device) WriteConfig(off int, b []byte) error {
 }
 
 // EnableMemoryAndMaster sets memory space and bus master enable in the
-// command register (0x04, bits 1 and 2), so that the BARs answer and the
-// function may do DMA (through the IOMMU). It writes only when a bit is
-// missing, and keeps the register's other bits.
-func (d *Device) EnableMemoryAndMaster() error {
-	var b [2]byte
-	if err := d.ReadConfig(offCommand, b[:]); err != nil {
-		return err
-	}
-	cmd := binary.LittleEndian.Uint16(b[:])
-	if cmd&(commandMemory|commandMaster) == commandMemory|commandMaster {
-		return nil
-	}
-	binary.LittleEndian.PutUint16(b[:], cmd|commandMemory|commandMaster)
-	return d.WriteConfig(offCommand, b[:])
-}
+// command register (pci.EnableMemoryAndMaster), through the VFIO config
+// region, so that the BARs answer and the function may do DMA (through
+// the IOMMU).
+func (d *Device) EnableMemoryAndMaster() error { return pci.EnableMemoryAndMaster(d) }
 
 // MapBAR maps memory BAR n (0-5), all of it: the BAR's region of the
 // device file, which must have the mmap flag (ErrNotMappable otherwise;
