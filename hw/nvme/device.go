@@ -1,0 +1,460 @@
+package nvme
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/internal/dma"
+	"github.com/tarstore/tarstore/hw/internal/mmio"
+	"github.com/tarstore/tarstore/hw/internal/sg"
+)
+
+var (
+	_ hw.Block     = (*Device)(nil)
+	_ hw.Zeroer    = (*Device)(nil)
+	_ hw.Discarder = (*Device)(nil)
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout         = 30 * time.Second
+	DefaultShutdownTimeout = 5 * time.Second
+	DefaultSlots           = 32
+	DefaultMaxTransfer     = 128 << 10
+)
+
+// Options tune a Device. The zero value is the defaults.
+type Options struct {
+	// ReadOnly opens the namespace read-only even when it is writable.
+	ReadOnly bool
+	// Namespace is the namespace ID to use (1 when 0).
+	Namespace uint32
+	// Timeout bounds each command (DefaultTimeout when 0). An I/O
+	// command that takes longer fails with ErrTimeout and ends the
+	// session; an admin command that does fails the bring-up.
+	Timeout time.Duration
+	// ShutdownTimeout bounds Close's wait for CSTS.SHST to report the
+	// shutdown complete (DefaultShutdownTimeout when 0).
+	ShutdownTimeout time.Duration
+	// Slots bounds the I/O commands in flight (DefaultSlots when 0),
+	// lowered to what CAP.MQES allows; each owns MaxTransfer bytes and a
+	// page of DMA memory.
+	Slots int
+	// MaxTransfer bounds the data of one command (DefaultMaxTransfer
+	// when 0): rounded down to a power of two from 4 KiB to 2 MiB, and
+	// lowered to the controller's MDTS. Larger requests are split.
+	MaxTransfer int
+	// Root is the sysfs directory of PCI functions for OpenPCI and
+	// OpenVFIO (pci.DefaultRoot when empty).
+	Root string
+
+	clock clock // tests; realClock when nil
+}
+
+func (o *Options) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (o *Options) shutdownTimeout() time.Duration {
+	if o.ShutdownTimeout > 0 {
+		return o.ShutdownTimeout
+	}
+	return DefaultShutdownTimeout
+}
+
+func (o *Options) slots() int {
+	if o.Slots > 0 {
+		return o.Slots
+	}
+	return DefaultSlots
+}
+
+func (o *Options) maxTransfer() int {
+	if o.MaxTransfer > 0 {
+		return o.MaxTransfer
+	}
+	return DefaultMaxTransfer
+}
+
+func (o *Options) namespace() uint32 {
+	if o.Namespace > 0 {
+		return o.Namespace
+	}
+	return 1
+}
+
+// MemorySource allocates memory the controller reaches by DMA: size bytes
+// or more, zeroed, with the device address of each byte, and a function
+// that releases it (nil if nothing needs releasing). dma.Hugepages is one;
+// a VFIO device's MapDMA is another.
+type MemorySource func(size int) (r dma.Region, release func() error, err error)
+
+// Controller is how a Device reaches an NVMe controller: the registers
+// of its BAR 0 and memory it can reach by DMA. Open takes it over: Close,
+// or a failed Open, calls Release.
+type Controller struct {
+	Name      string         // for humans and errors: "pci:0000:00:05.0"
+	Registers mmio.Registers // BAR 0: the properties and the doorbells
+	Memory    MemorySource
+	Release   func() error // unmaps the registers, closes the function; may be nil
+}
+
+// Identity is what the controller and the namespace report, and the
+// limits the driver works within.
+type Identity struct {
+	VendorID           uint16
+	Serial             string // SN
+	Model              string // MN
+	Firmware           string // FR
+	Version            uint32 // VS: major (31:16), minor (15:8), tertiary (7:0)
+	Namespace          uint32
+	LBAFormat          int  // the namespace's LBA format index
+	VolatileWriteCache bool // VWC: Flush sends a Flush command
+	WriteZeroes        bool // ONCS bit 3: WriteZeroes sends Write Zeroes
+	Deallocate         bool // ONCS bit 2: Discard sends Dataset Management
+	MaxTransfer        int  // data bytes per Read or Write command
+	QueueEntries       int  // entries of the I/O queue pair
+}
+
+// Device is an NVMe namespace driven from this process. It implements
+// hw.Block, hw.Zeroer and hw.Discarder; see the package documentation.
+type Device struct {
+	ctrl Controller
+	opts Options
+	clk  clock
+	info hw.Info
+	geo  *geometry
+
+	mu     sync.Mutex // sess, closed
+	sess   *session
+	closed bool
+
+	// redial serializes bring-ups and the shutdown, and guards b and
+	// limbo.
+	redial sync.Mutex
+	b      *bringup       // the latest bring-up that read CAP
+	limbo  []func() error // releases of memory given to the controller
+}
+
+// Open brings up the controller ctrl reaches and the namespace
+// opts.Namespace on it, and returns it as a Device named ctrl.Name. It
+// fails with an *hw.Error of Kind hw.ErrUnsupported wrapping
+// ErrBadController for a controller or namespace the driver cannot use,
+// and hw.ErrIO otherwise.
+func Open(ctrl Controller, opts Options) (*Device, error) {
+	d := &Device{ctrl: ctrl, opts: opts, clk: opts.clock}
+	if d.clk == nil {
+		d.clk = realClock{}
+	}
+	fail := func(err error) (*Device, error) {
+		if ctrl.Release != nil {
+			err = errors.Join(err, ctrl.Release())
+		}
+		kind := hw.ErrIO
+		if errors.Is(err, ErrBadController) {
+			kind = hw.ErrUnsupported
+		}
+		return nil, &hw.Error{Op: "open", Device: ctrl.Name, Kind: kind, Err: err}
+	}
+	if ctrl.Registers == nil || ctrl.Memory == nil {
+		return fail(errors.New("nvme: Controller needs Registers and Memory"))
+	}
+	s, err := d.startSession()
+	if err != nil {
+		if len(d.limbo) > 0 { // the controller has our memory: reset it
+			d.b.disable()
+			if derr := d.b.run(d.clk); derr != nil {
+				return fail(errors.Join(err, derr))
+			}
+			err = errors.Join(err, d.releaseLimbo())
+		}
+		return fail(err)
+	}
+	d.sess, d.geo = s, s.geo
+	d.info = hw.Info{
+		SectorSize: s.geo.sectorSize,
+		Sectors:    s.geo.sectors,
+		ReadOnly:   s.geo.readOnly,
+		Driver:     "nvme",
+		Model:      s.geo.ident.Model,
+		Serial:     s.geo.ident.Serial,
+	}
+	return d, nil
+}
+
+// Info implements hw.Block.
+func (d *Device) Info() hw.Info { return d.info }
+
+// Identity returns what the controller reported at Open.
+func (d *Device) Identity() Identity { return d.geo.ident }
+
+// releaseLimbo releases the memory of past sessions. The caller holds
+// redial and has just seen a controller reset complete.
+func (d *Device) releaseLimbo() error {
+	var err error
+	for _, release := range d.limbo {
+		err = errors.Join(err, release())
+	}
+	d.limbo = nil
+	return err
+}
+
+// session returns the live session, bringing the controller up again when
+// the last session died.
+func (d *Device) session() (*session, error) {
+	d.mu.Lock()
+	s, closed := d.sess, d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, hw.ErrClosed
+	}
+	if s.alive() {
+		return s, nil
+	}
+	d.redial.Lock()
+	defer d.redial.Unlock()
+	d.mu.Lock()
+	s, closed = d.sess, d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, hw.ErrClosed
+	}
+	if s.alive() {
+		return s, nil // another request reconnected
+	}
+	<-s.loopDone // nothing of the old session touches the registers now
+	ns, err := d.startSession()
+	if err == nil && !ns.geo.same(d.geo) {
+		ns.close(ErrBadController)
+		err = fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadController, ns.geo.sectors, ns.geo.sectorSize, ns.geo.readOnly)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		ns.close(hw.ErrClosed)
+		return nil, hw.ErrClosed
+	}
+	d.sess = ns
+	return ns, nil
+}
+
+// fail turns a command's failure into an *hw.Error.
+func (d *Device) fail(op string, lba, sectors uint64, err error) error {
+	kind := hw.ErrIO
+	var se *StatusError
+	switch {
+	case errors.Is(err, hw.ErrClosed):
+		kind, err = hw.ErrClosed, nil
+	case errors.As(err, &se):
+		kind = se.kind()
+	}
+	return &hw.Error{Op: op, Device: d.info.Model, LBA: lba, Sectors: sectors, Kind: kind, Err: err}
+}
+
+// transfer runs a Read or Write of bufs at lba, split into commands of at
+// most maxXfer bytes that run concurrently.
+func (d *Device) transfer(op string, opcode uint8, lba uint64, bufs [][]byte) error {
+	n, err := hw.CheckRequest(d.info, op, lba, bufs)
+	if err != nil {
+		return err
+	}
+	s, err := d.session()
+	if err != nil {
+		return d.fail(op, lba, n, err)
+	}
+	ss := d.geo.sectorSize
+	pieces := sg.Split(int(n)*ss, d.geo.maxXfer)
+	one := func(p sg.Piece) error {
+		at := lba + uint64(p.Off/ss)
+		r := &request{op: op, lba: at, cmd: blocksCmd(opcode, d.geo.nsid, at, p.Len/ss), n: p.Len}
+		if opcode == opWrite {
+			r.fill = func(b []byte) { sg.Gather(b, bufs, p.Off) }
+		} else {
+			r.drain = func(b []byte) { sg.Scatter(bufs, p.Off, b) }
+		}
+		if err := s.do(r); err != nil {
+			return d.fail(op, at, uint64(p.Len/ss), err)
+		}
+		return nil
+	}
+	if len(pieces) == 1 {
+		return one(pieces[0])
+	}
+	errs := make([]error, len(pieces))
+	var wg sync.WaitGroup
+	for i, p := range pieces {
+		wg.Go(func() { errs[i] = one(p) })
+	}
+	wg.Wait()
+	for _, err := range errs { // the failure at the lowest block
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Read implements hw.Block with Read commands (NVM Command Set 1.0
+// §3.2.4).
+func (d *Device) Read(lba uint64, bufs ...[]byte) error {
+	return d.transfer("read", opRead, lba, bufs)
+}
+
+// Write implements hw.Block with Write commands (NVM Command Set 1.0
+// §3.2.6).
+func (d *Device) Write(lba uint64, bufs ...[]byte) error {
+	return d.transfer("write", opWrite, lba, bufs)
+}
+
+// Flush implements hw.Block with a Flush command (Base 2.0 §7.1), which
+// commits every write completed before it. A controller without a
+// volatile write cache (Identify Controller VWC bit 0 clear) has nothing
+// to commit: its completed writes are already durable, and Flush only
+// checks that the device is open.
+func (d *Device) Flush() error {
+	s, err := d.session()
+	if err != nil {
+		return d.fail("flush", 0, 0, err)
+	}
+	if !d.geo.flush {
+		return nil
+	}
+	if err := s.do(&request{op: "flush", cmd: flushCmd(d.geo.nsid)}); err != nil {
+		return d.fail("flush", 0, 0, err)
+	}
+	return nil
+}
+
+// WriteZeroes implements hw.Zeroer with Write Zeroes commands (NVM
+// Command Set 1.0 §3.2.8, DEAC clear) of at most 65536 blocks each. Without
+// the command (ONCS bit 3), or when the controller answers Invalid Field
+// (a size it does not take), it fails with hw.ErrUnsupported and
+// hw.WriteZeroes falls back to writes.
+func (d *Device) WriteZeroes(lba, sectors uint64) error {
+	const op = "write-zeroes"
+	s, err := d.rangeCheck(op, d.geo.writeZeroes, lba, sectors)
+	if s == nil {
+		return err
+	}
+	for sectors > 0 {
+		k := min(sectors, maxBlocks)
+		r := &request{op: op, lba: lba, cmd: blocksCmd(opWriteZeroes, d.geo.nsid, lba, int(k))}
+		if err := s.do(r); err != nil {
+			return d.fail(op, lba, k, err)
+		}
+		lba += k
+		sectors -= k
+	}
+	return nil
+}
+
+// dsmRangeBytes bounds a Dataset Management range: QEMU skips ranges
+// larger than its DMRSL (about 2 GiB) without an error.
+const dsmRangeBytes = 1 << 30
+
+// Discard implements hw.Discarder with Dataset Management commands (NVM
+// Command Set 1.0 §3.2.3, attribute deallocate) of up to 256 ranges of at
+// most 1 GiB each. Without the command (ONCS bit 2) it fails with
+// hw.ErrUnsupported.
+func (d *Device) Discard(lba, sectors uint64) error {
+	const op = "discard"
+	s, err := d.rangeCheck(op, d.geo.deallocate, lba, sectors)
+	if s == nil {
+		return err
+	}
+	per := uint64(dsmRangeBytes / d.geo.sectorSize)
+	perCmd := min(256, d.geo.maxXfer/dsmRangeSize)
+	for sectors > 0 {
+		start, covered := lba, uint64(0)
+		var ranges [][2]uint64
+		for len(ranges) < perCmd && sectors > 0 {
+			k := min(per, sectors)
+			ranges = append(ranges, [2]uint64{lba, k})
+			lba, sectors, covered = lba+k, sectors-k, covered+k
+		}
+		r := &request{op: op, lba: start, cmd: dsmCmd(d.geo.nsid, len(ranges)), n: len(ranges) * dsmRangeSize,
+			fill: func(b []byte) {
+				for i, rg := range ranges {
+					putRange(b[i*dsmRangeSize:], rg[0], uint32(rg[1]))
+				}
+			}}
+		if err := s.do(r); err != nil {
+			return d.fail(op, start, covered, err)
+		}
+	}
+	return nil
+}
+
+// rangeCheck validates a write-zeroes or discard and returns the session
+// to run it on; a nil session comes with the error to return, nil for an
+// empty range.
+func (d *Device) rangeCheck(op string, supported bool, lba, sectors uint64) (*session, error) {
+	if err := hw.CheckRange(d.info, op, lba, sectors); err != nil {
+		return nil, err
+	}
+	s, err := d.session()
+	switch {
+	case err != nil:
+		return nil, d.fail(op, lba, sectors, err)
+	case !supported:
+		return nil, &hw.Error{Op: op, Device: d.info.Model, LBA: lba, Sectors: sectors, Kind: hw.ErrUnsupported}
+	case sectors == 0:
+		return nil, nil
+	}
+	return s, nil
+}
+
+// Close implements hw.Block: it fails the commands in flight with
+// hw.ErrClosed, shuts the controller down (CC.SHN=01b, waiting at most
+// Options.ShutdownTimeout for CSTS.SHST=10b: the controller commits its
+// cache), resets it (CC.EN=0, CSTS.RDY=0 within CAP.TO), releases the DMA
+// memory and then the Controller. When the reset does not complete the
+// memory is kept, as the controller might still write it, and Close
+// reports why. Close does not send a Flush (the shutdown has the
+// controller commit its cache all the same).
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	s := d.sess
+	d.mu.Unlock()
+	d.redial.Lock() // a reconnect in progress sees closed and stops
+	defer d.redial.Unlock()
+	s.close(hw.ErrClosed)
+	err := d.powerOff()
+	if d.ctrl.Release != nil {
+		err = errors.Join(err, d.ctrl.Release())
+	}
+	if err != nil {
+		return &hw.Error{Op: "close", Device: d.info.Model, Kind: hw.ErrIO, Err: err}
+	}
+	return nil
+}
+
+// powerOff shuts the controller down and resets it (Base 2.0 §3.6.1),
+// resetting it even when the shutdown fails, and releases the memory once
+// the reset completed.
+func (d *Device) powerOff() error {
+	b := d.b
+	b.shutdown()
+	err := b.run(d.clk)
+	if b.state != stateOff {
+		b.disable()
+		if derr := b.run(d.clk); derr != nil {
+			return errors.Join(err, derr)
+		}
+	}
+	return errors.Join(err, d.releaseLimbo())
+}
