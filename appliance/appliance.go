@@ -21,9 +21,10 @@
 //     booted as PID 1, where nothing sets the system clock); otherwise the
 //     system clock.
 //   - --virtio SPEC uses the userspace virtio-blk driver (hw/virtio):
-//     vhost-user:SOCKET on a host, pci:BDF or vfio:BDF in the VM; a spec it
-//     cannot parse is ErrBadSpec. --nvme is accepted and fails with
-//     ErrNoDriver: this build has no userspace NVMe driver yet.
+//     vhost-user:SOCKET on a host, pci:BDF or vfio:BDF in the VM; --nvme
+//     SPEC the userspace NVMe driver (hw/nvme): pci:BDF or vfio:BDF. A spec
+//     neither can parse is ErrBadSpec; passthru:/dev/nvme* is ErrNoDriver
+//     (not in this build).
 //   - A server listening anywhere but loopback requires a token file
 //     (ErrNeedToken), as SPEC §6 says. Loopback is decided on addresses,
 //     never on names (CheckLoopback): a host name must resolve to loopback
@@ -52,6 +53,7 @@ import (
 	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/file"
+	"github.com/tarstore/tarstore/hw/nvme"
 	"github.com/tarstore/tarstore/hw/virtio"
 	"github.com/tarstore/tarstore/kvtar"
 )
@@ -68,11 +70,12 @@ const DefaultImageSize = 1 << 30
 var (
 	_ hw.Block = (*file.Device)(nil)
 	_ hw.Block = (*virtio.Device)(nil)
+	_ hw.Block = (*nvme.Device)(nil)
 )
 
 var (
 	// ErrNoDriver: the configuration names a device this build has no
-	// driver for (NVMe).
+	// driver for (NVMe through the kernel's passthrough ioctls).
 	ErrNoDriver = errors.New("this build has no driver for it yet")
 	// ErrNeedToken: serve was asked to listen on a non-loopback address
 	// without a token file.
@@ -110,7 +113,7 @@ type deviceKind struct {
 var deviceKinds = []deviceKind{
 	{func(c config.Config) string { return c.Disk }, func(s string) string { return s }, openFile},
 	{func(c config.Config) string { return c.Virtio }, func(s string) string { return "virtio " + s }, openVirtio},
-	{func(c config.Config) string { return c.NVMe }, func(s string) string { return "nvme " + s }, noDriver("NVMe")},
+	{func(c config.Config) string { return c.NVMe }, func(s string) string { return "nvme " + s }, openNVMe},
 }
 
 // deviceOf returns the kind of device cfg names and its spec; false when
@@ -176,6 +179,24 @@ func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 		return virtio.OpenVFIO(arg, opts)
 	}
 	return nil, fmt.Errorf("virtio-blk %q: %w: want vhost-user:SOCKET, pci:BDF or vfio:BDF", spec, ErrBadSpec)
+}
+
+// openNVMe opens an NVMe namespace with the userspace driver: "pci:BDF"
+// (inside the VM; BAR 0 through sysfs, DMA memory from huge pages) or
+// "vfio:BDF" (the same through VFIO with an IOMMU). The kernel-passthrough
+// transport ("passthru:/dev/nvme0n1") is not in this build.
+func openNVMe(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	opts := nvme.Options{ReadOnly: readOnly}
+	switch {
+	case kind == "pci" && arg != "":
+		return nvme.OpenPCI(arg, opts)
+	case kind == "vfio" && arg != "":
+		return nvme.OpenVFIO(arg, opts)
+	case kind == "passthru":
+		return nil, fmt.Errorf("NVMe %s: the kernel-passthrough transport: %w", spec, ErrNoDriver)
+	}
+	return nil, fmt.Errorf("NVMe %q: %w: want pci:BDF or vfio:BDF", spec, ErrBadSpec)
 }
 
 // noDriver is the open of a kind of device this build has no driver for.

@@ -103,7 +103,11 @@ func TestOpenDevice(t *testing.T) {
 	_, err = OpenDevice(config.Config{Virtio: "vhost-user:" + filepath.Join(t.TempDir(), "none.sock")}, false)
 	assert.ErrorIs(t, err, hw.ErrIO)
 	_, err = OpenDevice(config.Config{NVMe: "0000:00:04.0"}, false)
+	assert.ErrorIs(t, err, ErrBadSpec)
+	_, err = OpenDevice(config.Config{NVMe: "passthru:/dev/nvme0n1"}, false)
 	assert.ErrorIs(t, err, ErrNoDriver)
+	_, err = OpenDevice(config.Config{NVMe: "pci:0000:7f:1f.7"}, false) // no such function
+	assert.ErrorIs(t, err, hw.ErrIO)
 	_, err = OpenDevice(config.Config{Disk: filepath.Join(t.TempDir(), "none.img")}, false)
 	assert.ErrorIs(t, err, ErrNoImage)
 

@@ -13,16 +13,27 @@ var (
 	PCIDevices     = "/sys/bus/pci/devices"
 	NrHugepages    = "/proc/sys/vm/nr_hugepages"
 	MeminfoPath    = "/proc/meminfo"
-	claimHugepages = 8 // 16 MiB: the virtio driver's default slots and rings, with room
+	claimHugepages = 8 // 16 MiB: a driver's default slots and rings, with room
 )
 
-// claim keeps the kernel's drivers off the PCI function a userspace driver
-// will drive (tarstore.virtio=pci:BDF or vfio:BDF), before the modules
-// load: its driver_override names a driver that does not exist (pci:) or
-// vfio-pci (vfio:, which then binds it). For pci: it also reserves the 2
-// MiB huge pages the driver takes its DMA memory from.
+// claim keeps the kernel's drivers off the PCI functions the userspace
+// drivers will drive (tarstore.virtio= and tarstore.nvme= with pci:BDF or
+// vfio:BDF), before the modules load: a function's driver_override names a
+// driver that does not exist (pci:) or vfio-pci (vfio:, which then binds
+// it). For pci: it also reserves the 2 MiB huge pages the drivers take
+// their DMA memory from.
 func (b *Booter) claim() error {
-	kind, addr, ok := strings.Cut(b.params()["tarstore.virtio"], ":")
+	p := b.params()
+	for _, key := range []string{"tarstore.virtio", "tarstore.nvme"} {
+		if err := b.claimOne(key, p[key]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Booter) claimOne(key, spec string) error {
+	kind, addr, ok := strings.Cut(spec, ":")
 	if !ok || (kind != "pci" && kind != "vfio") {
 		return nil
 	}
@@ -35,7 +46,7 @@ func (b *Booter) claim() error {
 	}
 	dir := filepath.Join(PCIDevices, addr)
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("tarstore.virtio=%s:%s: no such PCI function (is the disk attached at that address?): %w", kind, addr, err)
+		return fmt.Errorf("%s=%s: no such PCI function (is the disk attached at that address?): %w", key, spec, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "driver_override"), []byte(override), 0); err != nil {
 		return err

@@ -9,12 +9,14 @@ import (
 	"github.com/tarstore/tarstore/hw/hwbench"
 )
 
-// devbench compares the devices of tarstore.devbench=SPEC[,SPEC...] — /dev
-// nodes through hw/file (O_DIRECT), pci:BDF and vfio:BDF through the
-// userspace virtio-blk driver — with 4 KiB random reads at queue depths 1
-// and 32 (package hwbench, interleaved rounds, ratios to the first device),
-// prints one console line per figure, and ends the boot: the machine
-// powers off without serving. Without the parameter it does nothing.
+// devbench compares the devices of tarstore.devbench=KIND:SPEC[,...] —
+// disk:/dev/NODE through hw/file (O_DIRECT), virtio:pci:BDF or
+// virtio:vfio:BDF through the userspace virtio-blk driver, nvme:pci:BDF or
+// nvme:vfio:BDF through the userspace NVMe driver — with 4 KiB random
+// reads at queue depths 1 and 32 (package hwbench, interleaved rounds,
+// ratios to the first device), prints one console line per figure, and
+// ends the boot: the machine powers off without serving. Without the
+// parameter it does nothing.
 func (b *Booter) devbench() error {
 	list := b.params()["tarstore.devbench"]
 	if list == "" {
@@ -26,19 +28,27 @@ func (b *Booter) devbench() error {
 			d.Dev.Close()
 		}
 	}()
-	for _, spec := range strings.Split(list, ",") {
-		cfg := config.Config{Virtio: spec}
-		if strings.HasPrefix(spec, "/") {
+	for _, entry := range strings.Split(list, ",") {
+		kind, spec, _ := strings.Cut(entry, ":")
+		var cfg config.Config
+		switch kind {
+		case "disk":
 			if waitFor(DiskWait, spec) == "" {
 				return fmt.Errorf("%s did not appear within %v", spec, DiskWait)
 			}
-			cfg = config.Config{Disk: spec}
+			cfg.Disk = spec
+		case "virtio":
+			cfg.Virtio = spec
+		case "nvme":
+			cfg.NVMe = spec
+		default:
+			return fmt.Errorf("tarstore.devbench: %q: want disk:/dev/NODE, virtio:SPEC or nvme:SPEC", entry)
 		}
 		dev, err := appliance.OpenDevice(cfg, true)
 		if err != nil {
 			return err
 		}
-		devs = append(devs, hwbench.Device{Name: spec, Dev: dev})
+		devs = append(devs, hwbench.Device{Name: entry, Dev: dev})
 	}
 	for _, qd := range []int{1, 32} {
 		figs, err := hwbench.Compare(devs, hwbench.Config{QD: qd, Ops: 500 * min(qd, 4), Rounds: 5, Seed: 1})

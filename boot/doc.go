@@ -23,8 +23,9 @@
 //     SIGTERM start a graceful shutdown from then on.
 //  7. "reap children" (fatal): PID 1 adopts orphaned processes and must
 //     wait for them, or they stay zombies.
-//  8. "claim devices" (fatal): with tarstore.virtio=pci:BDF or vfio:BDF, the
-//     PCI function is kept from the kernel's drivers before they load
+//  8. "claim devices" (fatal): with tarstore.virtio= or tarstore.nvme=
+//     pci:BDF or vfio:BDF, the PCI function is kept from the kernel's
+//     drivers before they load
 //     (driver_override: a name no driver has, or vfio-pci, which then binds
 //     it), and for pci: eight 2 MiB huge pages are reserved for the
 //     userspace driver's DMA memory.
@@ -45,12 +46,12 @@
 //     userspace drivers), waited for up to DiskWait when it is a /dev
 //     node; with none named, the first of /dev/vda and /dev/nvme0n1 that
 //     appears within DiskWait.
-//  13. "device benchmark" (fatal): with tarstore.devbench=SPEC[,SPEC...]
-//     (/dev nodes, pci:BDF, vfio:BDF), 4 KiB random reads at queue depths
-//     1 and 32 on each device, interleaved (hw/hwbench), one console line
-//     per figure ("tarstore: devbench qd1 4KiB random read: SPEC 20.1
-//     us/read, ... ratio 0.32", the ratio to the first device), then power
-//     off without serving.
+//  13. "device benchmark" (fatal): with tarstore.devbench=KIND:SPEC[,...]
+//     (disk:/dev/vda, virtio:pci:BDF, nvme:vfio:BDF, ...), 4 KiB random
+//     reads at queue depths 1 and 32 on each device, interleaved
+//     (hw/hwbench), one console line per figure ("tarstore: devbench qd1
+//     4KiB random read: KIND:SPEC 20.1 us/read, ... ratio 0.32", the ratio
+//     to the first device), then power off without serving.
 //  14. "serve" (fatal): appliance.Serve with the configuration of the kernel
 //     command line (tarstore.*=, appliance/config), listening on
 //     0.0.0.0:7070 unless tarstore.listen= says otherwise, with POST

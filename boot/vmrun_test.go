@@ -41,6 +41,9 @@ func TestVMServes(t *testing.T) {
 		{"virtio-userspace", "virtio", "userspace", "pc", nil},
 		// ...and through VFIO behind QEMU's emulated Intel IOMMU.
 		{"virtio-vfio", "virtio", "userspace", "q35", []string{"--iommu"}},
+		// The appliance's own NVMe driver, both ways.
+		{"nvme-userspace", "nvme", "userspace", "pc", nil},
+		{"nvme-vfio", "nvme", "userspace", "q35", []string{"--iommu"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			state := t.TempDir()
@@ -55,7 +58,7 @@ func TestVMServes(t *testing.T) {
 					if c.more != nil {
 						spec = "vfio:0000:00:06.0"
 					}
-					require.Contains(t, v.console.String(), "tarstore: serving virtio "+spec)
+					require.Contains(t, v.console.String(), "tarstore: serving "+c.bus+" "+spec)
 				}
 				return v
 			}
@@ -103,7 +106,7 @@ func TestVMBadConfig(t *testing.T) {
 	}{
 		{"missing disk", nil, "tarstore.disk=/dev/vdz", "disk: /dev/vdz did not appear"},
 		{"bad listen address", nil, "tarstore.listen=nowhere", "serve: "},
-		{"unknown driver", nil, "tarstore.nvme=pci:0000:00:09.0", "no driver for it yet"},
+		{"unknown driver", nil, "tarstore.nvme=passthru:/dev/nvme0n1", "no driver for it yet"},
 		{"no such PCI function", nil, "tarstore.virtio=pci:0000:00:09.0", "claim devices: tarstore.virtio=pci:0000:00:09.0: no such PCI function"},
 		{"bad max-conns", nil, "tarstore.max-conns=many", "tarstore.max-conns"},
 		{"not an archive", garbage, "", "serve: "},
@@ -250,9 +253,9 @@ func TestVMOverNBD(t *testing.T) {
 }
 
 // TestVMDeviceBench boots with two disks of the same kind on the same host
-// file system — one driven by the kernel's virtio-blk driver (/dev/vda,
-// read with O_DIRECT), one by the appliance's own driver (modern
-// virtio-pci at 00:06.0) — and runs the device benchmark step on both,
+// file system — one driven by the kernel's driver (read with O_DIRECT),
+// one by the appliance's own (at 00:06.0, DMA memory from huge pages) —
+// for virtio-blk and for NVMe, and runs the device benchmark step on both,
 // with one and with two virtual CPUs (under TCG the second CPU competes
 // with QEMU's I/O thread for the host's cores, which changes the picture).
 // It checks that every figure is reported; the figures are logged (the
@@ -270,25 +273,32 @@ func TestVMDeviceBench(t *testing.T) {
 	if !qsd.DirectIOWorks(imgs[1]) {
 		cache = "writeback"
 	}
-	for _, smp := range []string{"1", "2"} {
-		t.Run("smp"+smp, func(t *testing.T) {
-			v := startVM(t, t.TempDir(), imgs[0], "--mem", "128M", "--smp", smp,
-				"--append", "tarstore.virtio=pci:0000:00:06.0 tarstore.devbench=/dev/vda,pci:0000:00:06.0",
-				"--", "-drive", "file="+imgs[1]+",format=raw,if=none,id=disk1,cache="+cache,
-				"-device", "virtio-blk-pci,drive=disk1,disable-legacy=on,addr=0x6")
-			require.NoError(t, v.wait(3*time.Minute), "the benchmark boot")
-			out := v.console.String()
-			require.Contains(t, out, "tarstore: powering off")
-			for _, qd := range []string{"qd1", "qd32"} {
-				for _, dev := range []string{"/dev/vda", "pci:0000:00:06.0"} {
-					require.Contains(t, out, "tarstore: devbench "+qd+" 4KiB random read: "+dev+" ")
+	for _, c := range []struct {
+		bus, kernel, device, param string
+	}{
+		{"virtio", "/dev/vda", "virtio-blk-pci,drive=disk1,disable-legacy=on,addr=0x6", "tarstore.virtio"},
+		{"nvme", "/dev/nvme0n1", "nvme,drive=disk1,serial=bench1,addr=0x6", "tarstore.nvme"},
+	} {
+		for _, smp := range []string{"1", "2"} {
+			t.Run(c.bus+"/smp"+smp, func(t *testing.T) {
+				devs := []string{"disk:" + c.kernel, c.bus + ":pci:0000:00:06.0"}
+				v := startVM(t, t.TempDir(), imgs[0], "--disk-bus", c.bus, "--mem", "128M", "--smp", smp,
+					"--append", c.param+"=pci:0000:00:06.0 tarstore.devbench="+strings.Join(devs, ","),
+					"--", "-drive", "file="+imgs[1]+",format=raw,if=none,id=disk1,cache="+cache, "-device", c.device)
+				require.NoError(t, v.wait(3*time.Minute), "the benchmark boot")
+				out := v.console.String()
+				require.Contains(t, out, "tarstore: powering off")
+				for _, qd := range []string{"qd1", "qd32"} {
+					for _, dev := range devs {
+						require.Contains(t, out, "tarstore: devbench "+qd+" 4KiB random read: "+dev+" ")
+					}
 				}
-			}
-			for _, line := range strings.Split(out, "\n") {
-				if strings.Contains(line, "devbench") {
-					t.Logf("smp %s: %s", smp, strings.TrimSpace(line))
+				for _, line := range strings.Split(out, "\n") {
+					if strings.Contains(line, "devbench") {
+						t.Logf("smp %s: %s", smp, strings.TrimSpace(line))
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
