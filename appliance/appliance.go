@@ -199,13 +199,6 @@ func openNVMe(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 	return nil, fmt.Errorf("NVMe %q: %w: want pci:BDF or vfio:BDF", spec, ErrBadSpec)
 }
 
-// noDriver is the open of a kind of device this build has no driver for.
-func noDriver(what string) func(config.Config, string, bool) (hw.Block, error) {
-	return func(config.Config, string, bool) (hw.Block, error) {
-		return nil, fmt.Errorf("%s: %w (use --disk with an image or a /dev node)", what, ErrNoDriver)
-	}
-}
-
 // Clock returns the wall clock for the store: the hardware RTC when
 // /dev/rtc0 can be read, the system clock otherwise.
 func Clock() clock.PClock {

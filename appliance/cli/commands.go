@@ -125,9 +125,10 @@ address, raise --max-conns-per-ip.
 vhost-user:SOCKET is a vhost-user-blk back-end's socket (qemu-storage-daemon
 --export type=vhost-user-blk,...); in the VM, pci:BDF is a modern virtio-pci
 function (DMA memory from huge pages) and vfio:BDF the same behind an IOMMU.
---nvme is accepted but this build has no userspace NVMe driver yet: it fails
-with a usage error. Block devices such as /dev/vdb or /dev/nvme0n1 work with
---disk through the kernel's driver.`,
+--nvme drives namespace 1 of an NVMe controller with tarstore's own
+driver, in the VM: pci:BDF (DMA memory from huge pages) or vfio:BDF (behind
+an IOMMU). Block devices such as /dev/vdb or /dev/nvme0n1 work with --disk
+through the kernel's driver.`,
 			examples: []string{
 				"tarstore serve                                  # ./tarstore.img on 127.0.0.1:7070",
 				"tarstore serve --disk /dev/vdb --listen 0.0.0.0:7070 --token-file /etc/tarstore.token",

@@ -109,7 +109,7 @@ var Settings = []Setting{
 	{Name: Virtio, Env: "TARSTORE_VIRTIO", Kernel: "tarstore.virtio", Arg: "SPEC",
 		Help: "virtio-blk device for the userspace driver: vhost-user:SOCKET (a vhost-user-blk back-end such as qemu-storage-daemon), pci:BDF or vfio:BDF (a modern virtio-pci function in the VM)"},
 	{Name: NVMe, Env: "TARSTORE_NVME", Kernel: "tarstore.nvme", Arg: "SPEC",
-		Help: "NVMe device (PCI address or /dev/nvme*); this build has no NVMe driver yet"},
+		Help: "NVMe namespace 1 for the userspace driver: pci:BDF or vfio:BDF (an NVMe function in the VM)"},
 	{Name: Remote, Env: "TARSTORE_URL", Kernel: "tarstore.url", Arg: "URL",
 		Help: "work through a running server at URL (http://HOST:PORT) instead of a disk"},
 	{Name: Listen, Env: "TARSTORE_LISTEN", Kernel: "tarstore.listen", Default: DefaultListen, Arg: "ADDR",
