@@ -22,11 +22,21 @@ var (
 // driver that does not exist (pci:) or vfio-pci (vfio:, which then binds
 // it). For pci: it also reserves the 2 MiB huge pages the drivers take
 // their DMA memory from.
+//
+// tarstore.claim=pci:BDF[,vfio:BDF...] claims more functions the same way,
+// for tests that drive several devices.
 func (b *Booter) claim() error {
 	p := b.params()
 	for _, key := range []string{"tarstore.virtio", "tarstore.nvme"} {
 		if err := b.claimOne(key, p[key]); err != nil {
 			return err
+		}
+	}
+	if more := p["tarstore.claim"]; more != "" {
+		for _, spec := range strings.Split(more, ",") {
+			if err := b.claimOne("tarstore.claim", spec); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

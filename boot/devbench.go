@@ -6,6 +6,7 @@ import (
 
 	"github.com/tarstore/tarstore/appliance"
 	"github.com/tarstore/tarstore/appliance/config"
+	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/hwbench"
 )
 
@@ -29,24 +30,9 @@ func (b *Booter) devbench() error {
 		}
 	}()
 	for _, entry := range strings.Split(list, ",") {
-		kind, spec, _ := strings.Cut(entry, ":")
-		var cfg config.Config
-		switch kind {
-		case "disk":
-			if waitFor(DiskWait, spec) == "" {
-				return fmt.Errorf("%s did not appear within %v", spec, DiskWait)
-			}
-			cfg.Disk = spec
-		case "virtio":
-			cfg.Virtio = spec
-		case "nvme":
-			cfg.NVMe = spec
-		default:
-			return fmt.Errorf("tarstore.devbench: %q: want disk:/dev/NODE, virtio:SPEC or nvme:SPEC", entry)
-		}
-		dev, err := appliance.OpenDevice(cfg, true)
+		dev, err := OpenEntry(entry, true)
 		if err != nil {
-			return err
+			return fmt.Errorf("tarstore.devbench: %w", err)
 		}
 		devs = append(devs, hwbench.Device{Name: entry, Dev: dev})
 	}
@@ -60,4 +46,26 @@ func (b *Booter) devbench() error {
 		}
 	}
 	return errDone
+}
+
+// OpenEntry opens the device a KIND:SPEC entry names, as the appliance
+// would: disk:/dev/NODE (waited for up to DiskWait) through hw/file,
+// virtio:SPEC and nvme:SPEC through the userspace drivers.
+func OpenEntry(entry string, readOnly bool) (hw.Block, error) {
+	kind, spec, _ := strings.Cut(entry, ":")
+	var cfg config.Config
+	switch kind {
+	case "disk":
+		if waitFor(DiskWait, spec) == "" {
+			return nil, fmt.Errorf("%s did not appear within %v", spec, DiskWait)
+		}
+		cfg.Disk = spec
+	case "virtio":
+		cfg.Virtio = spec
+	case "nvme":
+		cfg.NVMe = spec
+	default:
+		return nil, fmt.Errorf("%q: want disk:/dev/NODE, virtio:SPEC or nvme:SPEC", entry)
+	}
+	return appliance.OpenDevice(cfg, readOnly)
 }

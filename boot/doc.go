@@ -25,10 +25,11 @@
 //     wait for them, or they stay zombies.
 //  8. "claim devices" (fatal): with tarstore.virtio= or tarstore.nvme=
 //     pci:BDF or vfio:BDF, the PCI function is kept from the kernel's
-//     drivers before they load
-//     (driver_override: a name no driver has, or vfio-pci, which then binds
-//     it), and for pci: eight 2 MiB huge pages are reserved for the
-//     userspace driver's DMA memory.
+//     drivers before they load (driver_override: a name no driver has, or
+//     vfio-pci, which then binds it), and for pci: eight 2 MiB huge pages
+//     are reserved for the userspace driver's DMA memory.
+//     tarstore.claim=SPEC[,SPEC...] claims more functions the same way
+//     (tests that drive several devices).
 //  9. "load modules" (not fatal): the kernel modules listed in
 //     /etc/tarstore/modules.load, in that order (dependencies first; the
 //     image builder resolved it from modules.dep), with finit_module. A

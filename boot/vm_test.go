@@ -101,6 +101,9 @@ func freePort(t *testing.T) int {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getpid() == 1 {
+		inVM(m) // this test binary is a VM's /init: TestVMDriverSuite
+	}
 	code := m.Run()
 	if built.Load() {
 		if img, err := prebuilt(); err == nil {
@@ -140,14 +143,20 @@ var prebuilt = sync.OnceValues(func() (string, error) {
 // command runs, without waiting for the boot.
 func startVM(t *testing.T, state, disk string, args ...string) *vm {
 	t.Helper()
+	img, err := prebuilt()
+	require.NoError(t, err)
+	return startVMWith(t, state, disk, img, args...)
+}
+
+// startVMWith is startVM booting the initramfs img.
+func startVMWith(t *testing.T, state, disk, img string, args ...string) *vm {
+	t.Helper()
 	port := freePort(t)
 	v := &vm{t: t, port: port, state: state, url: fmt.Sprintf("http://127.0.0.1:%d", port),
 		console: &lines{start: time.Now(), seen: map[string]time.Duration{"tarstore-qemu: booting ": 0}},
 		done:    make(chan error, 1)}
 	v.cmd = exec.Command(filepath.Join(repoRoot(t), "scripts/qemu/run"),
 		append([]string{"--disk", disk, "--port", fmt.Sprint(port)}, args...)...)
-	img, err := prebuilt()
-	require.NoError(t, err)
 	v.cmd.Env = append(os.Environ(), "TARSTORE_QEMU_STATE="+state, "TARSTORE_QEMU_INITRAMFS="+img)
 	v.cmd.Stdout, v.cmd.Stderr = v.console, v.console
 	require.NoError(t, v.cmd.Start())
