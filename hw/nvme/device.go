@@ -371,16 +371,11 @@ func (d *Device) Discard(lba, sectors uint64) error {
 	if s == nil {
 		return err
 	}
-	per := uint64(dsmRangeBytes / d.geo.sectorSize)
-	perCmd := min(256, d.geo.maxXfer/dsmRangeSize)
+	perCmd := d.geo.maxXfer / dsmRangeSize
 	for sectors > 0 {
-		start, covered := lba, uint64(0)
-		var ranges [][2]uint64
-		for len(ranges) < perCmd && sectors > 0 {
-			k := min(per, sectors)
-			ranges = append(ranges, [2]uint64{lba, k})
-			lba, sectors, covered = lba+k, sectors-k, covered+k
-		}
+		start := lba
+		ranges, covered := dsmRanges(lba, sectors, d.geo.sectorSize, perCmd)
+		lba, sectors = lba+covered, sectors-covered
 		r := &request{op: op, lba: start, cmd: dsmCmd(d.geo.nsid, len(ranges)), n: len(ranges) * dsmRangeSize,
 			fill: func(b []byte) {
 				for i, rg := range ranges {

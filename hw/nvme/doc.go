@@ -25,6 +25,9 @@
 //	session.go    one initialization: memory, admin commands, slots, the poller
 //	device.go     Device: hw.Block over sessions; Options, Controller, Identity
 //	pci_linux.go  OpenPCI (sysfs, huge pages) and OpenVFIO (VFIO, IOVAs)
+//	shared.go     the command layer exported for a transport without queues of
+//	              its own (hw/nvme/passthru, the kernel's passthrough ioctls):
+//	              commands, DecodeIdentify, DeallocateRanges, status kinds
 //
 // # Registers (Base §3.1.3)
 //
