@@ -22,9 +22,9 @@
 //     system clock.
 //   - --virtio SPEC uses the userspace virtio-blk driver (hw/virtio):
 //     vhost-user:SOCKET on a host, pci:BDF or vfio:BDF in the VM; --nvme
-//     SPEC the userspace NVMe driver (hw/nvme): pci:BDF or vfio:BDF. A spec
-//     neither can parse is ErrBadSpec; passthru:/dev/nvme* is ErrNoDriver
-//     (not in this build).
+//     SPEC the NVMe drivers: pci:BDF or vfio:BDF (hw/nvme, userspace),
+//     passthru:/dev/nvme0n1 (hw/nvme/passthru, through the kernel's
+//     driver). A spec neither can parse is ErrBadSpec.
 //   - A server listening anywhere but loopback requires a token file
 //     (ErrNeedToken), as SPEC §6 says. Loopback is decided on addresses,
 //     never on names (CheckLoopback): a host name must resolve to loopback
@@ -54,6 +54,7 @@ import (
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/file"
 	"github.com/tarstore/tarstore/hw/nvme"
+	"github.com/tarstore/tarstore/hw/nvme/passthru"
 	"github.com/tarstore/tarstore/hw/virtio"
 	"github.com/tarstore/tarstore/kvtar"
 )
@@ -71,12 +72,10 @@ var (
 	_ hw.Block = (*file.Device)(nil)
 	_ hw.Block = (*virtio.Device)(nil)
 	_ hw.Block = (*nvme.Device)(nil)
+	_ hw.Block = (*passthru.Device)(nil)
 )
 
 var (
-	// ErrNoDriver: the configuration names a device this build has no
-	// driver for (NVMe through the kernel's passthrough ioctls).
-	ErrNoDriver = errors.New("this build has no driver for it yet")
 	// ErrNeedToken: serve was asked to listen on a non-loopback address
 	// without a token file.
 	ErrNeedToken = errors.New("refusing to listen on a non-loopback address without --token-file")
@@ -138,7 +137,7 @@ func Describe(cfg config.Config) string {
 
 // OpenDevice opens the block device cfg names, read-only when asked (a
 // shared lock, so several readers can run at once but not next to a
-// writer). Errors are *DeviceError wrapping ErrNoDriver, ErrNoImage (and
+// writer). Errors are *DeviceError wrapping ErrBadSpec, ErrNoImage (and
 // fs.ErrNotExist), or the driver's *hw.Error (hw.ErrBusy when another
 // process holds the device).
 func OpenDevice(cfg config.Config, readOnly bool) (hw.Block, error) {
@@ -182,9 +181,10 @@ func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 }
 
 // openNVMe opens an NVMe namespace with the userspace driver: "pci:BDF"
-// (inside the VM; BAR 0 through sysfs, DMA memory from huge pages) or
-// "vfio:BDF" (the same through VFIO with an IOMMU). The kernel-passthrough
-// transport ("passthru:/dev/nvme0n1") is not in this build.
+// (inside the VM; BAR 0 through sysfs, DMA memory from huge pages),
+// "vfio:BDF" (the same through VFIO with an IOMMU), or
+// "passthru:/dev/nvme0n1" (the same commands through the kernel's driver,
+// NVME_IOCTL_IO_CMD; also /dev/ng0n1).
 func openNVMe(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	opts := nvme.Options{ReadOnly: readOnly}
@@ -193,10 +193,10 @@ func openNVMe(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 		return nvme.OpenPCI(arg, opts)
 	case kind == "vfio" && arg != "":
 		return nvme.OpenVFIO(arg, opts)
-	case kind == "passthru":
-		return nil, fmt.Errorf("NVMe %s: the kernel-passthrough transport: %w", spec, ErrNoDriver)
+	case kind == "passthru" && arg != "":
+		return passthru.Open(arg, passthru.Options{ReadOnly: readOnly})
 	}
-	return nil, fmt.Errorf("NVMe %q: %w: want pci:BDF or vfio:BDF", spec, ErrBadSpec)
+	return nil, fmt.Errorf("NVMe %q: %w: want pci:BDF, vfio:BDF or passthru:/dev/NODE", spec, ErrBadSpec)
 }
 
 // Clock returns the wall clock for the store: the hardware RTC when

@@ -192,8 +192,15 @@ func (b *Booter) token() error {
 // disk waits for the disk the command line names, or finds a default one.
 func (b *Booter) disk() error {
 	p := b.params()
-	if p["tarstore.virtio"] != "" || p["tarstore.nvme"] != "" {
-		return nil // a userspace driver's device: the driver finds it
+	for _, key := range []string{"tarstore.virtio", "tarstore.nvme"} {
+		if spec := p[key]; spec != "" {
+			// A userspace driver's device: the driver finds it; through
+			// the kernel's passthrough, its node must appear first.
+			if kind, node, _ := strings.Cut(spec, ":"); kind == "passthru" && strings.HasPrefix(node, "/dev/") && waitFor(DiskWait, node) == "" {
+				return fmt.Errorf("%s did not appear within %v: is the disk attached, and its driver in the image?", node, DiskWait)
+			}
+			return nil
+		}
 	}
 	if d := p["tarstore.disk"]; d != "" {
 		if !strings.HasPrefix(d, "/dev/") {

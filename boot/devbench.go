@@ -49,8 +49,8 @@ func (b *Booter) devbench() error {
 }
 
 // OpenEntry opens the device a KIND:SPEC entry names, as the appliance
-// would: disk:/dev/NODE (waited for up to DiskWait) through hw/file,
-// virtio:SPEC and nvme:SPEC through the userspace drivers.
+// would: disk:/dev/NODE through hw/file, virtio:SPEC and nvme:SPEC through
+// tarstore's drivers (a /dev node is waited for up to DiskWait).
 func OpenEntry(entry string, readOnly bool) (hw.Block, error) {
 	kind, spec, _ := strings.Cut(entry, ":")
 	var cfg config.Config
@@ -64,6 +64,9 @@ func OpenEntry(entry string, readOnly bool) (hw.Block, error) {
 		cfg.Virtio = spec
 	case "nvme":
 		cfg.NVMe = spec
+		if node, ok := strings.CutPrefix(spec, "passthru:"); ok && waitFor(DiskWait, node) == "" {
+			return nil, fmt.Errorf("%s did not appear within %v", node, DiskWait)
+		}
 	default:
 		return nil, fmt.Errorf("%q: want disk:/dev/NODE, virtio:SPEC or nvme:SPEC", entry)
 	}

@@ -43,9 +43,9 @@
 //     keeps it off the host's process list) is copied to
 //     /run/tarstore/token, mode 0600, and used as tarstore.token-file.
 //  12. "disk" (fatal): the disk the kernel command line names
-//     (tarstore.disk=, or tarstore.virtio= / tarstore.nvme= for the
-//     userspace drivers), waited for up to DiskWait when it is a /dev
-//     node; with none named, the first of /dev/vda and /dev/nvme0n1 that
+//     (tarstore.disk=, or tarstore.virtio= / tarstore.nvme= for
+//     tarstore's drivers), waited for up to DiskWait when it is a /dev
+//     node (also tarstore.nvme=passthru:/dev/NODE); with none named, the first of /dev/vda and /dev/nvme0n1 that
 //     appears within DiskWait.
 //  13. "device benchmark" (fatal): with tarstore.devbench=KIND:SPEC[,...]
 //     (disk:/dev/vda, virtio:pci:BDF, nvme:vfio:BDF, ...), 4 KiB random

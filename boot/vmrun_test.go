@@ -44,6 +44,8 @@ func TestVMServes(t *testing.T) {
 		// The appliance's own NVMe driver, both ways.
 		{"nvme-userspace", "nvme", "userspace", "pc", nil},
 		{"nvme-vfio", "nvme", "userspace", "q35", []string{"--iommu"}},
+		// Its NVMe commands through the kernel's driver.
+		{"nvme-passthru", "nvme", "kernel", "q35", []string{"--append", "tarstore.nvme=passthru:/dev/nvme0n1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			state := t.TempDir()
@@ -59,6 +61,9 @@ func TestVMServes(t *testing.T) {
 						spec = "vfio:0000:00:06.0"
 					}
 					require.Contains(t, v.console.String(), "tarstore: serving "+c.bus+" "+spec)
+				}
+				if c.name == "nvme-passthru" {
+					require.Contains(t, v.console.String(), "tarstore: serving nvme passthru:/dev/nvme0n1")
 				}
 				return v
 			}
@@ -106,7 +111,7 @@ func TestVMBadConfig(t *testing.T) {
 	}{
 		{"missing disk", nil, "tarstore.disk=/dev/vdz", "disk: /dev/vdz did not appear"},
 		{"bad listen address", nil, "tarstore.listen=nowhere", "serve: "},
-		{"unknown driver", nil, "tarstore.nvme=passthru:/dev/nvme0n1", "no driver for it yet"},
+		{"bad device spec", nil, "tarstore.nvme=0000:00:09.0", "bad device spec"},
 		{"no such PCI function", nil, "tarstore.virtio=pci:0000:00:09.0", "claim devices: tarstore.virtio=pci:0000:00:09.0: no such PCI function"},
 		{"bad max-conns", nil, "tarstore.max-conns=many", "tarstore.max-conns"},
 		{"not an archive", garbage, "", "serve: "},
@@ -282,6 +287,9 @@ func TestVMDeviceBench(t *testing.T) {
 		for _, smp := range []string{"1", "2"} {
 			t.Run(c.bus+"/smp"+smp, func(t *testing.T) {
 				devs := []string{"disk:" + c.kernel, c.bus + ":pci:0000:00:06.0"}
+				if c.bus == "nvme" { // and the same commands through the kernel's driver
+					devs = append(devs, "nvme:passthru:"+c.kernel)
+				}
 				v := startVM(t, t.TempDir(), imgs[0], "--disk-bus", c.bus, "--mem", "128M", "--smp", smp,
 					"--append", c.param+"=pci:0000:00:06.0 tarstore.devbench="+strings.Join(devs, ","),
 					"--", "-drive", "file="+imgs[1]+",format=raw,if=none,id=disk1,cache="+cache, "-device", c.device)

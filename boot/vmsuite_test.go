@@ -25,8 +25,9 @@ import (
 //   - On the host it builds this package's test binary (static), makes it
 //     the /init of an initramfs with the appliance's modules, and boots it
 //     twice: with huge-page DMA memory (a virtio-blk disk, an NVMe disk
-//     with 512-byte and one with 4096-byte LBAs) and through VFIO behind
-//     the emulated Intel IOMMU (virtio-blk and NVMe). It passes when the
+//     with 512-byte and one with 4096-byte LBAs), plus an NVMe disk the
+//     kernel's driver keeps, through the passthrough ioctls; and through
+//     VFIO behind the emulated Intel IOMMU (virtio-blk and NVMe). It passes when the
 //     VM reports that its run passed.
 //   - As the VM's PID 1 (inVM), after boot's own steps prepared the
 //     machine and kept the kernel's drivers off the disks, it runs
@@ -50,13 +51,17 @@ func TestVMDriverSuite(t *testing.T) {
 		disks  func(t *testing.T) []string // QEMU arguments for the extra disks
 	}{
 		{
-			name:   "hugepages",
-			args:   []string{"--driver", "userspace", "--machine", "pc"},
-			claim:  []string{"pci:0000:00:07.0", "pci:0000:00:08.0"},
-			suites: []string{"virtio:pci:0000:00:06.0", "nvme:pci:0000:00:07.0", "nvme:pci:0000:00:08.0"},
+			name:  "hugepages",
+			args:  []string{"--driver", "userspace", "--machine", "pc"},
+			claim: []string{"pci:0000:00:07.0", "pci:0000:00:08.0"},
+			// 09.0 stays with the kernel's nvme driver: /dev/nvme0n1,
+			// through the passthrough ioctls.
+			suites: []string{"virtio:pci:0000:00:06.0", "nvme:pci:0000:00:07.0", "nvme:pci:0000:00:08.0",
+				"nvme:passthru:/dev/nvme0n1"},
 			disks: func(t *testing.T) []string {
-				return append(append(extraDrive(t, "n512"), "-device", "nvme,drive=n512,serial=n512,addr=0x7"),
-					append(extraDrive(t, "n4k"), nvme4k("n4k", "0x8")...)...)
+				d := append(extraDrive(t, "n512"), "-device", "nvme,drive=n512,serial=n512,addr=0x7")
+				d = append(append(d, extraDrive(t, "n4k")...), nvme4k("n4k", "0x8")...)
+				return append(append(d, extraDrive(t, "nk")...), "-device", "nvme,drive=nk,serial=nk,addr=0x9")
 			},
 		},
 		{

@@ -319,7 +319,7 @@ func openError(cfg config.Config, err error) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, appliance.ErrNoDriver), errors.Is(err, appliance.ErrBadSpec):
+	case errors.Is(err, appliance.ErrBadSpec):
 		return &usageError{err.Error()}
 	case errors.Is(err, appliance.ErrNoImage):
 		return &opError{"open", dev, "no such disk image; create one with 'tarstore format --disk " + dev +

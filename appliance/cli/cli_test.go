@@ -228,9 +228,9 @@ func TestExitCodes(t *testing.T) {
 	res := runner{t: t}.run("", "ls", "--virtio", "/tmp/vhost.sock")
 	assert.Equal(t, ExitUsage, res.code)
 	assert.True(t, strings.HasPrefix(res.stderr, `tarstore: ls: virtio /tmp/vhost.sock: virtio-blk "/tmp/vhost.sock": bad device spec`), res.stderr)
-	res = runner{t: t}.run("", "ls", "--nvme", "passthru:/dev/nvme0n1")
+	res = runner{t: t}.run("", "ls", "--nvme", "0000:00:04.0")
 	assert.Equal(t, ExitUsage, res.code)
-	assert.Contains(t, res.stderr, "the kernel-passthrough transport: this build has no driver for it yet")
+	assert.Contains(t, res.stderr, `NVMe "0000:00:04.0": bad device spec`)
 
 	// 10: the disk is held by another process (here: another opener).
 	dev, err := file.Open(img, file.Options{})
@@ -729,7 +729,7 @@ func TestServeDrivers(t *testing.T) {
 	assert.Contains(t, res.stderr, "tarstore: open virtio pci:0000:7f:1f.7: i/o error: virtio-pci pci:0000:7f:1f.7: open: pci 0000:7f:1f.7: open: stat /sys/bus/pci/devices/0000:7f:1f.7: no such file or directory (storage_error)")
 	res = r.run("", "serve", "--nvme", "0000:00:04.0")
 	assert.Equal(t, ExitUsage, res.code)
-	assert.Contains(t, res.stderr, `NVMe "0000:00:04.0": bad device spec: want pci:BDF or vfio:BDF`)
+	assert.Contains(t, res.stderr, `NVMe "0000:00:04.0": bad device spec: want pci:BDF, vfio:BDF or passthru:/dev/NODE`)
 	res = r.run("", "serve", "--disk", filepath.Join(t.TempDir(), "missing.img"))
 	assert.Equal(t, ExitStorage, res.code)
 	assert.Contains(t, res.stderr, "no such disk image")
