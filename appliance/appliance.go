@@ -325,6 +325,10 @@ func Status(info kvtar.Info) httpapi.Status {
 			Serial:     d.Serial,
 			SectorSize: d.SectorSize,
 			Sectors:    d.Sectors,
+
+			MaxTransfer:  d.MaxTransfer,
+			QueueDepth:   d.QueueDepth,
+			WriteThrough: d.WriteThrough,
 		},
 	}
 }

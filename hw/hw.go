@@ -63,6 +63,14 @@ type Info struct {
 	Driver     string // short driver name: "file", "mem", "virtio", "nvme", ...
 	Model      string // model or path, for humans
 	Serial     string // serial number or other identity, may be empty
+
+	// What a store may size and order its requests by; zero when the
+	// driver does not know. They describe the driver, not the contract:
+	// a Read or Write of any size is valid, and Flush is always needed
+	// for durability unless WriteThrough is true.
+	MaxTransfer  int  // bytes one device request carries; the driver splits larger ones
+	QueueDepth   int  // device requests the driver keeps in flight at once
+	WriteThrough bool // the device has no volatile write cache: a completed write is durable
 }
 
 // Size is the capacity in bytes.

@@ -7,6 +7,11 @@ type DeviceStatus struct {
 	Serial     string `json:"serial,omitempty"`
 	SectorSize int    `json:"sector_size"`
 	Sectors    uint64 `json:"sectors"`
+
+	// What the driver says of itself (hw.Info), when it knows.
+	MaxTransfer  int  `json:"max_transfer,omitempty"`
+	QueueDepth   int  `json:"queue_depth,omitempty"`
+	WriteThrough bool `json:"write_through,omitempty"`
 }
 
 // Status is the body of GET /v1/status.

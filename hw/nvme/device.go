@@ -184,6 +184,10 @@ func Open(ctrl Controller, opts Options) (*Device, error) {
 		Driver:     "nvme",
 		Model:      s.geo.ident.Model,
 		Serial:     s.geo.ident.Serial,
+
+		MaxTransfer:  s.geo.maxXfer,
+		QueueDepth:   len(s.slots),
+		WriteThrough: !s.geo.flush,
 	}
 	return d, nil
 }

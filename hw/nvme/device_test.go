@@ -97,7 +97,10 @@ func TestInfoAndIdentity(t *testing.T) {
 	f := newFake(t, 4096, 1000)
 	f.mdts = 4
 	dev := openFake(t, f, Options{Slots: 8, MaxTransfer: 200 << 10})
-	want := hw.Info{SectorSize: 4096, Sectors: 1000, Driver: "nvme", Model: "fake nvme", Serial: "fake-serial"}
+	// MDTS 4 with 4 KiB pages: 64 KiB per command, below MaxTransfer; the
+	// fake has a volatile write cache.
+	want := hw.Info{SectorSize: 4096, Sectors: 1000, Driver: "nvme", Model: "fake nvme", Serial: "fake-serial",
+		MaxTransfer: 64 << 10, QueueDepth: 8}
 	if got := dev.Info(); got != want {
 		t.Errorf("Info %+v, want %+v", got, want)
 	}

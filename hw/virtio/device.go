@@ -174,6 +174,10 @@ func Open(dial func() (Transport, error), opts Options) (*Device, error) {
 		Driver:     "virtio",
 		Model:      name,
 		Serial:     d.serial(s),
+
+		MaxTransfer:  s.geo.maxXfer,
+		QueueDepth:   len(s.slots),
+		WriteThrough: !s.geo.flush,
 	}
 	return d, nil
 }

@@ -84,7 +84,10 @@ func TestFakeConformance(t *testing.T) {
 
 func TestInfoAndFeatures(t *testing.T) {
 	dev, _ := openFake(t, Options{}, func() *fakeDevice { return newFake(t, 4096, 100, fakeAll|FeatureBlkRO|1<<40) })
-	want := hw.Info{SectorSize: 4096, Sectors: 100, ReadOnly: true, Driver: "virtio", Model: "fake", Serial: "fake-serial"}
+	// size_max 64 KiB × seg_max 8 allows 512 KiB: DefaultMaxTransfer
+	// bounds it; FLUSH is offered, so writes are not write-through.
+	want := hw.Info{SectorSize: 4096, Sectors: 100, ReadOnly: true, Driver: "virtio", Model: "fake", Serial: "fake-serial",
+		MaxTransfer: DefaultMaxTransfer, QueueDepth: DefaultSlots}
 	if got := dev.Info(); got != want {
 		t.Errorf("Info %+v, want %+v", got, want)
 	}
@@ -93,6 +96,10 @@ func TestInfoAndFeatures(t *testing.T) {
 	}
 	if err := dev.Write(0, make([]byte, 4096)); !errors.Is(err, hw.ErrReadOnly) {
 		t.Errorf("write to a read-only device: %v", err)
+	}
+	noCache, _ := openFake(t, Options{}, func() *fakeDevice { return newFake(t, 512, 100, fakeAll&^FeatureBlkFlush) })
+	if !noCache.Info().WriteThrough {
+		t.Error("a device without VIRTIO_BLK_F_FLUSH is not reported write-through")
 	}
 	ro, _ := openFake(t, Options{ReadOnly: true}, func() *fakeDevice { return newFake(t, 512, 100, fakeAll) })
 	if !ro.Info().ReadOnly {

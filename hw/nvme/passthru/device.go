@@ -180,6 +180,10 @@ func newDevice(k kernel, name string, fds []int, ctrl int, kernelMax int, opts O
 			Driver:     "nvme-passthru",
 			Model:      ns.Model,
 			Serial:     ns.Serial,
+
+			MaxTransfer:  min(ns.MaxTransfer, nvme.MaxBlocks*ns.BlockSize),
+			QueueDepth:   opts.depth(),
+			WriteThrough: !ns.VolatileWriteCache,
 		},
 		ident:   ns.Identity,
 		nsid:    nsid,

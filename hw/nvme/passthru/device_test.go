@@ -95,7 +95,9 @@ func TestInfoAndIdentity(t *testing.T) {
 	k := newFakeKernel(t, 4096, 1000)
 	k.nsid, k.mdts, k.vwc, k.oncs = 3, 4, false, 1<<2
 	d := k.mustOpen(t, Options{MaxTransfer: 200 << 10})
-	want := hw.Info{SectorSize: 4096, Sectors: 1000, Driver: "nvme-passthru", Model: "QEMU NVMe Ctrl", Serial: "fake-serial"}
+	// MDTS 4: 64 KiB per command; no volatile write cache.
+	want := hw.Info{SectorSize: 4096, Sectors: 1000, Driver: "nvme-passthru", Model: "QEMU NVMe Ctrl", Serial: "fake-serial",
+		MaxTransfer: 64 << 10, QueueDepth: DefaultDepth, WriteThrough: true}
 	if got := d.Info(); got != want {
 		t.Errorf("Info %+v, want %+v", got, want)
 	}
