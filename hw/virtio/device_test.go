@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func TestFakeConformance(t *testing.T) {
 		{"all", fakeAll, false, Options{}},
 		{"direct-no-event-idx", fakeAll &^ (FeatureIndirectDesc | FeatureEventIdx), false, Options{}},
 		{"reordered", fakeAll, true, Options{}},
+		{"polled-reordered", fakeAll, true, Options{}},
 		{"reordered-direct", fakeAll &^ FeatureIndirectDesc, true, Options{QueueSize: 16}},
 		{"no-limits", FeatureVersion1 | FeatureBlkBlkSize | FeatureBlkFlush, false, Options{MaxTransfer: 12 << 10, Slots: 3}},
 	} {
@@ -58,6 +60,7 @@ func TestFakeConformance(t *testing.T) {
 					dev, cur := openFake(t, c.opts, func() *fakeDevice {
 						f := newFake(t, bs, 4096, c.features)
 						f.reorder = c.reorder
+						f.polled = strings.HasPrefix(c.name, "polled")
 						if disk != nil {
 							f.disk = disk
 						}

@@ -56,7 +56,12 @@
 // One goroutine per session drains the used ring and then waits in
 // Transport.Wait (an eventfd for vhost-user; polling for PCI without
 // interrupts), handing each completion to the request's goroutine; with
-// EVENT_IDX the device is asked to notify for the next entry only. A
+// EVENT_IDX the device is asked to notify for the next entry only. With a
+// transport without interrupts (virtio-pci here) the requesting goroutine
+// also reaps the used ring for a while after it submits, so that its
+// completion needs no hand-off from a goroutine that may run on another
+// CPU (measured in the VM: QD32 up from 2.7× to 3.1–3.4× the kernel's
+// throughput with one vCPU, 1.4–1.8× to 2.6–2.8× with two). A
 // session — the transport after bring-up, its queue and its slots — ends
 // when the transport reports the device gone (ErrGone), when the used ring
 // breaks the specification (ErrGone wrapping virtq.ErrCorrupt), or when a

@@ -23,7 +23,8 @@ type fakeDevice struct {
 	offered uint64
 	cfg     []byte
 	qmax    int
-	reorder bool                                  // complete each batch in reverse order
+	reorder bool                                  // hold each completion back until the next one
+	polled  bool                                  // report a transport without interrupts (Polled)
 	status  func(typ uint32, sector uint64) uint8 // nil: OK
 	stall   func(typ uint32, sector uint64) bool  // true: never complete
 	disk    []byte
@@ -364,3 +365,7 @@ func (f *fakeDevice) diskAt(off, n int) []byte {
 
 // snapshot returns a copy of the whole disk.
 func (f *fakeDevice) snapshot() []byte { return f.diskAt(0, len(f.disk)) }
+
+// Polled makes the driver reap completions from the requesting goroutine
+// too, as it does for virtio-pci, when f.polled is set.
+func (f *fakeDevice) Polled() bool { return f.polled }

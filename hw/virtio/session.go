@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ type session struct {
 	t       Transport
 	geo     *geometry
 	timeout time.Duration
+
+	polled bool // the transport has no interrupts (Polled)
 
 	mu    sync.Mutex // the queue, slot.inflight, err
 	q     *virtq.Queue
@@ -154,8 +157,9 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 			return nil, err
 		}
 	}
+	p, _ := t.(interface{ Polled() bool })
 	s = &session{
-		t: t, geo: geo, timeout: opts.timeout(), q: q,
+		t: t, geo: geo, timeout: opts.timeout(), q: q, polled: p != nil && p.Polled(),
 		dead:     make(chan struct{}),
 		torn:     make(chan struct{}),
 		free:     make(chan *slot, nslots),
@@ -282,6 +286,15 @@ func (s *session) do(r *request) error {
 	if err := s.submit(sl, r); err != nil {
 		return err
 	}
+	if s.polled && s.spin(sl) {
+		err := <-sl.done
+		if err != nil {
+			return err
+		}
+		err = s.finish(sl, r)
+		s.free <- sl
+		return err
+	}
 	timer := time.NewTimer(s.timeout)
 	var err error
 	select {
@@ -298,6 +311,35 @@ func (s *session) do(r *request) error {
 	s.free <- sl
 	return err
 }
+
+// spin reaps the used ring from the requesting goroutine for a while,
+// for a transport without interrupts, and reports whether sl's request
+// completed meanwhile: the completion then needs no hand-off from the
+// completion goroutine, which may run on another CPU.
+func (s *session) spin(sl *slot) bool {
+	for range spinReaps {
+		if s.mu.TryLock() {
+			if s.err == nil {
+				for {
+					c, ok, err := s.q.Next()
+					if err != nil || !ok {
+						break
+					}
+					s.deliver(c.Token.(*slot), nil)
+				}
+			}
+			s.mu.Unlock()
+		}
+		if len(sl.done) > 0 {
+			return true
+		}
+		runtime.Gosched()
+	}
+	return false
+}
+
+// spinReaps bounds spin.
+const spinReaps = 256
 
 // submit places r in sl and on the queue and notifies the device.
 func (s *session) submit(sl *slot, r *request) error {

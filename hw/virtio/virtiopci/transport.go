@@ -360,6 +360,9 @@ func (t *Transport) queue(i int) (*queue, error) {
 	return &t.queues[i], nil
 }
 
+// Polled reports that this transport has no interrupts: Wait only pauses.
+func (t *Transport) Polled() bool { return true }
+
 // Wait pauses before the caller polls queue i's used ring again: the
 // device raises no interrupt this transport could wait for. After a Notify
 // of the queue, the first 64 Waits yield the processor (runtime.Gosched);
