@@ -276,8 +276,7 @@ func (d *Device) transfer(op string, opcode uint8, lba uint64, bufs [][]byte) er
 		return d.fail(op, lba, n, err)
 	}
 	ss := d.geo.sectorSize
-	pieces := sg.Split(int(n)*ss, d.geo.maxXfer)
-	one := func(p sg.Piece) error {
+	return sg.Run(int(n)*ss, d.geo.maxXfer, func(p sg.Piece) error {
 		at := lba + uint64(p.Off/ss)
 		r := &request{op: op, lba: at, cmd: blocksCmd(opcode, d.geo.nsid, at, p.Len/ss), n: p.Len}
 		if opcode == opWrite {
@@ -289,22 +288,7 @@ func (d *Device) transfer(op string, opcode uint8, lba uint64, bufs [][]byte) er
 			return d.fail(op, at, uint64(p.Len/ss), err)
 		}
 		return nil
-	}
-	if len(pieces) == 1 {
-		return one(pieces[0])
-	}
-	errs := make([]error, len(pieces))
-	var wg sync.WaitGroup
-	for i, p := range pieces {
-		wg.Go(func() { errs[i] = one(p) })
-	}
-	wg.Wait()
-	for _, err := range errs { // the failure at the lowest block
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // Read implements hw.Block with Read commands (NVM Command Set 1.0

@@ -274,8 +274,7 @@ func (d *Device) transfer(op string, typ uint32, lba uint64, bufs [][]byte) erro
 		return d.fail(op, lba, n, err)
 	}
 	ss := d.geo.sectorSize
-	pieces := sg.Split(int(n)*ss, d.geo.maxXfer)
-	one := func(p sg.Piece) error {
+	return sg.Run(int(n)*ss, d.geo.maxXfer, func(p sg.Piece) error {
 		at := lba + uint64(p.Off/ss)
 		r := &request{typ: typ, sector: at * d.geo.per512, n: p.Len}
 		if typ == typeOut {
@@ -287,22 +286,7 @@ func (d *Device) transfer(op string, typ uint32, lba uint64, bufs [][]byte) erro
 			return d.fail(op, at, uint64(p.Len/ss), err)
 		}
 		return nil
-	}
-	if len(pieces) == 1 {
-		return one(pieces[0])
-	}
-	errs := make([]error, len(pieces))
-	var wg sync.WaitGroup
-	for i, p := range pieces {
-		wg.Go(func() { errs[i] = one(p) })
-	}
-	wg.Wait()
-	for _, err := range errs { // the failure at the lowest block
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // Read implements hw.Block.

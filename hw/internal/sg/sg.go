@@ -4,6 +4,8 @@
 // request into pieces that respect the hardware's transfer limit.
 package sg
 
+import "sync"
+
 // Len returns the total length of bufs.
 func Len(bufs [][]byte) int {
 	n := 0
@@ -66,4 +68,28 @@ func Split(total, max int) []Piece {
 		ps = append(ps, Piece{Off: off, Len: min(max, total-off)})
 	}
 	return ps
+}
+
+// Run cuts total bytes into pieces of at most max bytes (Split) and calls
+// do for each: inline for a single piece, else each on its own goroutine,
+// all at once (a driver's own slots bound what reaches the device). It
+// waits for all of them and returns the error of the lowest piece that
+// failed, or nil.
+func Run(total, max int, do func(Piece) error) error {
+	pieces := Split(total, max)
+	if len(pieces) == 1 {
+		return do(pieces[0])
+	}
+	errs := make([]error, len(pieces))
+	var wg sync.WaitGroup
+	for i, p := range pieces {
+		wg.Go(func() { errs[i] = do(p) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package sg
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
+	"sync"
 	"testing"
 )
 
@@ -63,5 +65,27 @@ func TestSplit(t *testing.T) {
 		if got := Split(c.total, c.max); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Split(%d, %d) = %v, want %v", c.total, c.max, got, c.want)
 		}
+	}
+}
+
+func TestRun(t *testing.T) {
+	var mu sync.Mutex
+	var seen []Piece
+	errAt := map[int]error{8192: errors.New("second"), 16384: errors.New("third")}
+	err := Run(20000, 8192, func(p Piece) error {
+		mu.Lock()
+		seen = append(seen, p)
+		mu.Unlock()
+		return errAt[p.Off]
+	})
+	if err == nil || err.Error() != "second" {
+		t.Errorf("Run: %v, want the lowest piece's error", err)
+	}
+	if len(seen) != 3 {
+		t.Errorf("ran %d pieces, want all 3 even after a failure", len(seen))
+	}
+	calls := 0
+	if err := Run(512, 4096, func(p Piece) error { calls++; return nil }); err != nil || calls != 1 {
+		t.Errorf("single piece: %v, %d calls", err, calls)
 	}
 }
