@@ -35,7 +35,6 @@ type fakeDevice struct {
 	words             dma.Words
 	qsize             int
 	desc, avail, used uint64
-	started           bool
 	closed            bool
 	kick              chan struct{}
 	call              chan struct{}
@@ -109,7 +108,6 @@ func (f *fakeDevice) SetupQueue(i, size int, desc, avail, used uint64) error {
 }
 
 func (f *fakeDevice) Start() error {
-	f.started = true
 	go f.run()
 	return nil
 }

@@ -45,8 +45,9 @@ type session struct {
 type slot struct {
 	meta     dma.Region // header at 0, status at 16, segment at 32
 	data     dma.Region
-	done     chan error // one value per completed request: nil, or why the session died
-	inflight bool       // guarded by session.mu
+	done     chan error     // one value per completed request: nil, or why the session died
+	inflight bool           // guarded by session.mu
+	chain    []virtq.Buffer // the request's buffers, reused (the queue copies them)
 }
 
 const (
@@ -170,7 +171,8 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 		return nil, err
 	}
 	for i := range nslots {
-		sl := &slot{done: make(chan error, 1), meta: metas.Slice(i*metaSize, metaSize)}
+		sl := &slot{done: make(chan error, 1), meta: metas.Slice(i*metaSize, metaSize),
+			chain: make([]virtq.Buffer, 0, chain)}
 		if sl.data, err = carve.Take(geo.maxXfer, 4096); err != nil {
 			return nil, err
 		}
@@ -350,8 +352,7 @@ func (s *session) submit(sl *slot, r *request) error {
 	}
 	putHeader(sl.meta.B, r.typ, r.sector)
 	sl.meta.B[metaStatusOff] = 0xff // a device that completes without writing it is caught
-	bufs := make([]virtq.Buffer, 0, 2+s.geo.dataSegs)
-	bufs = append(bufs, virtq.Buffer{Addr: sl.meta.Addr(0), Len: headerSize})
+	bufs := append(sl.chain[:0], virtq.Buffer{Addr: sl.meta.Addr(0), Len: headerSize})
 	switch {
 	case r.seg != nil:
 		putSegment(sl.meta.B[metaSegOff:], r.seg[0], uint32(r.seg[1]), uint32(r.seg[2]))
@@ -367,6 +368,7 @@ func (s *session) submit(sl *slot, r *request) error {
 		}
 	}
 	bufs = append(bufs, virtq.Buffer{Addr: sl.meta.Addr(metaStatusOff), Len: 1, Write: true})
+	sl.chain = bufs
 
 	s.mu.Lock()
 	if s.err != nil {

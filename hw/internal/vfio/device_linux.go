@@ -293,7 +293,7 @@ func (d *Device) MapBAR(n int) (*mmio.Mapped, error) {
 	r := d.regions[regionBAR0+n]
 	switch {
 	case r.Size == 0:
-		return nil, d.err(op, fmt.Errorf("%w: BAR %d is not implemented (region size 0)", ErrNoBAR, n))
+		return nil, d.err(op, fmt.Errorf("%w: the device has no BAR %d (region size 0)", ErrNoBAR, n))
 	case r.Flags&RegionFlagMmap == 0 || r.Size > math.MaxInt:
 		return nil, d.err(op, fmt.Errorf("%w: region flags %#x, %#x bytes", ErrNotMappable, r.Flags, r.Size))
 	}
