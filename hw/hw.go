@@ -34,19 +34,20 @@
 //     device untouched. Device-reported failures have Kind ErrIO and carry the
 //     driver's cause (an errno, an NVMe or virtio status).
 //
-// Optional capabilities (Zeroer, Discarder, Allocator) are discovered with a
-// type assertion; the helpers WriteZeroes and AllocBuffer fall back to plain
-// writes and ordinary memory when a driver lacks them.
+// Optional capabilities (Zeroer, Discarder, Allocator, Releaser) are
+// discovered with a type assertion; the helpers WriteZeroes, AllocBuffer and
+// ReleaseBuffer fall back to plain writes, ordinary memory and nothing when
+// a driver lacks them.
 //
 // A wrapper is a Block that passes requests on to another Block (hw/faulty,
 // which injects failures; a tracing or metering layer). It implements
 // Unwrap() Block, which returns the wrapped device (see Unwrap), and it
 // offers every optional capability by forwarding: its WriteZeroes and
 // Discard fail with an *Error of Kind ErrUnsupported when the wrapped device
-// lacks them, so WriteZeroes falls back to writes through the wrapper, and
-// its AllocBuffer returns AllocBuffer(wrapped). A type assertion on a
-// wrapper therefore finds every capability; ErrUnsupported tells what the
-// device underneath lacks.
+// lacks them, so WriteZeroes falls back to writes through the wrapper; its
+// AllocBuffer returns AllocBuffer(wrapped), and its ReleaseBuffer calls
+// ReleaseBuffer(wrapped). A type assertion on a wrapper therefore finds
+// every capability; ErrUnsupported tells what the device underneath lacks.
 package hw
 
 import (
@@ -113,6 +114,17 @@ type Discarder interface {
 // sector size.
 type Allocator interface {
 	AllocBuffer(n int) []byte
+}
+
+// Releaser is implemented by Allocators whose buffers come from a bounded
+// pool (a driver's DMA memory): ReleaseBuffer gives back a buffer
+// AllocBuffer returned, passed as it was returned (the same first byte), which
+// the caller must not use afterwards. A buffer that is never released
+// stays valid; the pool only has less room for others, and AllocBuffer
+// returns ordinary memory once the pool is exhausted. Buffers of other
+// origins are ignored.
+type Releaser interface {
+	ReleaseBuffer(b []byte)
 }
 
 // Sentinel error kinds. Every error returned by a Block is an *Error whose
@@ -251,4 +263,13 @@ func AllocBuffer(dev Block, n int) []byte {
 		return a.AllocBuffer(n)
 	}
 	return make([]byte, n)
+}
+
+// ReleaseBuffer gives b, a buffer AllocBuffer(dev, ...) returned, back to
+// dev's Releaser when it has one; otherwise it does nothing (the garbage
+// collector takes ordinary memory).
+func ReleaseBuffer(dev Block, b []byte) {
+	if r, ok := dev.(Releaser); ok {
+		r.ReleaseBuffer(b)
+	}
 }

@@ -19,7 +19,8 @@
 //     Kind hw.ErrUnsupported when dev lacks hw.Zeroer, resp. hw.Discarder
 //     (so hw.WriteZeroes falls back to writes through the wrapper). A
 //     request refused by these checks counts for nothing below and is not
-//     passed to dev. AllocBuffer is hw.AllocBuffer(dev).
+//     passed to dev. AllocBuffer is hw.AllocBuffer(dev), and ReleaseBuffer
+//     is hw.ReleaseBuffer(dev).
 //   - A checked request then fails here, without being passed to dev, when
 //     the power is lost or fails at it, or else when an injected fault
 //     fires (in this order); otherwise it is passed to dev and its result is

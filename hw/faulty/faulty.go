@@ -27,6 +27,7 @@ var (
 	_ hw.Zeroer    = (*Device)(nil)
 	_ hw.Discarder = (*Device)(nil)
 	_ hw.Allocator = (*Device)(nil)
+	_ hw.Releaser  = (*Device)(nil)
 )
 
 // New wraps dev. Nothing is armed: until InjectError, FailAtWrite or

@@ -44,6 +44,9 @@ func (d *Device) Discard(lba, sectors uint64) error {
 // AllocBuffer returns hw.AllocBuffer of the wrapped device.
 func (d *Device) AllocBuffer(n int) []byte { return hw.AllocBuffer(d.dev, n) }
 
+// ReleaseBuffer calls hw.ReleaseBuffer of the wrapped device.
+func (d *Device) ReleaseBuffer(b []byte) { hw.ReleaseBuffer(d.dev, b) }
+
 // check checks a Read or Write and returns its length in sectors.
 func (d *Device) check(op string, lba uint64, bufs [][]byte) (uint64, error) {
 	if d.closed.Load() {

@@ -20,16 +20,18 @@ func (unsupported) Discard(lba, n uint64) error {
 	return &hw.Error{Op: "discard", LBA: lba, Sectors: n, Kind: hw.ErrUnsupported}
 }
 
-// allocator counts the buffers it hands out.
+// allocator counts the buffers it hands out and takes back.
 type allocator struct {
 	hw.Block
-	calls *int
+	calls, releases *int
 }
 
 func (a allocator) AllocBuffer(n int) []byte {
 	*a.calls++
 	return make([]byte, n)
 }
+
+func (a allocator) ReleaseBuffer([]byte) { *a.releases++ }
 
 // TestCapabilities wraps devices with and without a Zeroer and a Discarder:
 // the wrapper forwards to them, or fails with ErrUnsupported (counting
@@ -91,13 +93,19 @@ func TestCapabilities(t *testing.T) {
 }
 
 // TestAllocBuffer checks that AllocBuffer comes from the wrapped device's
-// Allocator when it has one, and is ordinary memory otherwise.
+// Allocator when it has one, and is ordinary memory otherwise, and that
+// ReleaseBuffer reaches the wrapped device's Releaser.
 func TestAllocBuffer(t *testing.T) {
-	calls := 0
-	d := faulty.New(allocator{newMem(t, 512, 8), &calls})
-	if b := hw.AllocBuffer(d, 1024); len(b) != 1024 || calls != 1 {
+	calls, releases := 0, 0
+	d := faulty.New(allocator{newMem(t, 512, 8), &calls, &releases})
+	b := hw.AllocBuffer(d, 1024)
+	if len(b) != 1024 || calls != 1 {
 		t.Errorf("AllocBuffer over an Allocator: %d bytes, %d calls; want 1024, 1", len(b), calls)
 	}
+	if hw.ReleaseBuffer(d, b); releases != 1 {
+		t.Errorf("ReleaseBuffer over a Releaser: %d releases, want 1", releases)
+	}
+	hw.ReleaseBuffer(faulty.New(plain{newMem(t, 512, 8)}), make([]byte, 512)) // nothing to release to
 	if b := faulty.New(plain{newMem(t, 512, 8)}).AllocBuffer(512); len(b) != 512 || !bytes.Equal(b, make([]byte, 512)) {
 		t.Errorf("AllocBuffer without an Allocator: %d bytes, want 512 zeroes", len(b))
 	}

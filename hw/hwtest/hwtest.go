@@ -10,7 +10,8 @@
 //     256 sectors, the device is writable, Info is stable.
 //   - RoundTrip, Vectored, Alignment, Large: data written is read back
 //     exactly, whatever the vectoring of the write and of the read, the memory
-//     alignment of the buffers (also buffers from hw.AllocBuffer) and the
+//     alignment of the buffers (also buffers from hw.AllocBuffer, released
+//     with hw.ReleaseBuffer and allocated again) and the
 //     size of the transfer (1 MiB and more, and sizes that are not a power of
 //     two); neighbouring sectors and bytes outside the buffers are untouched.
 //   - Misaligned, OutOfRange: invalid requests fail with an *hw.Error of the

@@ -108,7 +108,7 @@ func guarded(backing []byte, off, n int) bool {
 }
 
 // testAlignment transfers buffers at odd memory addresses and buffers from
-// hw.AllocBuffer.
+// hw.AllocBuffer (testAllocated).
 func testAlignment(t *testing.T, dev hw.Block, info hw.Info) {
 	ss := info.SectorSize
 	for i, off := range []int{1, 2, 7, 33} {
@@ -176,6 +176,57 @@ func testAlignment(t *testing.T, dev hw.Block, info hw.Info) {
 			t.Errorf("read back: %s", d)
 		}
 	})
+	t.Run("AllocBuffer large and released", func(t *testing.T) {
+		testAllocated(t, dev, info)
+	})
+}
+
+// testAllocated moves up to 1 MiB through buffers from hw.AllocBuffer:
+// vectored over several of them, over parts of one, mixed with ordinary
+// memory; then releases them (hw.ReleaseBuffer) and checks that buffers
+// allocated again are zeroed and work.
+func testAllocated(t *testing.T, dev hw.Block, info hw.Info) {
+	ss := info.SectorSize
+	const lba = 64
+	n := min(info.Sectors-lba, uint64((1<<20)/ss)) // sectors
+	want := pattern(ss, 330, lba, n)
+	head := int(n/4) * ss
+	a, b := hw.AllocBuffer(dev, head), hw.AllocBuffer(dev, len(want)-head)
+	copy(a, want)
+	copy(b, want[head:])
+	mustWrite(t, dev, lba, a, b)
+	r := hw.AllocBuffer(dev, len(want))
+	// Read into two parts of one allocated buffer.
+	if err := dev.Read(lba, r[:ss], r[ss:]); err != nil {
+		t.Fatalf("Read into an allocated buffer: %v", err)
+	}
+	if d := diffSectors(r, want, ss, lba); d != "" {
+		t.Errorf("read back: %s", d)
+	}
+	// An allocated buffer and ordinary memory in one request.
+	plain := make([]byte, 2*ss)
+	if err := dev.Read(lba, a[:ss], plain); err != nil {
+		t.Fatalf("Read into allocated and ordinary memory: %v", err)
+	}
+	if d := diffSectors(append(append([]byte(nil), a[:ss]...), plain...), want[:3*ss], ss, lba); d != "" {
+		t.Errorf("read back: %s", d)
+	}
+	for _, x := range [][]byte{a, b, r} {
+		hw.ReleaseBuffer(dev, x)
+	}
+	again := hw.AllocBuffer(dev, len(want))
+	for i, x := range again {
+		if x != 0 {
+			t.Fatalf("AllocBuffer after ReleaseBuffer is not zeroed: byte %d is %#02x", i, x)
+		}
+	}
+	if err := dev.Read(lba, again); err != nil {
+		t.Fatalf("Read into a buffer allocated again: %v", err)
+	}
+	if d := diffSectors(again, want, ss, lba); d != "" {
+		t.Errorf("read back: %s", d)
+	}
+	hw.ReleaseBuffer(dev, again)
 }
 
 // testLarge moves 1 MiB and more in one request (the whole device when it is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/hw"
@@ -16,6 +17,8 @@ var (
 	_ hw.Block     = (*Device)(nil)
 	_ hw.Zeroer    = (*Device)(nil)
 	_ hw.Discarder = (*Device)(nil)
+	_ hw.Allocator = (*Device)(nil)
+	_ hw.Releaser  = (*Device)(nil)
 )
 
 // Defaults of Options.
@@ -47,6 +50,11 @@ type Options struct {
 	// when 0): rounded down to a power of two from 4 KiB to 2 MiB, and
 	// lowered to the controller's MDTS. Larger requests are split.
 	MaxTransfer int
+	// PoolSize is the DMA memory that AllocBuffer hands buffers out
+	// of, taken from the Controller's Memory at Open; 0 (the default)
+	// means no pool, and AllocBuffer returns ordinary memory. Requests
+	// on page-aligned runs of its buffers go to the controller in place.
+	PoolSize int
 	// Root is the sysfs directory of PCI functions for OpenPCI and
 	// OpenVFIO (pci.DefaultRoot when empty).
 	Root string
@@ -140,6 +148,12 @@ type Device struct {
 	redial sync.Mutex
 	b      *bringup       // the latest bring-up that read CAP
 	limbo  []func() error // releases of memory given to the controller
+
+	// pool is the buffer pool, nil without one: DMA memory that
+	// outlives sessions, since the controller keeps its addresses
+	// across resets.
+	pool   *dma.BufferPool
+	direct atomic.Int64 // commands that used a pool buffer in place
 }
 
 // Open brings up the controller ctrl reaches and the namespace
@@ -177,6 +191,15 @@ func Open(ctrl Controller, opts Options) (*Device, error) {
 		return fail(err)
 	}
 	d.sess, d.geo = s, s.geo
+	if opts.PoolSize > 0 {
+		mem, release, err := ctrl.Memory(opts.PoolSize)
+		if err != nil {
+			d.Close()
+			return nil, &hw.Error{Op: "open", Device: ctrl.Name, Kind: hw.ErrIO, Err: err}
+		}
+		d.pool = dma.NewBufferPool(mem, release)
+		s.pool = d.pool
+	}
 	d.info = hw.Info{
 		SectorSize: s.geo.sectorSize,
 		Sectors:    s.geo.sectors,
@@ -232,8 +255,11 @@ func (d *Device) session() (*session, error) {
 	if s.alive() {
 		return s, nil // another request reconnected
 	}
-	<-s.loopDone // nothing of the old session touches the registers now
+	s.tags.Stopped() // nothing of the old session touches the registers now
 	ns, err := d.startSession()
+	if err == nil {
+		ns.pool = d.pool
+	}
 	if err == nil && !ns.geo.same(d.geo) {
 		ns.close(ErrBadController)
 		err = fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadController, ns.geo.sectors, ns.geo.sectorSize, ns.geo.readOnly)
@@ -279,9 +305,12 @@ func (d *Device) transfer(op string, opcode uint8, lba uint64, bufs [][]byte) er
 	return sg.Run(int(n)*ss, d.geo.maxXfer, func(p sg.Piece) error {
 		at := lba + uint64(p.Off/ss)
 		r := &request{op: op, lba: at, cmd: blocksCmd(opcode, d.geo.nsid, at, p.Len/ss), n: p.Len}
-		if opcode == opWrite {
+		switch {
+		case s.pool != nil && s.inPlace(r, bufs, p.Off):
+			d.direct.Add(1)
+		case opcode == opWrite:
 			r.fill = func(b []byte) { sg.Gather(b, bufs, p.Off) }
-		} else {
+		default:
 			r.drain = func(b []byte) { sg.Scatter(bufs, p.Off, b) }
 		}
 		if err := s.do(r); err != nil {
@@ -417,6 +446,10 @@ func (d *Device) Close() error {
 	defer d.redial.Unlock()
 	s.close(hw.ErrClosed)
 	err := d.powerOff()
+	if d.pool != nil {
+		// Only a reset controller no longer reaches the pool.
+		err = errors.Join(err, d.pool.Retire(err == nil))
+	}
 	if d.ctrl.Release != nil {
 		err = errors.Join(err, d.ctrl.Release())
 	}
@@ -440,4 +473,24 @@ func (d *Device) powerOff() error {
 		}
 	}
 	return errors.Join(err, d.releaseLimbo())
+}
+
+// AllocBuffer implements hw.Allocator: a zeroed buffer of n bytes from the
+// pool (Options.PoolSize), which Read and Write hand to the controller in
+// place, or ordinary memory when the Device has no pool, the pool has no
+// room, or the Device is closed.
+func (d *Device) AllocBuffer(n int) []byte {
+	if d.pool == nil {
+		return make([]byte, n)
+	}
+	return d.pool.Alloc(n)
+}
+
+// ReleaseBuffer implements hw.Releaser: it returns a buffer of the pool
+// to it, and ignores any other. After Close, the last buffer's return
+// releases the pool's memory (when the controller was reset).
+func (d *Device) ReleaseBuffer(b []byte) {
+	if d.pool != nil {
+		d.pool.Release(b)
+	}
 }

@@ -51,6 +51,8 @@ func TestConformance(t *testing.T) {
 			f.vwc, f.oncs = false, 0
 			f.cap |= 2 << 32
 		}, Options{MaxTransfer: 64 << 10}},
+		// AllocBuffer from a pool of DMA memory, in chunks.
+		{"pool", func(f *fakeController) { f.chunk = 2 << 20 }, Options{PoolSize: 4 << 20}},
 	} {
 		for _, bs := range []int{512, 4096} {
 			t.Run(fmt.Sprintf("%s/%d", c.name, bs), func(t *testing.T) {

@@ -22,7 +22,8 @@
 //	              the registers (sans-I/O: stepped against a fake register file)
 //	queue.go      a queue pair: SQ tail and CQ head doorbells, phase tags, SQHD
 //	prp.go        Physical Region Page entries and lists
-//	session.go    one initialization: memory, admin commands, slots, the poller
+//	session.go    one initialization: memory, admin commands, slots over a
+//	              hw/internal/queue.Queue (tags, waiters, timeouts, the poller)
 //	device.go     Device: hw.Block over sessions; Options, Controller, Identity
 //	pci_linux.go  OpenPCI (sysfs, huge pages) and OpenVFIO (VFIO, IOVAs)
 //	shared.go     the command layer exported for a transport without queues of
@@ -97,10 +98,10 @@
 //
 // One I/O queue pair (ID 1) of Options.Slots+1 entries (default 32+1, at
 // most CAP.MQES+1), so the SQ never fills: a command slot is taken before
-// an SQ entry. A slot is a command identifier (CID), a data buffer and a
-// PRP list page in DMA memory, and a channel on which the one goroutine
-// waiting for that CID receives its completion; at most Slots commands are
-// in flight, from any number of goroutines. Submission writes the 64-byte
+// an SQ entry. A slot is a command identifier (CID) — a tag of the
+// session's hw/internal/queue.Queue, whose one waiter receives that CID's
+// completion — with a data buffer and a PRP list page in DMA memory; at
+// most Slots commands are in flight, from any number of goroutines. Submission writes the 64-byte
 // entry at the SQ tail and the tail doorbell, under the session's lock so
 // that doorbell writes follow ring order. One goroutine per session polls
 // the CQ: an entry is new when its phase tag (DW3 bit 16) is the current
@@ -109,17 +110,26 @@
 // SQ head each reports (SQHD) for flow control, and writes the CQ head
 // doorbell after each batch. A completion of another SQ, with an SQHD
 // outside the submitted entries, or for a CID not in flight is ErrCorrupt.
-// After a submission the poller spins (yielding the processor) for 64
-// polls, then sleeps 20 µs between polls and reads CSTS every 64 of them;
-// with nothing in flight it sleeps until a submission.
+// After submitting a command that is alone in flight, the requesting
+// goroutine itself polls the CQ, up to 256 times, yielding the processor
+// between polls, so that a quick completion needs no hand-off from a
+// poller on another CPU; meanwhile the poller sleeps, so that one
+// goroutine, not two, keeps a (virtual) CPU busy. With more in flight the
+// poller alone reaps: it spins (yielding) for 64 polls after the last
+// activity, then sleeps 20 µs between polls and reads CSTS every 64 of
+// them; with nothing in flight it sleeps until a submission (package
+// hw/internal/queue). In a TCG VM with two vCPUs, requesters that all
+// polled halved QD32 throughput against the poller alone.
 //
 // # I/O (NVM §3.2; Base §7.1, §4.1.1)
 //
 // Read (02h, NVM §3.2.4) and Write (01h, §3.2.6) carry SLBA in CDW10-11 and
 // NLB (0's based) in CDW12. Their data moves through the slot's buffer
 // (callers' Go memory is not DMA memory: the heap moves and is not mapped
-// for the device), described by PRPs with 4 KiB pages: PRP1 the first
-// page, PRP2 the second or, beyond two pages, the slot's PRP list page. A
+// for the device) — or, when it is one run of a buffer from the pool that
+// starts on a page, in place (below) — described by PRPs with 4 KiB pages:
+// PRP1 the first page, PRP2 the second or, beyond two pages, the slot's
+// PRP list page. A
 // request larger than the transfer limit — the slot size (Options.
 // MaxTransfer rounded down to a power of two, 4 KiB to 2 MiB, so that one
 // list page always suffices) lowered to MDTS (2^MDTS pages of 2^(12+MPSMIN)
@@ -157,6 +167,20 @@
 // Close; when no reset completes the memory is kept (VFIO's Close unmaps
 // it once the function is closed). Writes that failed this way may or may
 // not have reached the medium, sector by sector, as hw allows.
+//
+// # Buffer pool (hw.Allocator, hw.Releaser)
+//
+// With Options.PoolSize set, Open takes that much DMA memory from the
+// Controller's source for AllocBuffer, which hands it out in whole pages
+// (ReleaseBuffer takes a buffer back; an exhausted pool, or none, gives
+// ordinary memory). The pool belongs to the Device, not to a session:
+// huge-page physical addresses and VFIO IOVAs do not change when the
+// controller is reset, so its buffers go to the controller in place in
+// every session. It is released only after Close reset the controller and
+// once no buffer of it is out, so a buffer kept past Close stays readable —
+// except through OpenVFIO, whose Close unmaps all of the function's DMA
+// memory: there, buffers must not be used after Close. The default is no
+// pool: the VM reserves few huge pages.
 //
 // Not used: interrupts (no MSI-X vector is assigned; we poll), more than
 // one I/O queue pair, SGLs, metadata and protection information, fused

@@ -447,7 +447,12 @@ func (f *fakeController) process() {
 				batch = append(batch, e)
 			}
 		}
-		if id != adminQueue && f.reorder && len(batch) > 0 {
+		switch {
+		case id == adminQueue || !f.reorder || len(batch) == 0:
+		case len(batch) == 1 && len(f.held) > 0:
+			// A lone command overtakes the held one.
+			batch, f.held = append(batch, f.held...), nil
+		default:
 			// The held completion goes after this batch's, and this
 			// batch's last is held back.
 			batch, f.held = append(batch[:len(batch)-1:len(batch)-1], f.held...), batch[len(batch)-1:]

@@ -2,55 +2,38 @@ package nvme
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/tarstore/tarstore/hw/internal/dma"
 	"github.com/tarstore/tarstore/hw/internal/mmio"
+	"github.com/tarstore/tarstore/hw/internal/queue"
 )
 
 // A session is one initialization of the controller: the memory it was
-// given (admin queue, I/O queue pair, request slots) and the goroutine
-// that polls the I/O completion queue. It dies once — a command timed out,
-// the controller reported a fatal status or posted a broken completion, or
-// Close — and is never used again: its memory may still be written by the
-// controller, so it is released only after a later controller reset
-// completes (Device.limbo), and a reconnect starts a new session with new
-// memory.
+// given (admin queue, I/O queue pair, request slots, one per tag of its
+// queue.Queue) and the goroutine that polls the I/O completion queue. It
+// dies once — a command timed out, the controller reported a fatal status
+// or posted a broken completion, or Close — and is never used again: its
+// memory may still be written by the controller, so it is released only
+// after a later controller reset completes (Device.limbo), and a reconnect
+// starts a new session with new memory.
 type session struct {
 	r       mmio.Registers
 	geo     *geometry
 	timeout time.Duration
-
-	mu       sync.Mutex // io, slot.inflight, inflight, err
-	io       *queuePair
-	err      error         // why the session died
-	dead     chan struct{} // closed when err is set
-	inflight int
-	free     chan *slot    // slots not in use
-	slots    []*slot       // by command identifier
-	kick     chan struct{} // a command was submitted: wakes an idle poller
-
-	// mem is held for reading while a request touches the slots' memory
-	// and for writing by the release of that memory, which sets unmapped.
-	mem      sync.RWMutex
-	unmapped bool
-
-	loopDone chan struct{}
+	io      *queuePair // guarded by the lock tags holds around Submit's post and Reap
+	tags    *queue.Queue[completion]
+	slots   []*slot         // by tag, which is the command identifier
+	pool    *dma.BufferPool // the Device's; nil: none
 }
 
 // A slot is the memory of one command in flight: a data buffer and a PRP
-// list page. Its index is the command identifier (CID); done carries the
-// command's completion to the one goroutine waiting for it.
+// list page. Its index is the command identifier (CID).
 type slot struct {
-	cid      uint16
-	data     dma.Region
-	prp      dma.Region
-	done     chan error // nil once cqe holds the completion, or why the session died
-	cqe      completion // set by the poller before done
-	inflight bool       // guarded by session.mu
+	cid  uint16
+	data dma.Region
+	prp  dma.Region
 }
 
 // Sizes of the admin queue and of the session's memory.
@@ -59,15 +42,11 @@ const (
 	adminPoll    = 10 * time.Microsecond
 )
 
-// Polling the I/O completion queue: after a submission the poller yields
-// the processor between polls spinPolls times (a quick completion is seen
-// at once), then sleeps pollPause between polls and reads CSTS every
-// statusPolls of them; with nothing in flight it waits for a submission.
-const (
-	spinPolls   = 64
-	pollPause   = 20 * time.Microsecond
-	statusPolls = 64
-)
+// requesterReaps is how often the requesting goroutine reaps the I/O
+// completion queue after it submits, before it leaves its completion to
+// the poller (queue.Config.RequesterReaps); it does only when its command
+// is alone in flight (queue.Config.Reapers 1; see the package doc).
+const requesterReaps = 256
 
 // geometry is what the driver derives from the controller and namespace
 // data; the part same compares must not change across reconnects.
@@ -156,17 +135,20 @@ func (d *Device) startSession() (*session, error) {
 	}
 	// s is the session the closures below refer to, never reset to nil
 	// by a return.
-	s := &session{
-		r: d.ctrl.Registers, timeout: d.opts.timeout(),
-		dead: make(chan struct{}), free: make(chan *slot, lay.slots),
-		kick: make(chan struct{}, 1), loopDone: make(chan struct{}),
-	}
+	s := &session{r: d.ctrl.Registers, timeout: d.opts.timeout()}
 	handedOver := false
 	defer func() {
 		if !handedOver && release != nil {
 			release()
 		}
 	}()
+	if s.tags, err = queue.New(queue.Config[completion]{
+		Tags: lay.slots, Timeout: s.timeout, Reap: s.reap,
+		Check:          func() error { return checkStatus(s.r, "live") },
+		RequesterReaps: requesterReaps, Reapers: 1,
+	}); err != nil {
+		return nil, err
+	}
 	if mem.Len() < lay.size {
 		return nil, fmt.Errorf("nvme: memory source gave %d bytes for %d", mem.Len(), lay.size)
 	}
@@ -179,7 +161,7 @@ func (d *Device) startSession() (*session, error) {
 		{pageSize, &asq}, {pageSize, &acq}, {pageSize, &idBuf},
 	}
 	for i := range s.slots {
-		sl := &slot{cid: uint16(i), done: make(chan error, 1)}
+		sl := &slot{cid: uint16(i)}
 		s.slots[i] = sl
 		pieces = append(pieces, piece{lay.data, &sl.data}, piece{pageSize, &sl.prp})
 	}
@@ -201,9 +183,7 @@ func (d *Device) startSession() (*session, error) {
 	// From here the controller may touch the memory until a reset.
 	handedOver = true
 	d.limbo = append(d.limbo, func() error {
-		s.mem.Lock()
-		s.unmapped = true
-		s.mem.Unlock()
+		s.tags.Unmap()
 		if release != nil {
 			return release()
 		}
@@ -239,10 +219,7 @@ func (d *Device) startSession() (*session, error) {
 	if _, err := ac.do("create I/O submission queue", createSQCmd(ioQueue, lay.entries, ioQueue, iosq.Addr(0)), nil); err != nil {
 		return nil, err
 	}
-	for _, sl := range s.slots {
-		s.free <- sl
-	}
-	go s.loop()
+	s.tags.Start()
 	return s, nil
 }
 
@@ -346,7 +323,7 @@ func (a *adminClient) do(op string, c *command, data []byte) (completion, error)
 			copy(data, a.buf.B)
 			return *got, nil
 		}
-		if polls%statusPolls == 0 {
+		if polls%queue.CheckPolls == 0 {
 			if err := checkStatus(a.r, op); err != nil {
 				return completion{}, err
 			}
@@ -370,112 +347,25 @@ func checkStatus(r mmio.Registers, state string) error {
 	return nil
 }
 
-// loop delivers completions of the I/O queue until the session dies.
-func (s *session) loop() {
-	defer close(s.loopDone)
-	idle := 0
-	for {
-		s.mu.Lock()
-		if s.err != nil {
-			s.mu.Unlock()
-			return
+// reap hands each new completion of the I/O queue to the command its
+// CID names (queue.Config.Reap).
+func (s *session) reap(complete func(tag int, c completion) error) (int, error) {
+	return s.io.poll(func(c *completion) error {
+		if err := complete(int(c.cid()), *c); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		n, err := s.io.poll(s.complete)
-		busy := s.inflight > 0
-		s.mu.Unlock()
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		if n > 0 {
-			idle = 0
-			continue
-		}
-		if !busy {
-			// A command submitted since the poll has left a kick.
-			select {
-			case <-s.kick:
-			case <-s.dead:
-				return
-			}
-			idle = 0
-			continue
-		}
-		select {
-		case <-s.kick: // a new command: spin again
-			idle = 0
-		default:
-		}
-		if idle++; idle <= spinPolls {
-			runtime.Gosched()
-			continue
-		}
-		time.Sleep(pollPause)
-		if idle%statusPolls == 0 {
-			if err := checkStatus(s.r, "live"); err != nil {
-				s.fail(err)
-				return
-			}
-		}
-	}
+		return nil
+	})
 }
 
-// complete hands a completion to the slot its CID names. The caller holds
-// mu.
-func (s *session) complete(c *completion) error {
-	id := int(c.cid())
-	if id >= len(s.slots) || !s.slots[id].inflight {
-		return fmt.Errorf("%w: completion of CID %d, which is not in flight", ErrCorrupt, id)
-	}
-	sl := s.slots[id]
-	sl.cqe = *c
-	sl.inflight = false
-	s.inflight--
-	sl.done <- nil
-	return nil
-}
-
-// fail kills the session with err (the first cause wins) and fails every
-// command in flight with it. It touches neither registers nor memory.
-func (s *session) fail(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return
-	}
-	s.err = err
-	close(s.dead)
-	for _, sl := range s.slots {
-		if sl.inflight {
-			sl.inflight = false
-			sl.done <- err
-		}
-	}
-	s.inflight = 0
-}
+func (s *session) alive() bool { return s.tags.Alive() }
 
 // failure returns why the session died.
-func (s *session) failure() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
-func (s *session) alive() bool {
-	select {
-	case <-s.dead:
-		return false
-	default:
-		return true
-	}
-}
+func (s *session) failure() error { return s.tags.Err() }
 
 // close kills the session with cause and waits for the poller to stop,
 // after which nothing of the session touches the registers.
-func (s *session) close(cause error) {
-	s.fail(cause)
-	<-s.loopDone
-}
+func (s *session) close(cause error) { s.tags.Close(cause) }
 
 // request is one I/O command of a session.
 type request struct {
@@ -485,88 +375,90 @@ type request struct {
 	n     int      // bytes of the slot's data the command transfers
 	fill  func(data []byte)
 	drain func(data []byte)
+	// direct, when set, holds the data instead of the slot: n bytes of
+	// a pool buffer (inPlace).
+	direct *dma.Region
 }
 
 // do runs r and returns nil, a *StatusError, or why the session died.
 func (s *session) do(r *request) error {
-	var sl *slot
-	select {
-	case sl = <-s.free:
-	case <-s.dead:
-		return s.failure()
+	tag, err := s.tags.Acquire()
+	if err != nil {
+		return err
 	}
+	sl := s.slots[tag]
 	if err := s.submit(sl, r); err != nil {
 		return err // the session is dead: the slot is abandoned
 	}
-	timer := time.NewTimer(s.timeout)
-	var err error
-	select {
-	case err = <-sl.done:
-	case <-timer.C:
-		s.fail(fmt.Errorf("%w (%v): %s at lba %d", ErrTimeout, s.timeout, r.op, r.lba))
-		err = <-sl.done
-	}
-	timer.Stop()
+	cqe, err := s.tags.Wait(tag, func() error {
+		return fmt.Errorf("%w (%v): %s at lba %d", ErrTimeout, s.timeout, r.op, r.lba)
+	})
 	if err != nil {
 		return err // the session is dead: the slot is abandoned
 	}
-	err = s.finish(sl, r)
-	s.free <- sl
+	err = s.finish(sl, r, &cqe)
+	s.tags.Release(tag)
 	return err
 }
 
 // submit fills sl's memory for r and places r's command on the I/O queue.
 func (s *session) submit(sl *slot, r *request) error {
-	s.mem.RLock()
-	defer s.mem.RUnlock()
-	if s.unmapped {
-		return s.failure()
-	}
-	r.cmd.setCID(sl.cid)
-	if r.n > 0 {
-		if r.fill != nil {
-			r.fill(sl.data.B[:r.n])
+	return s.tags.Submit(int(sl.cid), func() {
+		r.cmd.setCID(sl.cid)
+		switch {
+		case r.direct != nil:
+			r.cmd.setPRP(prps(*r.direct, sl.prp, r.n))
+		case r.n > 0:
+			if r.fill != nil {
+				r.fill(sl.data.B[:r.n])
+			}
+			r.cmd.setPRP(prps(sl.data, sl.prp, r.n))
 		}
-		r.cmd.setPRP(prps(sl.data, sl.prp, r.n))
-	}
-	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
-		return s.failure()
-	}
-	err := s.io.submit(r.cmd)
-	if err == nil {
-		sl.inflight = true
-		s.inflight++
-		select {
-		case s.kick <- struct{}{}:
-		default:
+	}, func() error {
+		if err := s.io.submit(r.cmd); err != nil {
+			// There are fewer slots than queue entries, and every
+			// completion reports how far the controller has read:
+			// a full queue means a controller that misreports its
+			// head.
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-	}
-	s.mu.Unlock()
-	if err != nil {
-		// There are fewer slots than queue entries, and every
-		// completion reports how far the controller has read: a full
-		// queue means a controller that misreports its head.
-		s.fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
-		return s.failure()
-	}
-	return nil
+		return nil
+	})
 }
 
-// finish reads the status and the data of sl's completed command.
-func (s *session) finish(sl *slot, r *request) error {
-	if st := sl.cqe.status(); !st.OK() {
+// inPlace points r.direct at its data — r.n bytes of the concatenation of
+// bufs from off — when they are one run of a pool buffer that starts on a
+// page (PRP entries after the first must be whole pages); otherwise it
+// reports false and the command bounces through its slot.
+func (s *session) inPlace(r *request, bufs [][]byte, off int) bool {
+	for _, b := range bufs {
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		if len(b)-off < r.n {
+			return false
+		}
+		reg, ok := s.pool.Slice(b[off : off+r.n])
+		if !ok || reg.Addr(0)%pageSize != 0 {
+			return false
+		}
+		r.direct = &reg
+		return true
+	}
+	return false
+}
+
+// finish reads the status cqe and the data of sl's completed command.
+func (s *session) finish(sl *slot, r *request, cqe *completion) error {
+	if st := cqe.status(); !st.OK() {
 		return newStatusError(r.op, r.lba, st)
 	}
 	if r.drain == nil {
 		return nil
 	}
-	s.mem.RLock()
-	defer s.mem.RUnlock()
-	if s.unmapped {
-		return s.failure()
-	}
-	r.drain(sl.data.B[:r.n])
-	return nil
+	return s.tags.Access(func() error {
+		r.drain(sl.data.B[:r.n])
+		return nil
+	})
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/internal/dma"
 	"github.com/tarstore/tarstore/hw/internal/sg"
 )
 
@@ -15,6 +17,8 @@ var (
 	_ hw.Block     = (*Device)(nil)
 	_ hw.Zeroer    = (*Device)(nil)
 	_ hw.Discarder = (*Device)(nil)
+	_ hw.Allocator = (*Device)(nil)
+	_ hw.Releaser  = (*Device)(nil)
 )
 
 // Defaults of Options.
@@ -23,6 +27,7 @@ const (
 	DefaultQueueSize   = 256
 	DefaultSlots       = 32
 	DefaultMaxTransfer = 256 << 10
+	DefaultPoolSize    = 16 << 20
 )
 
 // Options tune a Device. The zero value is the defaults.
@@ -43,6 +48,10 @@ type Options struct {
 	// when 0), lowered to the device's size_max × seg_max; hw.Block
 	// requests larger than that are split.
 	MaxTransfer int
+	// PoolSize is the memory, shared with the device, that AllocBuffer
+	// hands buffers out of (DefaultPoolSize when 0; no pool when
+	// negative, or when the transport is not a PoolTransport).
+	PoolSize int
 }
 
 func (o *Options) timeout() time.Duration {
@@ -146,6 +155,9 @@ type Device struct {
 	sess   *session
 	closed bool
 
+	pool   *bufferPool  // nil without one
+	direct atomic.Int64 // device requests that used a pool buffer in place
+
 	redial sync.Mutex // one reconnect at a time
 }
 
@@ -158,15 +170,31 @@ func Open(dial func() (Transport, error), opts Options) (*Device, error) {
 		return nil, &hw.Error{Op: "open", Kind: hw.ErrIO, Err: err}
 	}
 	name := t.Name()
-	s, err := startSession(t, &opts)
+	d := &Device{dial: dial, opts: opts}
+	if pt, ok := t.(PoolTransport); ok && opts.PoolSize >= 0 {
+		size := opts.PoolSize
+		if size == 0 {
+			size = DefaultPoolSize
+		}
+		mem, err := pt.NewPool(size)
+		if err != nil {
+			t.Close()
+			return nil, &hw.Error{Op: "open", Device: name, Kind: hw.ErrIO, Err: err}
+		}
+		d.pool = &bufferPool{mem: mem, BufferPool: dma.NewBufferPool(mem.Region(), mem.Close)}
+	}
+	s, err := startSession(t, &opts, d.pool)
 	if err != nil {
+		if d.pool != nil {
+			d.pool.mem.Close()
+		}
 		kind := hw.ErrIO
 		if errors.Is(err, ErrBadDevice) {
 			kind = hw.ErrUnsupported
 		}
 		return nil, &hw.Error{Op: "open", Device: name, Kind: kind, Err: err}
 	}
-	d := &Device{dial: dial, opts: opts, geo: s.geo, sess: s}
+	d.geo, d.sess = s.geo, s
 	d.info = hw.Info{
 		SectorSize: s.geo.sectorSize,
 		Sectors:    s.geo.sectors,
@@ -176,7 +204,7 @@ func Open(dial func() (Transport, error), opts Options) (*Device, error) {
 		Serial:     d.serial(s),
 
 		MaxTransfer:  s.geo.maxXfer,
-		QueueDepth:   len(s.slots),
+		QueueDepth:   s.tags.Tags(),
 		WriteThrough: !s.geo.flush,
 	}
 	return d, nil
@@ -230,7 +258,7 @@ func (d *Device) session() (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
 	}
-	ns, err := startSession(t, &d.opts)
+	ns, err := startSession(t, &d.opts, d.pool)
 	if err == nil && !ns.geo.same(d.geo) {
 		ns.close(ErrGone)
 		err = fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadDevice, ns.geo.sectors, ns.geo.sectorSize, ns.geo.readOnly)
@@ -277,9 +305,12 @@ func (d *Device) transfer(op string, typ uint32, lba uint64, bufs [][]byte) erro
 	return sg.Run(int(n)*ss, d.geo.maxXfer, func(p sg.Piece) error {
 		at := lba + uint64(p.Off/ss)
 		r := &request{typ: typ, sector: at * d.geo.per512, n: p.Len}
-		if typ == typeOut {
+		switch {
+		case s.pool != nil && s.inPlace(r, bufs, p.Off):
+			d.direct.Add(1)
+		case typ == typeOut:
 			r.fill = func(b []byte) { sg.Gather(b, bufs, p.Off) }
-		} else {
+		default:
 			r.drain = func(b []byte) { sg.Scatter(bufs, p.Off, b) }
 		}
 		if err := s.do(r); err != nil {
@@ -370,5 +401,38 @@ func (d *Device) Close() error {
 	d.redial.Lock() // a reconnect in progress sees closed and stops
 	defer d.redial.Unlock()
 	s.close(hw.ErrClosed)
+	if d.pool != nil {
+		// The transport is closed: the device no longer reaches the
+		// pool.
+		d.pool.Retire(true)
+	}
 	return nil
+}
+
+// bufferPool is a Device's buffer pool: memory the Device owns, which
+// every session shares with the device (PoolTransport), and the
+// allocator over it.
+type bufferPool struct {
+	mem dma.Memory
+	*dma.BufferPool
+}
+
+// AllocBuffer implements hw.Allocator: a zeroed buffer of n bytes from the
+// pool, which Read and Write hand to the device in place, or ordinary
+// memory when the Device has no pool, the pool has no room, or the Device
+// is closed.
+func (d *Device) AllocBuffer(n int) []byte {
+	if d.pool == nil {
+		return make([]byte, n)
+	}
+	return d.pool.Alloc(n)
+}
+
+// ReleaseBuffer implements hw.Releaser: it returns a buffer of the pool
+// to it, and ignores any other. After Close, the last buffer's return
+// unmaps the pool.
+func (d *Device) ReleaseBuffer(b []byte) {
+	if d.pool != nil {
+		d.pool.Release(b)
+	}
 }

@@ -35,8 +35,8 @@
 // larger than a slot is split into slot-sized requests that run
 // concurrently; callers' buffers are copied into and out of the slots
 // (callers' memory is not the device's memory: the Go heap moves and is
-// not registered with the back-end). Data descriptors respect size_max, and
-// their number seg_max. WriteZeroes (without the unmap flag) and Discard
+// not registered with the back-end) unless they come from the buffer pool
+// (below). Data descriptors respect size_max, and their number seg_max. WriteZeroes (without the unmap flag) and Discard
 // send one segment per request, within max_write_zeroes_sectors and
 // max_discard_sectors; without the feature they fail with
 // hw.ErrUnsupported, and hw.WriteZeroes falls back to writes.
@@ -51,9 +51,33 @@
 // a *StatusError carrying the request's sector and status, and whose LBA is
 // the first block of the failed device request. The device stays usable.
 //
+// # Buffer pool (hw.Allocator, hw.Releaser)
+//
+// Over a PoolTransport (vhost-user) the Device keeps Options.PoolSize
+// bytes (default 16 MiB) of memory the device can reach, which
+// AllocBuffer hands out in whole pages and ReleaseBuffer takes back; once
+// it is exhausted, AllocBuffer returns ordinary memory. A device request
+// whose data lies entirely in pool buffers, within the request's data
+// descriptors, goes to the device in place: its descriptors carry the
+// buffers' own addresses and nothing is copied; any other request bounces
+// through its slot. The pool belongs to the Device, not to a session: for
+// vhost-user it is a second memfd, registered in every session's
+// SET_MEM_TABLE at the same addresses, so its buffers stay valid and go in
+// place again after a reconnect. Over a transport without it (virtio-pci
+// here) AllocBuffer returns ordinary memory and every request bounces.
+// Close unmaps the pool once no buffer of it is out (when the last one
+// comes back after Close, else); a buffer kept past Close stays readable.
+// As with the slots, a request that fails with its session may still be
+// carried out by a back-end that finishes late: a pool buffer of a failed
+// Write should not be reused for other data before the next request
+// succeeds.
+//
 // # Completions and failures
 //
-// One goroutine per session drains the used ring and then waits in
+// Slots, their waiters, timeouts and the death of a session are package
+// hw/internal/queue's, which hw/nvme shares; this package keeps the
+// descriptors. One goroutine per session drains the used ring and then
+// waits in
 // Transport.Wait (an eventfd for vhost-user; polling for PCI without
 // interrupts), handing each completion to the request's goroutine; with
 // EVENT_IDX the device is asked to notify for the next entry only. With a

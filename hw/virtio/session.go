@@ -2,52 +2,41 @@ package virtio
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/tarstore/tarstore/hw/internal/dma"
+	"github.com/tarstore/tarstore/hw/internal/queue"
 	"github.com/tarstore/tarstore/hw/virtio/virtq"
 )
 
 // A session is one live connection to the device: the transport after
 // bring-up, queue 0, and the request slots carved out of the transport's
-// memory. It dies once — the device went away, a request timed out, the
-// used ring broke, or Close — and is then never used again: its slots may
-// still be written by a device that did not finish, so they are abandoned,
-// and a reconnect starts a new session with fresh memory.
+// memory, one per tag of its queue.Queue. It dies once — the device went
+// away, a request timed out, the used ring broke, or Close — and is then
+// never used again: its slots may still be written by a device that did
+// not finish, so they are abandoned, and a reconnect starts a new session
+// with fresh memory. Its death closes the transport, which unmaps the
+// memory, after the queue's Unmap.
 type session struct {
 	t       Transport
 	geo     *geometry
 	timeout time.Duration
+	tags    *queue.Queue[struct{}]
+	slots   []*slot     // by tag
+	pool    *bufferPool // the Device's, shared with the device in this session; nil: none
 
-	polled bool // the transport has no interrupts (Polled)
-
-	mu    sync.Mutex // the queue, slot.inflight, err
-	q     *virtq.Queue
-	err   error         // why the session died
-	dead  chan struct{} // closed when err is set
-	free  chan *slot    // slots not in use
-	slots []*slot
-
-	// mem is held for reading while a request touches the shared memory
-	// and for writing by teardown, which then sets unmapped and closes
-	// the transport (unmapping the memory).
-	mem      sync.RWMutex
-	unmapped bool
-	torn     chan struct{} // closed once the transport is closed
-
-	loopDone chan struct{}
+	// Guarded by the lock tags holds around Submit's post and Reap.
+	q      *virtq.Queue
+	reaped []virtq.Completion
 }
 
 // A slot is the shared memory of one request in flight: its header,
 // status byte and discard segment (meta), and its data.
 type slot struct {
-	meta     dma.Region // header at 0, status at 16, segment at 32
-	data     dma.Region
-	done     chan error     // one value per completed request: nil, or why the session died
-	inflight bool           // guarded by session.mu
-	chain    []virtq.Buffer // the request's buffers, reused (the queue copies them)
+	tag   int
+	meta  dma.Region // header at 0, status at 16, segment at 32
+	data  dma.Region
+	chain []virtq.Buffer // the request's buffers, reused (the queue copies them)
 }
 
 const (
@@ -60,7 +49,7 @@ const (
 // the features and config, acknowledges the features it uses, carves the
 // rings and slots out of the transport's memory, sets up queue 0 and
 // starts the device. On error it closes t.
-func startSession(t Transport, opts *Options) (s *session, err error) {
+func startSession(t Transport, opts *Options, pool *bufferPool) (s *session, err error) {
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -121,6 +110,14 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 	if indirect {
 		size += nslots * virtq.DescSize * chain
 	}
+	pt, _ := t.(PoolTransport)
+	if pool != nil && pt != nil {
+		if err := pt.SharePool(pool.mem); err != nil {
+			return nil, err
+		}
+	} else {
+		pool = nil // requests bounce
+	}
 	mem, err := t.Memory(size + size/8 + 4*4096)
 	if err != nil {
 		return nil, err
@@ -159,25 +156,36 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 		}
 	}
 	p, _ := t.(interface{ Polled() bool })
-	s = &session{
-		t: t, geo: geo, timeout: opts.timeout(), q: q, polled: p != nil && p.Polled(),
-		dead:     make(chan struct{}),
-		torn:     make(chan struct{}),
-		free:     make(chan *slot, nslots),
-		loopDone: make(chan struct{}),
+	s = &session{t: t, geo: geo, q: q, timeout: opts.timeout(), pool: pool}
+	qc := queue.Config[struct{}]{
+		Tags: nslots, Timeout: s.timeout, Reap: s.reap,
+		Wait: func() error {
+			if err := t.Wait(0); err != nil {
+				return fmt.Errorf("%w: %w", ErrGone, err)
+			}
+			return nil
+		},
+		Died: func(error) {
+			s.tags.Unmap()
+			t.Close()
+		},
+	}
+	if p != nil && p.Polled() {
+		qc.RequesterReaps = requesterReaps
+	}
+	if s.tags, err = queue.New(qc); err != nil {
+		return nil, err
 	}
 	metas, err := carve.Take(nslots*metaSize, metaSize)
 	if err != nil {
 		return nil, err
 	}
 	for i := range nslots {
-		sl := &slot{done: make(chan error, 1), meta: metas.Slice(i*metaSize, metaSize),
-			chain: make([]virtq.Buffer, 0, chain)}
+		sl := &slot{tag: i, meta: metas.Slice(i*metaSize, metaSize), chain: make([]virtq.Buffer, 0, chain)}
 		if sl.data, err = carve.Take(geo.maxXfer, 4096); err != nil {
 			return nil, err
 		}
 		s.slots = append(s.slots, sl)
-		s.free <- sl
 	}
 	if err := t.SetupQueue(0, qsize, q.DescAddr(), q.AvailAddr(), q.UsedAddr()); err != nil {
 		return nil, err
@@ -185,84 +193,34 @@ func startSession(t Transport, opts *Options) (s *session, err error) {
 	if err := t.Start(); err != nil {
 		return nil, err
 	}
-	go s.loop()
+	s.tags.Start()
 	return s, nil
 }
 
-// loop delivers completions: it drains the used ring, then waits for the
-// device's next notification, until the session dies.
-func (s *session) loop() {
-	defer close(s.loopDone)
-	var cs []virtq.Completion
-	for {
-		s.mu.Lock()
-		if s.err != nil {
-			s.mu.Unlock()
-			return
-		}
-		var err error
-		cs, err = s.q.Poll(cs[:0])
-		for _, c := range cs {
-			s.deliver(c.Token.(*slot), nil)
-		}
-		s.mu.Unlock()
-		if err != nil {
-			s.fail(fmt.Errorf("%w: %w", ErrGone, err))
-			return
-		}
-		if err := s.t.Wait(0); err != nil {
-			s.fail(fmt.Errorf("%w: %w", ErrGone, err))
-			return
+// requesterReaps is how often the requesting goroutine reaps the used
+// ring after it submits, on a transport without interrupts.
+const requesterReaps = 256
+
+// reap drains the used ring, handing each completion to its request's
+// waiter (queue.Config.Reap).
+func (s *session) reap(complete func(tag int, _ struct{}) error) (int, error) {
+	cs, err := s.q.Poll(s.reaped[:0])
+	s.reaped = cs
+	for _, c := range cs {
+		if cerr := complete(c.Token.(*slot).tag, struct{}{}); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
+	if err != nil {
+		return len(cs), fmt.Errorf("%w: %w", ErrGone, err)
+	}
+	return len(cs), nil
 }
 
-// deliver completes sl's request with err. The caller holds mu.
-func (s *session) deliver(sl *slot, err error) {
-	if sl.inflight {
-		sl.inflight = false
-		sl.done <- err
-	}
-}
-
-// fail kills the session with err (the first cause wins), fails every
-// request in flight with it and closes the transport once no request
-// touches the shared memory.
-func (s *session) fail(err error) {
-	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
-		return
-	}
-	s.err = err
-	close(s.dead)
-	for _, sl := range s.slots {
-		s.deliver(sl, err)
-	}
-	s.mu.Unlock()
-
-	s.mem.Lock()
-	s.unmapped = true
-	s.mem.Unlock()
-	s.t.Close()
-	close(s.torn)
-}
+func (s *session) alive() bool { return s.tags.Alive() }
 
 // failure returns why the session died.
-func (s *session) failure() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
-func (s *session) alive() bool {
-	select {
-	case <-s.dead:
-		return false
-	default:
-		return true
-	}
-}
+func (s *session) failure() error { return s.tags.Err() }
 
 // request describes one device request of a session.
 type request struct {
@@ -274,82 +232,57 @@ type request struct {
 	// fill writes the request's data into the slot (OUT); drain reads
 	// the device's data out of it (IN, GET_ID). Either may be nil.
 	fill, drain func(data []byte)
-	seg         *[3]uint64 // DISCARD / WRITE_ZEROES: sector, sectors, flags
+	// direct, instead, describes data in pool buffers (inPlace).
+	direct []virtq.Buffer
+	seg    *[3]uint64 // DISCARD / WRITE_ZEROES: sector, sectors, flags
 }
 
 // do runs r and returns nil, a *StatusError, or why the session died.
 func (s *session) do(r *request) error {
-	var sl *slot
-	select {
-	case sl = <-s.free:
-	case <-s.dead:
-		return s.failure()
-	}
-	if err := s.submit(sl, r); err != nil {
-		return err
-	}
-	if s.polled && s.spin(sl) {
-		err := <-sl.done
-		if err != nil {
-			return err
-		}
-		err = s.finish(sl, r)
-		s.free <- sl
-		return err
-	}
-	timer := time.NewTimer(s.timeout)
-	var err error
-	select {
-	case err = <-sl.done:
-	case <-timer.C:
-		s.fail(fmt.Errorf("%w (%v): %s at sector %d", ErrTimeout, s.timeout, opName(r.typ), r.sector))
-		err = <-sl.done
-	}
-	timer.Stop()
+	tag, err := s.tags.Acquire()
 	if err != nil {
+		return err
+	}
+	sl := s.slots[tag]
+	if err := s.submit(sl, r); err != nil {
+		return err // the session is dead: the slot is abandoned
+	}
+	if _, err := s.tags.Wait(tag, func() error {
+		return fmt.Errorf("%w (%v): %s at sector %d", ErrTimeout, s.timeout, opName(r.typ), r.sector)
+	}); err != nil {
 		return err // the session is dead: the slot is abandoned
 	}
 	err = s.finish(sl, r)
-	s.free <- sl
+	s.tags.Release(tag)
 	return err
 }
 
-// spin reaps the used ring from the requesting goroutine for a while,
-// for a transport without interrupts, and reports whether sl's request
-// completed meanwhile: the completion then needs no hand-off from the
-// completion goroutine, which may run on another CPU.
-func (s *session) spin(sl *slot) bool {
-	for range spinReaps {
-		if s.mu.TryLock() {
-			if s.err == nil {
-				for {
-					c, ok, err := s.q.Next()
-					if err != nil || !ok {
-						break
-					}
-					s.deliver(c.Token.(*slot), nil)
-				}
-			}
-			s.mu.Unlock()
-		}
-		if len(sl.done) > 0 {
-			return true
-		}
-		runtime.Gosched()
-	}
-	return false
-}
-
-// spinReaps bounds spin.
-const spinReaps = 256
-
 // submit places r in sl and on the queue and notifies the device.
 func (s *session) submit(sl *slot, r *request) error {
-	s.mem.RLock()
-	if s.unmapped {
-		s.mem.RUnlock()
-		return s.failure()
+	kick := false
+	err := s.tags.Submit(sl.tag, func() { s.prepare(sl, r) }, func() error {
+		if _, err := s.q.Add(sl.chain, sl); err != nil {
+			// The slots are sized so that the ring never runs
+			// out of descriptors: this is a broken queue.
+			return fmt.Errorf("%w: %w", ErrGone, err)
+		}
+		kick = s.q.Kick()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	if kick {
+		if err := s.t.Notify(0); err != nil {
+			s.tags.Fail(fmt.Errorf("%w: %w", ErrGone, err))
+		}
+	}
+	return nil
+}
+
+// prepare writes r's header and data into sl and describes them in
+// sl.chain.
+func (s *session) prepare(sl *slot, r *request) {
 	putHeader(sl.meta.B, r.typ, r.sector)
 	sl.meta.B[metaStatusOff] = 0xff // a device that completes without writing it is caught
 	bufs := append(sl.chain[:0], virtq.Buffer{Addr: sl.meta.Addr(0), Len: headerSize})
@@ -357,6 +290,8 @@ func (s *session) submit(sl *slot, r *request) error {
 	case r.seg != nil:
 		putSegment(sl.meta.B[metaSegOff:], r.seg[0], uint32(r.seg[1]), uint32(r.seg[2]))
 		bufs = append(bufs, virtq.Buffer{Addr: sl.meta.Addr(metaSegOff), Len: segmentSize})
+	case r.direct != nil:
+		bufs = append(bufs, r.direct...)
 	case r.n > 0:
 		if r.fill != nil {
 			r.fill(sl.data.B[:r.n])
@@ -367,57 +302,55 @@ func (s *session) submit(sl *slot, r *request) error {
 			bufs = append(bufs, virtq.Buffer{Addr: sl.data.Addr(off), Len: uint32(n), Write: write})
 		}
 	}
-	bufs = append(bufs, virtq.Buffer{Addr: sl.meta.Addr(metaStatusOff), Len: 1, Write: true})
-	sl.chain = bufs
+	sl.chain = append(bufs, virtq.Buffer{Addr: sl.meta.Addr(metaStatusOff), Len: 1, Write: true})
+}
 
-	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
-		s.mem.RUnlock()
-		return s.err
-	}
-	sl.inflight = true
-	_, err := s.q.Add(bufs, sl)
-	kick := err == nil && s.q.Kick()
-	if err != nil {
-		sl.inflight = false
-	}
-	s.mu.Unlock()
-	s.mem.RUnlock()
-	if err != nil {
-		// The slots are sized so that the ring never runs out of
-		// descriptors: this is a broken queue.
-		s.fail(fmt.Errorf("%w: %w", ErrGone, err))
-		return s.failure()
-	}
-	if kick {
-		if err := s.t.Notify(0); err != nil {
-			s.fail(fmt.Errorf("%w: %w", ErrGone, err))
+// inPlace describes r's data — r.n bytes of the concatenation of bufs
+// from off — in r.direct by the device addresses of the pool buffers it
+// lies in, when every byte lies in one and the pieces fit the request's
+// data descriptors (segMax bytes each, dataSegs of them); otherwise it
+// reports false and the request bounces through its slot.
+func (s *session) inPlace(r *request, bufs [][]byte, off int) bool {
+	descs := make([]virtq.Buffer, 0, s.geo.dataSegs)
+	write := r.typ == typeIn
+	rest := r.n
+	for _, b := range bufs {
+		if rest == 0 {
+			break
+		}
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		part := b[off:min(len(b), off+rest)]
+		off = 0
+		for len(part) > 0 {
+			n := min(len(part), s.geo.segMax)
+			addr, ok := s.pool.Addr(part[:n])
+			if !ok || len(descs) == s.geo.dataSegs {
+				return false
+			}
+			descs = append(descs, virtq.Buffer{Addr: addr, Len: uint32(n), Write: write})
+			part, rest = part[n:], rest-n
 		}
 	}
-	return nil
+	r.direct = descs
+	return true
 }
 
 // finish reads the status and the data of sl's completed request.
 func (s *session) finish(sl *slot, r *request) error {
-	s.mem.RLock()
-	defer s.mem.RUnlock()
-	if s.unmapped {
-		return s.failure()
-	}
-	if st := sl.meta.B[metaStatusOff]; st != statusOK {
-		return &StatusError{Op: opName(r.typ), Sector: r.sector, Status: st}
-	}
-	if r.drain != nil {
-		r.drain(sl.data.B[:r.n])
-	}
-	return nil
+	return s.tags.Access(func() error {
+		if st := sl.meta.B[metaStatusOff]; st != statusOK {
+			return &StatusError{Op: opName(r.typ), Sector: r.sector, Status: st}
+		}
+		if r.drain != nil {
+			r.drain(sl.data.B[:r.n])
+		}
+		return nil
+	})
 }
 
 // close kills the session with cause and waits until its transport is
-// closed and its completion loop has returned.
-func (s *session) close(cause error) {
-	s.fail(cause)
-	<-s.torn
-	<-s.loopDone
-}
+// closed and its completion goroutine has returned.
+func (s *session) close(cause error) { s.tags.Close(cause) }

@@ -75,3 +75,22 @@ type Transport interface {
 	// Wait and releases the memory. It is idempotent.
 	Close() error
 }
+
+// PoolTransport is a Transport that can give the device memory which
+// outlives the transport, so that buffers handed out from it are
+// reachable by the device again after a reconnect (vhost-user: a second
+// memfd in every SET_MEM_TABLE). A Device over a transport without it
+// bounces every request through its slots.
+type PoolTransport interface {
+	Transport
+
+	// NewPool returns size bytes of zeroed memory that any transport
+	// reaching the same device can share with it. The caller owns it:
+	// Close of a transport does not release it.
+	NewPool(size int) (dma.Memory, error)
+
+	// SharePool makes p, from NewPool of this transport or an earlier
+	// one, reachable by the device in this session. It is called at most
+	// once, before Memory.
+	SharePool(p dma.Memory) error
+}

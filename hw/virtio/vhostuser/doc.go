@@ -60,7 +60,10 @@
 // guest physical ones ("Memory region description"). Arena registers its
 // memfd mapping with guest physical address = virtual address, so
 // Arena.Addr serves for both. Every ring and I/O buffer must lie in
-// registered memory.
+// registered memory. Transport.Memory registers the session's Arena and,
+// after SharePool, a second one the caller owns (NewPool) and registers
+// again in every session: a buffer pool whose addresses survive
+// reconnects.
 //
 // # virtio-blk
 //

@@ -31,6 +31,7 @@ type Transport struct {
 	sock int // the socket's fd, polled for hang-up
 
 	arena  *Arena
+	pool   *Arena  // SharePool's, registered with arena; not ours to close
 	queues []vring // by index
 	stop   int     // eventfd written by Close
 
@@ -92,7 +93,24 @@ func (t *Transport) SetFeatures(features uint64) error {
 	return t.c.SetFeatures(features | FeatureProtocolFeatures)
 }
 
-// Memory creates the Arena and registers it with SET_MEM_TABLE.
+// NewPool returns a new Arena of size bytes, which the caller owns and may
+// share with this back-end in this and later sessions (SharePool).
+func (t *Transport) NewPool(size int) (dma.Memory, error) { return NewArena(size) }
+
+// SharePool registers p, an Arena from NewPool, in the memory table that
+// Memory sends, next to the session's own arena. Its addresses are its
+// mapping's, as for every Arena, so they stay the same in every session.
+func (t *Transport) SharePool(p dma.Memory) error {
+	a, ok := p.(*Arena)
+	if !ok || a.FD() < 0 || t.arena != nil || t.pool != nil {
+		return &Error{Op: "SET_MEM_TABLE", Err: fmt.Errorf("%w: pool %T after Memory, twice, or closed", ErrInvalid, p)}
+	}
+	t.pool = a
+	return nil
+}
+
+// Memory creates the Arena and registers it with SET_MEM_TABLE, with the
+// pool SharePool gave.
 func (t *Transport) Memory(size int) (dma.Region, error) {
 	if t.arena != nil {
 		return dma.Region{}, &Error{Op: "SET_MEM_TABLE", Err: fmt.Errorf("%w: memory already set", ErrInvalid)}
@@ -101,7 +119,11 @@ func (t *Transport) Memory(size int) (dma.Region, error) {
 	if err != nil {
 		return dma.Region{}, err
 	}
-	if err := t.c.SetMemTable([]Region{a.TableEntry()}); err != nil {
+	table := []Region{a.TableEntry()}
+	if t.pool != nil {
+		table = append(table, t.pool.TableEntry())
+	}
+	if err := t.c.SetMemTable(table); err != nil {
 		a.Close()
 		return dma.Region{}, err
 	}
