@@ -299,8 +299,9 @@
 //
 // # 6. Concurrency and group commit
 //
-// Reads take a shared lock on the index and read the device directly. An
-// open kv.Reader pins its extent: the space is not reused until the reader
+// Reads take a shared lock on the index and read the device directly; a
+// kv.Reader read in order reads ahead in large chunks, several in flight
+// (readahead.go). An open kv.Reader pins its extent: the space is not reused until the reader
 // is closed (the snapshot kv.Reader promises). Writers queue; a committer
 // builds one transaction from every queued mutation (applying them to the
 // index in order), runs it (one flush for the whole group), and
@@ -317,8 +318,13 @@
 //
 // The index is a tree of dictionaries keyed by segment, with one entry per
 // live member: where its header and data lie, size, mtime, and the sparse
-// map or link target of foreign members. Its size is O(number of keys).
-// Digests of values are computed on demand by reading the value.
+// map or link target of foreign members, and the value's SHA-256 when
+// known. Its size is O(number of keys). The store computes a value's digest
+// as it writes it (values up to 1 MiB; rename and moves carry it), and
+// otherwise (larger values, members of foreign archives, every member
+// after an open) the first Digest that needs it does, and it is kept;
+// the store's own writes replace it (digest.go). A GET of a small value
+// with its digest is then one device read.
 //
 // # 8. Integrity
 //

@@ -37,6 +37,10 @@ type member struct {
 	// whole-value reads verify it (doc §8). Foreign members have none.
 	crc    uint32
 	hasCRC bool
+	// digest is the SHA-256 of the value when known, nil until then
+	// (digest.go): set before the member is bound, or by the first
+	// Digest that computes it, or by an in-place patch as it applies.
+	digest atomic.Pointer[digest]
 	// gen counts the in-place patches of the data (set_partial): a
 	// reader that pinned the member before one does not verify what it
 	// read against the CRC it took then.

@@ -18,9 +18,10 @@ import (
 
 // seal records crc as m's data CRC and stores it in the tag of m's ustar
 // header block, the last block of hdr (still queued: the transaction has
-// not written it yet).
-func (t *txn) seal(m *member, hdr []byte, crc uint32) {
+// not written it yet); d, when not nil, is the value's digest (digest.go).
+func (t *txn) seal(m *member, hdr []byte, crc uint32, d *digest) {
 	m.crc, m.hasCRC = crc, true
+	m.digest.Store(d)
 	tarfmt.SetTag((*tarfmt.Block)(hdr[len(hdr)-blockSize:]), tarfmt.Tag{DataCRC: crc})
 }
 
@@ -49,9 +50,13 @@ func (sm sum) mismatch(m *member, crc uint32) bool {
 	return sm.ok && sm.gen == m.gen.Load() && crc != sm.crc
 }
 
+// zeros is read-only: the zero bytes zerosCRC and zerosDigest take in.
+// (An array of their own would escape to the heap: 64 KiB made and
+// cleared by every Allocate.)
+var zeros [64 << 10]byte
+
 // zerosCRC returns the CRC-32C of n zero bytes.
 func zerosCRC(n int64) uint32 {
-	var zeros [64 << 10]byte
 	crc := uint32(0)
 	for n > 0 {
 		l := min(n, int64(len(zeros)))
@@ -62,27 +67,32 @@ func zerosCRC(n int64) uint32 {
 }
 
 // patchedCRC reads m's value (bound to k) with v written at at, verifying
-// the value as it is, and returns the CRC of the patched value. The caller
+// the value as it is, and returns the CRC of the patched value and its
+// digest (nil when the value is larger than digestInline). The caller
 // holds s.wmu, so m stays where it is.
-func (s *Store) patchedCRC(k kv.Key, m *member, at int64, v []byte) (uint32, error) {
+func (s *Store) patchedCRC(k kv.Key, m *member, at int64, v []byte) (uint32, *digest, error) {
 	d := acquire(m)
 	defer s.releasePin(d)
 	buf := make([]byte, min(m.size, streamChunk))
 	var old, patched uint32
+	h := inlineHash(m.size)
 	for off := int64(0); off < m.size; {
 		p := buf[:min(int64(len(buf)), m.size-off)]
 		if err := s.readData(m, d, p, off); err != nil {
-			return 0, kv.Storage("set_partial", k, err)
+			return 0, nil, kv.Storage("set_partial", k, err)
 		}
 		old = crc32.Update(old, castagnoli, p)
 		applyPatch(p, off, v, at)
 		patched = crc32.Update(patched, castagnoli, p)
+		if h != nil {
+			h.Write(p)
+		}
 		off += int64(len(p))
 	}
 	if m.hasCRC && old != m.crc {
-		return 0, corruptData("set_partial", k, m)
+		return 0, nil, corruptData("set_partial", k, m)
 	}
-	return patched, nil
+	return patched, finish(h), nil
 }
 
 // crcReader tracks the CRC of a value's bytes read in order from its start,

@@ -1,7 +1,7 @@
 package kvtar
 
 import (
-	"crypto/sha256"
+	"bytes"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -481,24 +481,15 @@ func (s *Store) Digest(k kv.Key) ([]byte, error) {
 		pins = nil
 		<-wait
 	}
-	buf := make([]byte, 1<<20)
+	var buf []byte
 	var digest func(t any) ([]byte, kv.Kind, error)
 	digest = func(t any) ([]byte, kv.Kind, error) {
 		if it, ok := t.(item); ok {
-			h := sha256.New()
-			var c crcReader
-			for off := int64(0); off < it.m.size; {
-				n := min(int64(len(buf)), it.m.size-off)
-				if err := s.readData(it.m, it.d, buf[:n], off); err != nil {
-					return nil, 0, err
-				}
-				h.Write(buf[:n])
-				if whole, crc := c.read(buf[:n], off, it.m.size); whole && it.sum.mismatch(it.m, crc) {
-					return nil, 0, corruptData("digest", it.k, it.m)
-				}
-				off += n
+			d, err := s.valueDigest(it.m, it.d, it.sum, it.k, &buf)
+			if err != nil {
+				return nil, 0, err
 			}
-			return h.Sum(nil), kv.Value, nil
+			return bytes.Clone(d[:]), kv.Value, nil
 		}
 		var es []kv.DigestEntry
 		for _, c := range t.([]any) {
@@ -540,6 +531,11 @@ type valueReader struct {
 	closed bool
 	crc    crcReader // reads in order from the start are verified at the end
 	sum    sum       // against the CRC the member had at Open
+	// pos is where the last read ended: a read there continues in order
+	// and is served by the read-ahead (readahead.go), which the first
+	// such read that does not reach the value's end starts.
+	pos int64
+	ra  *prefetch
 }
 
 func (r *valueReader) Size() int64 { return r.m.size }
@@ -548,17 +544,38 @@ func (r *valueReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, kv.InvalidArgument("get", r.k, "negative offset")
 	}
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
-		return 0, kv.Closed("get", r.k)
-	}
 	if off >= r.m.size {
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			return 0, kv.Closed("get", r.k)
+		}
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), r.m.size-off)
-	if err := r.s.readData(r.m, r.d, p[:n], off); err != nil {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, kv.Closed("get", r.k)
+	}
+	inOrder := off == r.pos
+	r.pos = off + n
+	if inOrder && r.ra == nil && off+n < r.m.size {
+		r.ra = newPrefetch(r.s, r.m, r.d)
+	}
+	ra := r.ra
+	r.mu.Unlock()
+	var err error
+	if inOrder && ra != nil {
+		_, err = ra.readAt(p[:n], off)
+	} else {
+		err = r.s.readData(r.m, r.d, p[:n], off)
+	}
+	if errors.Is(err, errReaderClosed) {
+		return 0, kv.Closed("get", r.k)
+	}
+	if err != nil {
 		return 0, kv.Storage("get", r.k, err)
 	}
 	r.mu.Lock()
@@ -573,6 +590,28 @@ func (r *valueReader) ReadAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
+// Digest returns the SHA-256 of the value the reader reads (its
+// snapshot): from the index when known, else computed (one read of the
+// whole value, verified against its CRC) and kept there (digest.go).
+func (r *valueReader) Digest() ([]byte, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, kv.Closed("digest", r.k)
+	}
+	var buf []byte
+	d, err := r.s.valueDigest(r.m, r.d, r.sum, r.k, &buf)
+	var ke *kv.Error
+	if errors.As(err, &ke) {
+		return nil, ke
+	}
+	if err != nil {
+		return nil, kv.Storage("digest", r.k, err)
+	}
+	return bytes.Clone(d[:]), nil
+}
+
 func (r *valueReader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -580,6 +619,9 @@ func (r *valueReader) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.ra != nil {
+		r.ra.stop()
+	}
 	r.s.releasePin(r.d)
 	return nil
 }

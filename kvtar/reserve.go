@@ -65,11 +65,11 @@ func (s *Store) setStreamed(op string, k kv.Key, r io.Reader, size int64) error 
 		return s.set(op, k, r, size, nil)
 	}
 	defer s.unreserve(res)
-	crc, err := s.copyIn(op, k, res.dataOff, r, size, func(ws ...write) []write { return ws })
+	crc, dg, err := s.copyIn(op, k, res.dataOff, r, size, func(ws ...write) []write { return ws })
 	if err != nil {
 		return err
 	}
-	return s.submit(&request{op: op, keys: []kv.Key{k}, plan: s.planReserved(op, k, res, size, crc), own: res, wake: make(chan struct{})})
+	return s.submit(&request{op: op, keys: []kv.Key{k}, plan: s.planReserved(op, k, res, size, crc, dg), own: res, wake: make(chan struct{})})
 }
 
 // reserve reserves the space of a value of size bytes for k past the end
@@ -146,8 +146,9 @@ func (s *Store) unreserve(res *reservation) {
 }
 
 // planReserved returns the plan that commits the value streamed into res:
-// its header right before the data, sealed with crc.
-func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, crc uint32) func(t *txn) error {
+// its header right before the data, sealed with crc (and digest dg, when
+// not nil).
+func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, crc uint32, dg *digest) func(t *txn) error {
 	return func(t *txn) error {
 		n, err := s.checkTarget(op, k)
 		if err != nil {
@@ -164,7 +165,7 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 			// The data is on the device already: flushed before the
 			// journal record (stepOne), as a stream's.
 			t.streamed = append(t.streamed, extent{res.dataOff, size})
-			t.seal(m, hdr, crc)
+			t.seal(m, hdr, crc, dg)
 		} else {
 			// The value moves to a placement of its own, copied from
 			// where it streamed (no reader sees that space; nor does
@@ -174,6 +175,7 @@ func (s *Store) planReserved(op string, k kv.Key, res *reservation, size int64, 
 				return err
 			}
 			src := &member{dataOff: res.dataOff, size: size, dataSize: size, crc: crc, hasCRC: true}
+			src.digest.Store(dg)
 			if err := t.copyPatched(op, k, src, m, 0, nil); err != nil {
 				return err
 			}

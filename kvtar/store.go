@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/clock"
@@ -103,6 +104,9 @@ type Store struct {
 	// heads are the device buffers Get reads the start of a large value
 	// into (read.go); chunks those of streamed values (write.go).
 	heads, chunks bufPool
+	// ahead counts the chunks the readers' read-ahead holds, at most
+	// raBudget (readahead.go).
+	ahead atomic.Int64
 	// protocols counts the transactions run by each protocol (txn.go),
 	// guarded by s.mu: tests check that they drove every one.
 	protocols [numProtocols]int

@@ -266,14 +266,14 @@ func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []by
 		if whole != nil && size < stageDirect {
 			t.put(m.dataOff, whole)
 			crc := tarfmt.DataCRC(whole)
-			t.seal(m, hdr, crc)
+			t.seal(m, hdr, crc, sumDigest(whole))
 			t.lones = append(t.lones, loneAppend{m: m, hdr: hdr, dataCRC: crc})
 		} else {
-			crc, err := t.stream(op, k, m.dataOff, r, size)
+			crc, d, err := t.stream(op, k, m.dataOff, r, size)
 			if err != nil {
 				return err
 			}
-			t.seal(m, hdr, crc)
+			t.seal(m, hdr, crc, d)
 		}
 		t.replaceValue(n, k, m)
 		t.bind(k, m)
@@ -288,8 +288,9 @@ func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []by
 // once every write it started is done; it releases s.mu meanwhile, so
 // that readers go on; the caller holds s.wmu.
 //
-// It returns the CRC-32C of the bytes it read (the member's data CRC).
-func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (uint32, error) {
+// It returns the CRC-32C of the bytes it read (the member's data CRC) and
+// their digest (copyIn).
+func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (uint32, *digest, error) {
 	s := t.s
 	s.mu.Unlock()
 	defer s.mu.Lock()
@@ -299,8 +300,9 @@ func (t *txn) stream(op string, k kv.Key, off int64, r io.Reader, size int64) (u
 // copyIn copies size bytes from r to the device at off: plan(w) returns the
 // parts of each write w to issue now (and may queue the rest elsewhere).
 // Reading r and writing the device overlap. It returns the CRC-32C of the
-// bytes it read, once every write it started is done.
-func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, plan func(ws ...write) []write) (uint32, error) {
+// bytes it read, and their digest when there are at most digestInline of
+// them (else nil), once every write it started is done.
+func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, plan func(ws ...write) []write) (uint32, *digest, error) {
 	type chunk struct {
 		p   []byte
 		crc uint32 // of the bytes read so far, this chunk's included
@@ -311,18 +313,22 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 	// to 4 KiB for aligned I/O).
 	bufSize := min(streamChunk, (size+4095)/4096*4096)
 	if size == 0 {
-		return tarfmt.DataCRC(nil), nil
+		return tarfmt.DataCRC(nil), sumDigest(nil), nil
 	}
 	if size <= bufSize {
 		// One chunk: nothing to overlap.
 		buf := hw.AllocBuffer(s.dev, int(bufSize))[:size]
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return 0, fail(err)
+			return 0, nil, fail(err)
 		}
 		if err := writeNow(s.dev, plan(write{off, buf})); err != nil {
-			return 0, kv.Storage(op, k, err)
+			return 0, nil, kv.Storage(op, k, err)
 		}
-		return tarfmt.DataCRC(buf), nil
+		var d *digest
+		if size <= digestInline {
+			d = sumDigest(buf)
+		}
+		return tarfmt.DataCRC(buf), d, nil
 	}
 	full := make(chan chunk, streamBuffers)
 	free := make(chan []byte, streamBuffers)
@@ -414,7 +420,7 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 	if e := failed(); err == nil && e != nil {
 		err = kv.Storage(op, k, e)
 	}
-	return crc, err
+	return crc, nil, err
 }
 
 // streamDepth is how many chunks of a stream are written at once, at most.
@@ -496,7 +502,7 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 		if err != nil {
 			return err
 		}
-		t.seal(m, t.hdr, tarfmt.DataCRC(v))
+		t.seal(m, t.hdr, tarfmt.DataCRC(v), sumDigest(v))
 		t.put(m.dataOff, v)
 		t.bind(k, m)
 		return nil
@@ -521,7 +527,8 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 			// released meanwhile.
 			t.gate(old)
 			var crc uint32
-			err := s.unlocked(func() (err error) { crc, err = s.patchedCRC(k, old, at, v); return err })
+			var dg *digest
+			err := s.unlocked(func() (err error) { crc, dg, err = s.patchedCRC(k, old, at, v); return err })
 			if err != nil {
 				return err
 			}
@@ -535,6 +542,7 @@ func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
 				old.mtime = mtime
 				old.gen.Add(1)
 				old.crc, old.hasCRC = crc, true
+				old.digest.Store(dg)
 			})
 			return nil
 		}
@@ -578,7 +586,7 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 		}
 		applyPatch(p, 0, v, at)
 		t.put(m.dataOff, p)
-		t.seal(m, t.hdr, tarfmt.DataCRC(p))
+		t.seal(m, t.hdr, tarfmt.DataCRC(p), sumDigest(p))
 		return nil
 	}
 	pr, pw := io.Pipe()
@@ -613,10 +621,14 @@ func (t *txn) copyPatched(op string, k kv.Key, old, m *member, at int64, v []byt
 		pw.Close()
 	}()
 	hdr := t.hdr
-	crc, err := t.stream(op, k, m.dataOff, pr, m.size)
+	crc, dg, err := t.stream(op, k, m.dataOff, pr, m.size)
 	pr.Close()
+	if v == nil {
+		// A copy (rename, compaction) carries the digest when known.
+		dg = cmp.Or(old.digest.Load(), dg)
+	}
 	if err == nil {
-		t.seal(m, hdr, crc)
+		t.seal(m, hdr, crc, dg)
 	}
 	return err
 }
@@ -653,8 +665,9 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 		// The CRC of the zeroes takes time for a large value: readers
 		// go on meanwhile (s.wmu keeps writers out).
 		var crc uint32
-		s.unlocked(func() error { crc = zerosCRC(size); return nil })
-		t.seal(m, t.hdr, crc)
+		var dg *digest
+		s.unlocked(func() error { crc, dg = zerosCRC(size), zerosDigest(size); return nil })
+		t.seal(m, t.hdr, crc, dg)
 		t.zero(m.dataOff, size)
 		t.bind(k, m)
 		return nil
