@@ -14,6 +14,11 @@ var (
 	NrHugepages    = "/proc/sys/vm/nr_hugepages"
 	MeminfoPath    = "/proc/meminfo"
 	claimHugepages = 8 // 16 MiB: a driver's default slots and rings, with room
+	// poolHugepages more (a driver's 16 MiB buffer pool) are reserved on
+	// a machine with poolMinMemory or more; on a smaller one the drivers
+	// open without a pool and bounce every request.
+	poolHugepages = 8
+	poolMinMemory = 192 << 20
 )
 
 // claim keeps the kernel's drivers off the PCI functions the userspace
@@ -21,7 +26,8 @@ var (
 // vfio:BDF), before the modules load: a function's driver_override names a
 // driver that does not exist (pci:) or vfio-pci (vfio:, which then binds
 // it). For pci: it also reserves the 2 MiB huge pages the drivers take
-// their DMA memory from.
+// their DMA memory from, and those of their buffer pools when the machine
+// has the memory to spare.
 //
 // tarstore.claim=pci:BDF[,vfio:BDF...] claims more functions the same way,
 // for tests that drive several devices.
@@ -62,7 +68,11 @@ func (b *Booter) claimOne(key, spec string) error {
 		return err
 	}
 	if kind == "pci" {
-		if err := reserveHugepages(claimHugepages); err != nil {
+		pages := claimHugepages
+		if kB, err := meminfo("MemTotal"); err == nil && kB<<10 >= poolMinMemory {
+			pages += poolHugepages
+		}
+		if err := reserveHugepages(pages); err != nil {
 			return err
 		}
 	}

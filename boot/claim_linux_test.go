@@ -29,7 +29,11 @@ func fakeClaimRoot(t *testing.T, hugeFree int) (fn string) {
 }
 
 func writeMeminfo(t *testing.T, free int) {
-	require.NoError(t, os.WriteFile(MeminfoPath, fmt.Appendf(nil, "MemTotal:  131072 kB\nHugePages_Total:  2\nHugePages_Free:  %d\nHugepagesize: 2048 kB\n", free), 0o644))
+	writeMeminfoTotal(t, 131072, free)
+}
+
+func writeMeminfoTotal(t *testing.T, totalKB, free int) {
+	require.NoError(t, os.WriteFile(MeminfoPath, fmt.Appendf(nil, "MemTotal:  %d kB\nHugePages_Total:  2\nHugePages_Free:  %d\nHugepagesize: 2048 kB\n", totalKB, free), 0o644))
 }
 
 func TestClaim(t *testing.T) {
@@ -65,6 +69,16 @@ func TestClaim(t *testing.T) {
 		pages, _ := os.ReadFile(NrHugepages)
 		assert.Equal(t, "2\n", string(pages), "nothing to reserve")
 		assert.Contains(t, console.String(), "PCI function 0000:00:06.0 kept for the userspace driver")
+	})
+	t.Run("pool pages with memory to spare", func(t *testing.T) {
+		fakeClaimRoot(t, 8)
+		writeMeminfoTotal(t, 256<<10, 8)
+		err := (&Booter{Console: &bytes.Buffer{}, Cmdline: "tarstore.virtio=pci:0000:00:06.0"}).claim()
+		// Asked for 16 - 8 = 8 more on top of 2; the fake pool still
+		// shows 8 free.
+		require.ErrorContains(t, err, "only 8 free 2 MiB huge pages after asking for 16")
+		pages, _ := os.ReadFile(NrHugepages)
+		assert.Equal(t, "10", string(pages))
 	})
 	t.Run("not ours", func(t *testing.T) {
 		fn := fakeClaimRoot(t, 0)

@@ -53,7 +53,7 @@ func TestVMServes(t *testing.T) {
 			var v *vm
 			boot := func() *vm {
 				v = bootVM(t, state, img, append([]string{"--disk-bus", c.bus, "--driver", c.driver, "--machine", c.machine,
-					"--mem", "128M", "--rtc", rtcBase.Format("2006-01-02T15:04:05")}, c.more...)...)
+					"--mem", "256M", "--rtc", rtcBase.Format("2006-01-02T15:04:05")}, c.more...)...)
 				t.Logf("%s: boot to serving (QEMU start to /healthz): %v", c.name, v.booted.Round(10*time.Millisecond))
 				if c.driver == "userspace" {
 					spec := "pci:0000:00:06.0"
@@ -262,7 +262,9 @@ func TestVMOverNBD(t *testing.T) {
 // one by the appliance's own (at 00:06.0, DMA memory from huge pages) —
 // for virtio-blk and for NVMe, and runs the device benchmark step on both,
 // with one and with two virtual CPUs (under TCG the second CPU competes
-// with QEMU's I/O thread for the host's cores, which changes the picture).
+// with QEMU's I/O thread for the host's cores, which changes the picture),
+// and 1 MiB sequential reads and writes on the appliance's driver with
+// buffers from its pool (zero-copy) and without (bounce).
 // It checks that every figure is reported; the figures are logged (the
 // comparison the issue notes quote), not asserted.
 func TestVMDeviceBench(t *testing.T) {
@@ -290,7 +292,7 @@ func TestVMDeviceBench(t *testing.T) {
 				if c.bus == "nvme" { // and the same commands through the kernel's driver
 					devs = append(devs, "nvme:passthru:"+c.kernel)
 				}
-				v := startVM(t, t.TempDir(), imgs[0], "--disk-bus", c.bus, "--mem", "128M", "--smp", smp,
+				v := startVM(t, t.TempDir(), imgs[0], "--disk-bus", c.bus, "--mem", "256M", "--smp", smp,
 					"--append", c.param+"=pci:0000:00:06.0 tarstore.devbench="+strings.Join(devs, ","),
 					"--", "-drive", "file="+imgs[1]+",format=raw,if=none,id=disk1,cache="+cache, "-device", c.device)
 				require.NoError(t, v.wait(3*time.Minute), "the benchmark boot")
@@ -299,6 +301,11 @@ func TestVMDeviceBench(t *testing.T) {
 				for _, qd := range []string{"qd1", "qd32"} {
 					for _, dev := range devs {
 						require.Contains(t, out, "tarstore: devbench "+qd+" 4KiB random read: "+dev+" ")
+					}
+				}
+				for _, what := range []string{"read", "write"} {
+					for _, how := range []string{"zero-copy", "bounce"} {
+						require.Contains(t, out, "tarstore: devbench qd1 1MiB sequential "+what+": "+devs[1]+" "+how+" ")
 					}
 				}
 				for _, line := range strings.Split(out, "\n") {

@@ -26,6 +26,13 @@ type Config struct {
 	Rounds int    // rounds [5]
 	Span   uint64 // read within the first Span bytes of each device; 0: the smallest device
 	Seed   uint64 // of the offsets; the same for every device
+
+	// Sequential takes consecutive blocks from the start of the span
+	// (wrapping around), each worker its own, instead of random ones.
+	Sequential bool
+	// Write writes the blocks instead of reading them: their old
+	// contents are lost. The devices must be writable.
+	Write bool
 }
 
 // Device is a device under test and its name in the report.
@@ -78,16 +85,22 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// Compare reads from each device Rounds times Ops random Size-byte blocks
-// at queue depth QD and returns one Figure per device, in order.
+// Compare reads from (or writes to) each device Rounds times Ops
+// Size-byte blocks, random or sequential, at queue depth QD and returns one
+// Figure per device, in order.
 func Compare(devs []Device, cfg Config) ([]Figure, error) {
 	if err := cfg.defaults(devs); err != nil {
 		return nil, err
 	}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0x7461727374))
 	offs := make([]uint64, cfg.Ops*cfg.Rounds)
+	blocks := cfg.Span / uint64(cfg.Size)
 	for i := range offs {
-		offs[i] = r.Uint64N(cfg.Span/uint64(cfg.Size)) * uint64(cfg.Size)
+		b := r.Uint64N(blocks)
+		if cfg.Sequential {
+			b = uint64(i) % blocks
+		}
+		offs[i] = b * uint64(cfg.Size)
 	}
 	rates := make([][]float64, len(devs))
 	ratios := make([][]float64, len(devs))
@@ -95,7 +108,7 @@ func Compare(devs []Device, cfg Config) ([]Figure, error) {
 		now := make([]float64, len(devs))
 		for k := range devs {
 			i := (k + round) % len(devs)
-			rate, err := randRead(devs[i].Dev, offs[round*cfg.Ops:(round+1)*cfg.Ops], cfg.Size, cfg.QD)
+			rate, err := run(devs[i].Dev, offs[round*cfg.Ops:(round+1)*cfg.Ops], &cfg)
 			if err != nil {
 				return nil, fmt.Errorf("hwbench: %s: %w", devs[i].Name, err)
 			}
@@ -114,18 +127,33 @@ func Compare(devs []Device, cfg Config) ([]Figure, error) {
 	return figs, nil
 }
 
-// randRead reads size bytes at each of offs with qd goroutines and returns
-// the reads per second.
-func randRead(dev hw.Block, offs []uint64, size, qd int) (float64, error) {
+// run reads (or writes) cfg.Size bytes at each of offs with cfg.QD
+// goroutines, each with a buffer from hw.AllocBuffer, and returns the
+// requests per second.
+func run(dev hw.Block, offs []uint64, cfg *Config) (float64, error) {
 	ss := uint64(dev.Info().SectorSize)
+	qd := cfg.QD
+	do := dev.Read
+	if cfg.Write {
+		do = dev.Write
+	}
 	errs := make([]error, qd)
+	bufs := make([][]byte, qd)
+	for w := range bufs {
+		bufs[w] = hw.AllocBuffer(dev, cfg.Size)
+	}
+	defer func() {
+		for _, b := range bufs {
+			hw.ReleaseBuffer(dev, b)
+		}
+	}()
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for w := range qd {
-		buf := hw.AllocBuffer(dev, size)
+		buf := bufs[w]
 		wg.Go(func() {
 			for i := w; i < len(offs); i += qd {
-				if err := dev.Read(offs[i]/ss, buf); err != nil {
+				if err := do(offs[i]/ss, buf); err != nil {
 					errs[w] = err
 					return
 				}

@@ -2,6 +2,8 @@ package hwbench
 
 import (
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,5 +68,59 @@ func TestCompareErrors(t *testing.T) {
 	d.Close()
 	if _, err := Compare([]Device{{"closed", d}}, Config{Ops: 2, Rounds: 1}); !errors.Is(err, hw.ErrClosed) {
 		t.Errorf("closed device: %v", err)
+	}
+}
+
+// recorder records the blocks written to it and lends buffers, counting
+// those not given back.
+type recorder struct {
+	hw.Block
+	mu     sync.Mutex
+	writes []uint64
+	reads  int
+	out    int
+}
+
+func (r *recorder) Write(lba uint64, bufs ...[]byte) error {
+	r.mu.Lock()
+	r.writes = append(r.writes, lba)
+	r.mu.Unlock()
+	return r.Block.Write(lba, bufs...)
+}
+
+func (r *recorder) Read(lba uint64, bufs ...[]byte) error {
+	r.mu.Lock()
+	r.reads++
+	r.mu.Unlock()
+	return r.Block.Read(lba, bufs...)
+}
+
+func (r *recorder) AllocBuffer(n int) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.out++
+	return make([]byte, n)
+}
+
+func (r *recorder) ReleaseBuffer([]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.out--
+}
+
+// TestSequentialWrite: Write writes instead of reading, Sequential takes
+// the blocks in order, wrapping around the span, and every buffer
+// allocated for a round goes back to the device.
+func TestSequentialWrite(t *testing.T) {
+	r := &recorder{Block: newMem(t, 512, 64)}
+	if _, err := Compare([]Device{{"r", r}}, Config{Size: 4096, Ops: 10, Rounds: 2, QD: 1, Sequential: true, Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{0, 8, 16, 24, 32, 40, 48, 56, 0, 8, 16, 24, 32, 40, 48, 56, 0, 8, 16, 24}
+	if !slices.Equal(r.writes, want) || r.reads != 0 {
+		t.Errorf("wrote blocks %v and read %d times, want writes of %v only", r.writes, r.reads, want)
+	}
+	if r.out != 0 {
+		t.Errorf("%d buffers not given back", r.out)
 	}
 }

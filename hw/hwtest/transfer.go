@@ -157,6 +157,8 @@ func testAlignment(t *testing.T, dev hw.Block, info hw.Info) {
 		const lba = 50
 		n := 4 * ss
 		w := hw.AllocBuffer(dev, n)
+		// Released, so that a driver can unmap its pool at Close.
+		defer hw.ReleaseBuffer(dev, w)
 		if len(w) != n {
 			t.Fatalf("AllocBuffer(%d) returned %d bytes", n, len(w))
 		}
@@ -169,6 +171,7 @@ func testAlignment(t *testing.T, dev hw.Block, info hw.Info) {
 		copy(w, want)
 		mustWrite(t, dev, lba, w[:ss], w[ss:])
 		r := hw.AllocBuffer(dev, n)
+		defer hw.ReleaseBuffer(dev, r)
 		if err := dev.Read(lba, r); err != nil {
 			t.Fatalf("Read into an AllocBuffer buffer: %v", err)
 		}

@@ -3,13 +3,13 @@ package nvme
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/internal/dma"
 	"github.com/tarstore/tarstore/hw/internal/mmio"
+	"github.com/tarstore/tarstore/hw/internal/queue"
 	"github.com/tarstore/tarstore/hw/internal/sg"
 )
 
@@ -27,6 +27,7 @@ const (
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultSlots           = 32
 	DefaultMaxTransfer     = 128 << 10
+	DefaultPoolSize        = 16 << 20 // a size for Options.PoolSize
 )
 
 // Options tune a Device. The zero value is the defaults.
@@ -54,6 +55,9 @@ type Options struct {
 	// of, taken from the Controller's Memory at Open; 0 (the default)
 	// means no pool, and AllocBuffer returns ordinary memory. Requests
 	// on page-aligned runs of its buffers go to the controller in place.
+	// When the memory source has too few huge pages for it
+	// (dma.ErrNoHugepages), the Device opens without a pool, so that a
+	// caller may ask for one whenever it might fit (DefaultPoolSize).
 	PoolSize int
 	// Root is the sysfs directory of PCI functions for OpenPCI and
 	// OpenVFIO (pci.DefaultRoot when empty).
@@ -139,15 +143,11 @@ type Device struct {
 	info hw.Info
 	geo  *geometry
 
-	mu     sync.Mutex // sess, closed
-	sess   *session
-	closed bool
-
-	// redial serializes bring-ups and the shutdown, and guards b and
-	// limbo.
-	redial sync.Mutex
-	b      *bringup       // the latest bring-up that read CAP
-	limbo  []func() error // releases of memory given to the controller
+	// sess is the current session; its reconnects and the shutdown
+	// run one at a time, which guards b and limbo.
+	sess  *queue.Current[*session]
+	b     *bringup       // the latest bring-up that read CAP
+	limbo []func() error // releases of memory given to the controller
 
 	// pool is the buffer pool, nil without one: DMA memory that
 	// outlives sessions, since the controller keeps its addresses
@@ -190,15 +190,20 @@ func Open(ctrl Controller, opts Options) (*Device, error) {
 		}
 		return fail(err)
 	}
-	d.sess, d.geo = s, s.geo
+	d.geo = s.geo
+	d.sess = queue.NewCurrent(s, d.reconnect, d.sameGeometry, hw.ErrClosed)
 	if opts.PoolSize > 0 {
 		mem, release, err := ctrl.Memory(opts.PoolSize)
-		if err != nil {
+		switch {
+		case errors.Is(err, dma.ErrNoHugepages):
+			// Not enough huge pages reserved: no pool.
+		case err != nil:
 			d.Close()
 			return nil, &hw.Error{Op: "open", Device: ctrl.Name, Kind: hw.ErrIO, Err: err}
+		default:
+			d.pool = dma.NewBufferPool(mem, release)
+			s.pool = d.pool
 		}
-		d.pool = dma.NewBufferPool(mem, release)
-		s.pool = d.pool
 	}
 	d.info = hw.Info{
 		SectorSize: s.geo.sectorSize,
@@ -221,8 +226,9 @@ func (d *Device) Info() hw.Info { return d.info }
 // Identity returns what the controller reported at Open.
 func (d *Device) Identity() Identity { return d.geo.ident }
 
-// releaseLimbo releases the memory of past sessions. The caller holds
-// redial and has just seen a controller reset complete.
+// releaseLimbo releases the memory of past sessions. The caller runs
+// inside d.sess's reconnect or shutdown (or owns d) and has just seen a
+// controller reset complete.
 func (d *Device) releaseLimbo() error {
 	var err error
 	for _, release := range d.limbo {
@@ -234,47 +240,27 @@ func (d *Device) releaseLimbo() error {
 
 // session returns the live session, bringing the controller up again when
 // the last session died.
-func (d *Device) session() (*session, error) {
-	d.mu.Lock()
-	s, closed := d.sess, d.closed
-	d.mu.Unlock()
-	if closed {
-		return nil, hw.ErrClosed
-	}
-	if s.alive() {
-		return s, nil
-	}
-	d.redial.Lock()
-	defer d.redial.Unlock()
-	d.mu.Lock()
-	s, closed = d.sess, d.closed
-	d.mu.Unlock()
-	if closed {
-		return nil, hw.ErrClosed
-	}
-	if s.alive() {
-		return s, nil // another request reconnected
-	}
-	s.tags.Stopped() // nothing of the old session touches the registers now
-	ns, err := d.startSession()
-	if err == nil {
-		ns.pool = d.pool
-	}
-	if err == nil && !ns.geo.same(d.geo) {
-		ns.close(ErrBadController)
-		err = fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadController, ns.geo.sectors, ns.geo.sectorSize, ns.geo.readOnly)
-	}
+func (d *Device) session() (*session, error) { return d.sess.Get() }
+
+// reconnect resets the controller and brings up a new session once the
+// dead one's poller stopped.
+func (d *Device) reconnect(dead *session) (*session, error) {
+	dead.tags.Stopped() // nothing of the old session touches the registers now
+	s, err := d.startSession()
 	if err != nil {
-		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
+		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		ns.close(hw.ErrClosed)
-		return nil, hw.ErrClosed
+	s.pool = d.pool
+	return s, nil
+}
+
+// sameGeometry refuses a session whose namespace changed under the
+// Device.
+func (d *Device) sameGeometry(s *session) error {
+	if s.geo.same(d.geo) {
+		return nil
 	}
-	d.sess = ns
-	return ns, nil
+	return fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadController, s.geo.sectors, s.geo.sectorSize, s.geo.readOnly)
 }
 
 // fail turns a command's failure into an *hw.Error.
@@ -434,25 +420,17 @@ func (d *Device) rangeCheck(op string, supported bool, lba, sectors uint64) (*se
 // reports why. Close does not send a Flush (the shutdown has the
 // controller commit its cache all the same).
 func (d *Device) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.closed = true
-	s := d.sess
-	d.mu.Unlock()
-	d.redial.Lock() // a reconnect in progress sees closed and stops
-	defer d.redial.Unlock()
-	s.close(hw.ErrClosed)
-	err := d.powerOff()
-	if d.pool != nil {
-		// Only a reset controller no longer reaches the pool.
-		err = errors.Join(err, d.pool.Retire(err == nil))
-	}
-	if d.ctrl.Release != nil {
-		err = errors.Join(err, d.ctrl.Release())
-	}
+	err := d.sess.Close(func(*session) error {
+		err := d.powerOff()
+		if d.pool != nil {
+			// Only a reset controller no longer reaches the pool.
+			err = errors.Join(err, d.pool.Retire(err == nil))
+		}
+		if d.ctrl.Release != nil {
+			err = errors.Join(err, d.ctrl.Release())
+		}
+		return err
+	})
 	if err != nil {
 		return &hw.Error{Op: "close", Device: d.info.Model, Kind: hw.ErrIO, Err: err}
 	}
@@ -479,18 +457,9 @@ func (d *Device) powerOff() error {
 // pool (Options.PoolSize), which Read and Write hand to the controller in
 // place, or ordinary memory when the Device has no pool, the pool has no
 // room, or the Device is closed.
-func (d *Device) AllocBuffer(n int) []byte {
-	if d.pool == nil {
-		return make([]byte, n)
-	}
-	return d.pool.Alloc(n)
-}
+func (d *Device) AllocBuffer(n int) []byte { return d.pool.Alloc(n) }
 
 // ReleaseBuffer implements hw.Releaser: it returns a buffer of the pool
 // to it, and ignores any other. After Close, the last buffer's return
 // releases the pool's memory (when the controller was reset).
-func (d *Device) ReleaseBuffer(b []byte) {
-	if d.pool != nil {
-		d.pool.Release(b)
-	}
-}
+func (d *Device) ReleaseBuffer(b []byte) { d.pool.Release(b) }

@@ -180,7 +180,10 @@
 // once no buffer of it is out, so a buffer kept past Close stays readable —
 // except through OpenVFIO, whose Close unmaps all of the function's DMA
 // memory: there, buffers must not be used after Close. The default is no
-// pool: the VM reserves few huge pages.
+// pool; a source with too few huge pages for the one asked for
+// (dma.ErrNoHugepages) opens the Device without one, so that a caller —
+// the appliance asks for DefaultPoolSize — need not know how many the
+// machine reserved.
 //
 // Not used: interrupts (no MSI-X vector is assigned; we poll), more than
 // one I/O queue pair, SGLs, metadata and protection information, fused

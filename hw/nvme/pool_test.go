@@ -3,10 +3,12 @@ package nvme
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/internal/dma"
 )
 
 // TestPool: buffers from AllocBuffer go to the controller in place (the
@@ -82,5 +84,39 @@ func TestPool(t *testing.T) {
 	hw.ReleaseBuffer(dev, r)
 	if last, _ := f.releases(); last != after+1 || !dev.pool.Released() {
 		t.Fatalf("the last buffer's release freed %d regions, want the pool's", last-after)
+	}
+}
+
+// TestPoolWithoutHugepages: when the memory source has too few huge pages
+// for the pool, Open succeeds without one, AllocBuffer returns ordinary
+// memory and requests bounce; any other failure fails Open.
+func TestPoolWithoutHugepages(t *testing.T) {
+	f := newFake(t, 512, 4096)
+	ctrl := f.controller()
+	const poolSize = 3 << 20
+	failWith := dma.ErrNoHugepages
+	ctrl.Memory = func(size int) (dma.Region, func() error, error) {
+		if size == poolSize {
+			return dma.Region{}, nil, fmt.Errorf("mmap: %w", failWith)
+		}
+		return f.memory(size)
+	}
+	dev, err := Open(ctrl, Options{clock: f.clock, PoolSize: poolSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	b := hw.AllocBuffer(dev, 4096)
+	copy(b, pattern(len(b), 9))
+	if err := dev.Write(8, b); err != nil {
+		t.Fatal(err)
+	}
+	if dev.pool != nil || dev.direct.Load() != 0 || !bytes.Equal(f.diskAt(8*512, 4096), b) {
+		t.Fatalf("pool %v, %d requests in place, or the write went wrong", dev.pool != nil, dev.direct.Load())
+	}
+
+	failWith = errors.New("no memory at all")
+	if _, err := Open(ctrl, Options{clock: f.clock, PoolSize: poolSize}); !errors.Is(err, hw.ErrIO) {
+		t.Fatalf("Open with the pool's memory failing otherwise: %v, want hw.ErrIO", err)
 	}
 }

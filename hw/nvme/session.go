@@ -114,7 +114,8 @@ func ceilPow2(n int) int {
 // Queue; then it starts the poller. The reset releases the memory of
 // earlier sessions. From the moment the controller is given the new
 // memory (AQA/ASQ/ACQ), that memory is in d.limbo: it is released only
-// after a later reset. The caller holds d.redial (or owns d).
+// after a later reset. The caller runs inside d.sess's reconnect (or owns
+// d).
 func (d *Device) startSession() (*session, error) {
 	b := newBringup(d.ctrl.Registers, d.opts.shutdownTimeout())
 	err := b.run(d.clk)
@@ -358,14 +359,16 @@ func (s *session) reap(complete func(tag int, c completion) error) (int, error) 
 	})
 }
 
-func (s *session) alive() bool { return s.tags.Alive() }
+// Alive, Err and Close make a session a queue.Session.
 
-// failure returns why the session died.
-func (s *session) failure() error { return s.tags.Err() }
+func (s *session) Alive() bool { return s.tags.Alive() }
 
-// close kills the session with cause and waits for the poller to stop,
+// Err returns why the session died.
+func (s *session) Err() error { return s.tags.Err() }
+
+// Close kills the session with cause and waits for the poller to stop,
 // after which nothing of the session touches the registers.
-func (s *session) close(cause error) { s.tags.Close(cause) }
+func (s *session) Close(cause error) { s.tags.Close(cause) }
 
 // request is one I/O command of a session.
 type request struct {

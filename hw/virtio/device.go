@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/internal/dma"
+	"github.com/tarstore/tarstore/hw/internal/queue"
 	"github.com/tarstore/tarstore/hw/internal/sg"
 )
 
@@ -50,7 +50,8 @@ type Options struct {
 	MaxTransfer int
 	// PoolSize is the memory, shared with the device, that AllocBuffer
 	// hands buffers out of (DefaultPoolSize when 0; no pool when
-	// negative, or when the transport is not a PoolTransport).
+	// negative, when the transport is not a PoolTransport, or when it
+	// has too few huge pages for it: dma.ErrNoHugepages).
 	PoolSize int
 }
 
@@ -150,15 +151,10 @@ type Device struct {
 	opts Options
 	info hw.Info
 	geo  *geometry
-
-	mu     sync.Mutex // sess, closed
-	sess   *session
-	closed bool
+	sess *queue.Current[*session]
 
 	pool   *bufferPool  // nil without one
 	direct atomic.Int64 // device requests that used a pool buffer in place
-
-	redial sync.Mutex // one reconnect at a time
 }
 
 // Open brings up the device that dial reaches and returns it. dial is
@@ -177,11 +173,15 @@ func Open(dial func() (Transport, error), opts Options) (*Device, error) {
 			size = DefaultPoolSize
 		}
 		mem, err := pt.NewPool(size)
-		if err != nil {
+		switch {
+		case errors.Is(err, dma.ErrNoHugepages):
+			// Not enough huge pages reserved: no pool.
+		case err != nil:
 			t.Close()
 			return nil, &hw.Error{Op: "open", Device: name, Kind: hw.ErrIO, Err: err}
+		default:
+			d.pool = &bufferPool{mem: mem, BufferPool: dma.NewBufferPool(mem.Region(), mem.Close)}
 		}
-		d.pool = &bufferPool{mem: mem, BufferPool: dma.NewBufferPool(mem.Region(), mem.Close)}
 	}
 	s, err := startSession(t, &opts, d.pool)
 	if err != nil {
@@ -194,7 +194,8 @@ func Open(dial func() (Transport, error), opts Options) (*Device, error) {
 		}
 		return nil, &hw.Error{Op: "open", Device: name, Kind: kind, Err: err}
 	}
-	d.geo, d.sess = s.geo, s
+	d.geo = s.geo
+	d.sess = queue.NewCurrent(s, d.reconnect, d.sameGeometry, hw.ErrClosed)
 	d.info = hw.Info{
 		SectorSize: s.geo.sectorSize,
 		Sectors:    s.geo.sectors,
@@ -233,48 +234,23 @@ func (d *Device) Info() hw.Info { return d.info }
 func (d *Device) Features() uint64 { return d.geo.features }
 
 // session returns the live session, reconnecting when the last one died.
-func (d *Device) session() (*session, error) {
-	d.mu.Lock()
-	s, closed := d.sess, d.closed
-	d.mu.Unlock()
-	if closed {
-		return nil, hw.ErrClosed
-	}
-	if s.alive() {
-		return s, nil
-	}
-	d.redial.Lock()
-	defer d.redial.Unlock()
-	d.mu.Lock()
-	s, closed = d.sess, d.closed
-	d.mu.Unlock()
-	if closed {
-		return nil, hw.ErrClosed
-	}
-	if s.alive() {
-		return s, nil // another request reconnected
-	}
+func (d *Device) session() (*session, error) { return d.sess.Get() }
+
+// reconnect dials the device again and brings up a new session.
+func (d *Device) reconnect(*session) (*session, error) {
 	t, err := d.dial()
 	if err != nil {
-		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
+		return nil, err
 	}
-	ns, err := startSession(t, &d.opts, d.pool)
-	if err == nil && !ns.geo.same(d.geo) {
-		ns.close(ErrGone)
-		err = fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadDevice, ns.geo.sectors, ns.geo.sectorSize, ns.geo.readOnly)
+	return startSession(t, &d.opts, d.pool)
+}
+
+// sameGeometry refuses a session whose device changed under the Device.
+func (d *Device) sameGeometry(s *session) error {
+	if s.geo.same(d.geo) {
+		return nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w; reconnecting: %w", s.failure(), err)
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		ns.close(hw.ErrClosed)
-		return nil, hw.ErrClosed
-	}
-	d.sess = ns
-	d.mu.Unlock()
-	return ns, nil
+	return fmt.Errorf("%w: geometry changed (%d blocks of %d bytes, read-only %v)", ErrBadDevice, s.geo.sectors, s.geo.sectorSize, s.geo.readOnly)
 }
 
 // fail turns a request's failure into an *hw.Error.
@@ -390,23 +366,14 @@ func (d *Device) rangeOp(op string, typ uint32, ok bool, per, lba, sectors uint6
 // disconnect) and fails the requests still in flight with hw.ErrClosed. It
 // does not flush.
 func (d *Device) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	return d.sess.Close(func(*session) error {
+		if d.pool != nil {
+			// The transport is closed: the device no longer reaches
+			// the pool.
+			d.pool.Retire(true)
+		}
 		return nil
-	}
-	d.closed = true
-	s := d.sess
-	d.mu.Unlock()
-	d.redial.Lock() // a reconnect in progress sees closed and stops
-	defer d.redial.Unlock()
-	s.close(hw.ErrClosed)
-	if d.pool != nil {
-		// The transport is closed: the device no longer reaches the
-		// pool.
-		d.pool.Retire(true)
-	}
-	return nil
+	})
 }
 
 // bufferPool is a Device's buffer pool: memory the Device owns, which
@@ -417,22 +384,22 @@ type bufferPool struct {
 	*dma.BufferPool
 }
 
+// buffers returns the allocator, nil (which hands out ordinary memory)
+// when p is.
+func (p *bufferPool) buffers() *dma.BufferPool {
+	if p == nil {
+		return nil
+	}
+	return p.BufferPool
+}
+
 // AllocBuffer implements hw.Allocator: a zeroed buffer of n bytes from the
 // pool, which Read and Write hand to the device in place, or ordinary
 // memory when the Device has no pool, the pool has no room, or the Device
 // is closed.
-func (d *Device) AllocBuffer(n int) []byte {
-	if d.pool == nil {
-		return make([]byte, n)
-	}
-	return d.pool.Alloc(n)
-}
+func (d *Device) AllocBuffer(n int) []byte { return d.pool.buffers().Alloc(n) }
 
 // ReleaseBuffer implements hw.Releaser: it returns a buffer of the pool
 // to it, and ignores any other. After Close, the last buffer's return
 // unmaps the pool.
-func (d *Device) ReleaseBuffer(b []byte) {
-	if d.pool != nil {
-		d.pool.Release(b)
-	}
-}
+func (d *Device) ReleaseBuffer(b []byte) { d.pool.buffers().Release(b) }

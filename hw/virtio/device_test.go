@@ -12,6 +12,7 @@ import (
 
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/hw/hwtest"
+	"github.com/tarstore/tarstore/hw/internal/dma"
 )
 
 // openFake opens a Device over fake devices made by mk; every reconnect
@@ -335,5 +336,40 @@ func TestCloseDuringRequests(t *testing.T) {
 		if !errors.As(err, &he) || !errors.Is(err, hw.ErrClosed) || he.Op != "read" || he.LBA != uint64(i) {
 			t.Errorf("read %d: %v, want hw.ErrClosed", i, err)
 		}
+	}
+}
+
+// pooledFake is the fake device behind a PoolTransport whose NewPool fails
+// with err.
+type pooledFake struct {
+	*fakeDevice
+	err error
+}
+
+func (p pooledFake) NewPool(int) (dma.Memory, error) { return nil, p.err }
+func (p pooledFake) SharePool(dma.Memory) error      { return errors.New("no pool to share") }
+
+// TestPoolWithoutHugepages: a transport with too few huge pages for the
+// pool opens without one (AllocBuffer gives ordinary memory and requests
+// bounce); any other failure of NewPool fails Open.
+func TestPoolWithoutHugepages(t *testing.T) {
+	f := newFake(t, 512, 100, fakeAll)
+	dev, err := Open(func() (Transport, error) {
+		return pooledFake{f, fmt.Errorf("pool: %w", dma.ErrNoHugepages)}, nil
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	b := hw.AllocBuffer(dev, 4096)
+	b[0] = 7
+	if err := dev.Write(1, b); err != nil || dev.pool != nil || dev.direct.Load() != 0 {
+		t.Fatalf("write: %v; pool %v, %d requests in place", err, dev.pool != nil, dev.direct.Load())
+	}
+
+	g := newFake(t, 512, 100, fakeAll)
+	_, err = Open(func() (Transport, error) { return pooledFake{g, errors.New("out of memory")}, nil }, Options{})
+	if !errors.Is(err, hw.ErrIO) || !g.isClosed() {
+		t.Fatalf("Open with NewPool failing otherwise: %v, transport closed %v", err, g.isClosed())
 	}
 }

@@ -53,7 +53,7 @@
 //
 // # Buffer pool (hw.Allocator, hw.Releaser)
 //
-// Over a PoolTransport (vhost-user) the Device keeps Options.PoolSize
+// Over a PoolTransport (vhost-user; virtio-pci from OpenPCI) the Device keeps Options.PoolSize
 // bytes (default 16 MiB) of memory the device can reach, which
 // AllocBuffer hands out in whole pages and ReleaseBuffer takes back; once
 // it is exhausted, AllocBuffer returns ordinary memory. A device request
@@ -63,8 +63,12 @@
 // through its slot. The pool belongs to the Device, not to a session: for
 // vhost-user it is a second memfd, registered in every session's
 // SET_MEM_TABLE at the same addresses, so its buffers stay valid and go in
-// place again after a reconnect. Over a transport without it (virtio-pci
-// here) AllocBuffer returns ordinary memory and every request bounces.
+// place again after a reconnect; for OpenPCI it is huge pages, whose
+// physical addresses every session gives the device (with too few huge
+// pages reserved for it, the Device opens without a pool). Over a transport
+// without it (OpenVFIO's: the IOMMU mapping would die with each session's
+// VFIO container) AllocBuffer returns ordinary memory and every request
+// bounces.
 // Close unmaps the pool once no buffer of it is out (when the last one
 // comes back after Close, else); a buffer kept past Close stays readable.
 // As with the slots, a request that fails with its session may still be

@@ -217,10 +217,12 @@ func (s *session) reap(complete func(tag int, _ struct{}) error) (int, error) {
 	return len(cs), nil
 }
 
-func (s *session) alive() bool { return s.tags.Alive() }
+// Alive, Err and Close make a session a queue.Session.
 
-// failure returns why the session died.
-func (s *session) failure() error { return s.tags.Err() }
+func (s *session) Alive() bool { return s.tags.Alive() }
+
+// Err returns why the session died.
+func (s *session) Err() error { return s.tags.Err() }
 
 // request describes one device request of a session.
 type request struct {
@@ -351,6 +353,6 @@ func (s *session) finish(sl *slot, r *request) error {
 	})
 }
 
-// close kills the session with cause and waits until its transport is
+// Close kills the session with cause and waits until its transport is
 // closed and its completion goroutine has returned.
-func (s *session) close(cause error) { s.tags.Close(cause) }
+func (s *session) Close(cause error) { s.tags.Close(cause) }

@@ -178,8 +178,12 @@ func NewBufferPool(r Region, release func() error) *BufferPool {
 }
 
 // Alloc returns a zeroed buffer of n bytes from the pool, or ordinary
-// memory when the pool has no room or is retired.
+// memory when the pool has no room, is retired, or is nil (a driver
+// without a pool).
 func (p *BufferPool) Alloc(n int) []byte {
+	if p == nil {
+		return make([]byte, n)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.retired {
@@ -190,10 +194,13 @@ func (p *BufferPool) Alloc(n int) []byte {
 	return make([]byte, n)
 }
 
-// Release takes back a buffer Alloc returned, ignores any other, and
-// releases the memory when it was the last one out of a releasable
-// retired pool.
+// Release takes back a buffer Alloc returned, ignores any other (and
+// every buffer when p is nil), and releases the memory when it was the
+// last one out of a releasable retired pool.
 func (p *BufferPool) Release(b []byte) error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.Free(b) {

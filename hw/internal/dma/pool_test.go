@@ -121,3 +121,16 @@ func TestBufferPool(t *testing.T) {
 		t.Fatal("released twice")
 	}
 }
+
+// TestNilBufferPool: a driver without a pool hands out ordinary memory and
+// ignores releases.
+func TestNilBufferPool(t *testing.T) {
+	var p *BufferPool
+	b := p.Alloc(100)
+	if len(b) != 100 {
+		t.Fatalf("Alloc(100) of a nil pool: %d bytes", len(b))
+	}
+	if err := p.Release(b); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -43,6 +43,10 @@
 // session's memory (vhost-user closing its memfd, NVMe releasing DMA memory
 // after a controller reset) calls Unmap first, so that no request touches
 // the memory after it is gone.
+//
+// Current holds a Device's session across its deaths: the next request
+// after one starts a new session (a reconnect, a controller reset), one at
+// a time, refuses one whose geometry changed, and stops at Close.
 package queue
 
 import (

@@ -108,6 +108,13 @@
 // refuses one that does not. Close releases it only once the device completed its reset;
 // a device that never does might still write to it, so it is kept.
 //
+// NewPool and SharePool give a driver's buffer pool memory from the same
+// source that outlives the transport (hw/virtio's PoolTransport): Close
+// leaves it alone, and the next transport of the device, after a reset,
+// reaches it at the same addresses. That holds for physical addresses;
+// VFIO memory is mapped in a container that dies with the transport, so
+// hw/virtio pools only over Open.
+//
 // Errors are *Error values naming the operation, wrapping this package's
 // sentinels, *StatusError, *DriverBoundError, or package pci's errors.
 package virtiopci
