@@ -6,12 +6,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,7 +50,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "the end-to-end tests build tarstore with the go command, which is not in PATH:", err)
 		os.Exit(1)
 	}
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	// As the README and scripts build it: static (the appliance's /init
+	// must be).
+	build := exec.Command(goTool, "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building tarstore: %v\n%s", err, out)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -852,4 +858,517 @@ func elfWithInterp(t *testing.T) []byte {
 	b, err := os.ReadFile(sh)
 	require.NoError(t, err)
 	return b
+}
+
+// TestTour runs the README's tour as written, line by line in one bash:
+// the built binary stands for `go run .`, and the server listens on a free
+// port instead of 7070 (TARSTORE_LISTEN, and the port in the URLs), so that
+// the test does not depend on what else runs on the machine. Every line
+// must succeed, and what the comments promise is checked.
+func TestTour(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Need(t, tool)
+		}
+	}
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	lines := tourLines(t, string(readme))
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "README.md"), readme, 0o644))
+	port := freePort(t)
+	sh := startShell(t, dir, "TARSTORE_LISTEN=127.0.0.1:"+port)
+
+	out := map[string]string{}
+	for _, line := range lines {
+		run := strings.ReplaceAll(line, "go run .", bin)
+		run = strings.ReplaceAll(run, "127.0.0.1:7070", "127.0.0.1:"+port)
+		code, stdout := sh.run(t, run)
+		require.Equal(t, 0, code, "tour line %q exited %d:\n%s\nstderr so far:\n%s", line, code, stdout, sh.stderr.String())
+		if strings.HasSuffix(strings.TrimSpace(cutComment(run)), "&") {
+			waitHealthy(t, "http://127.0.0.1:"+port)
+		}
+		out[line] = stdout
+	}
+	find := func(prefix string) string {
+		t.Helper()
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return out[l]
+			}
+		}
+		t.Fatalf("the tour has no line %q", prefix)
+		return ""
+	}
+	put := find("curl -i -X PUT")
+	assert.Contains(t, put, "HTTP/1.1 201 Created")
+	assert.Contains(t, put, "Etag: \"")
+	assert.Contains(t, find("curl -i -X DELETE"), "HTTP/1.1 204 No Content")
+	assert.Equal(t, "value\t/notes/today\n", find("go run . ls /notes"))
+	assert.Contains(t, find("go run . ls / -r -l"), "/archive/2026/today\n")
+	assert.Contains(t, find("go run . rm -r /archive --dry-run"), "value\t/archive/2026/today\n")
+	assert.Contains(t, find("curl 'http://127.0.0.1:7070/v1/kv/?list&recursive&long'"), `"key":"/archive/2026/today"`)
+	assert.Contains(t, find("tar -tvf tarstore.img"), "archive/2026/today")
+	assert.Equal(t, "value\t/archive/2026/today\n", find("go run . ls /archive/2026 --disk tarstore.img"))
+}
+
+// tourLines are the command lines of the README's tour block.
+func tourLines(t *testing.T, readme string) []string {
+	t.Helper()
+	_, tour, ok := strings.Cut(readme, "## A tour\n")
+	require.True(t, ok, "README.md has no tour")
+	_, block, ok := strings.Cut(tour, "```sh\n")
+	require.True(t, ok)
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	var lines []string
+	for _, l := range strings.Split(block, "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	require.NotEmpty(t, lines)
+	return lines
+}
+
+// cutComment is a shell line without its comment (a "#" after a space;
+// the tour's commands have no "#" of their own).
+func cutComment(line string) string {
+	if i := strings.Index(line, " #"); i >= 0 {
+		return line[:i]
+	}
+	return line
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	require.NoError(t, err)
+	return port
+}
+
+// waitHealthy waits for a server to answer /healthz, for up to a minute.
+func waitHealthy(t *testing.T, url string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		require.Less(t, i, 600, "no server answered at %s: %v", url, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// shell is one bash reading command lines from a pipe, as a terminal
+// session would: variables, jobs and the directory carry over.
+type shell struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Reader
+	stderr *syncBuffer
+	n      int
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func startShell(t *testing.T, dir string, env ...string) *shell {
+	t.Helper()
+	sh := &shell{cmd: exec.Command("bash", "--norc", "--noprofile"), stderr: &syncBuffer{}}
+	sh.cmd.Dir = dir
+	sh.cmd.Env = environ(env...)
+	sh.cmd.Stderr = sh.stderr
+	var err error
+	sh.in, err = sh.cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := sh.cmd.StdoutPipe()
+	require.NoError(t, err)
+	sh.out = bufio.NewReader(stdout)
+	require.NoError(t, sh.cmd.Start())
+	t.Cleanup(func() {
+		// The background jobs first (a server left by a failed tour).
+		io.WriteString(sh.in, "kill $(jobs -p) 2>/dev/null; wait\n")
+		sh.in.Close()
+		sh.cmd.Wait()
+	})
+	return sh
+}
+
+// run runs one line and returns its exit status and standard output.
+func (sh *shell) run(t *testing.T, line string) (int, string) {
+	t.Helper()
+	sh.n++
+	marker := fmt.Sprintf("__tarstore_tour_%d__", sh.n)
+	_, err := fmt.Fprintf(sh.in, "%s\necho; echo %s $?\n", line, marker)
+	require.NoError(t, err)
+	var out strings.Builder
+	for {
+		l, err := sh.out.ReadString('\n')
+		require.NoError(t, err, "the shell ended; stderr:\n%s", sh.stderr.String())
+		if rest, ok := strings.CutPrefix(l, marker+" "); ok {
+			code, err := strconv.Atoi(strings.TrimSpace(rest))
+			require.NoError(t, err)
+			// The "echo" before the marker ends a last line without a
+			// newline; it is not the command's.
+			return code, strings.TrimSuffix(out.String(), "\n")
+		}
+		out.WriteString(l)
+	}
+}
+
+// TestRemoteFailures: a server that refuses the token is unauthorized (13)
+// and one that is gone unreachable (12), with their hints, as text and as
+// JSON on stderr with --json.
+func TestRemoteFailures(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "store.img")
+	ok(t, "", "format", "--disk", img, "--size", "16M")
+	token := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("s3cret\n"), 0o600))
+	wrong := filepath.Join(dir, "wrong")
+	require.NoError(t, os.WriteFile(wrong, []byte("guess\n"), 0o600))
+	srv := startServer(t, dir, "--disk", img, "--token-file", token)
+	ok(t, "v", "put", "/v", "--remote", srv.url, "--token-file", token)
+	for _, args := range [][]string{{"ls"}, {"get", "/v"}, {"put", "/w"}, {"rm", "/v"}, {"du"}} {
+		for _, tf := range [][]string{nil, {"--token-file", wrong}} {
+			r := tarstore(t, "x", append(append(args, "--remote", srv.url), tf...)...)
+			assert.Equal(t, 13, r.code, "%q %q: %s", args, tf, r.stderr)
+			assert.Regexp(t, "^tarstore: "+args[0]+" .*: give the server's token with --token-file \\(unauthorized\\)\n$", r.stderr)
+		}
+	}
+	r := tarstore(t, "", "get", "/v", "--remote", srv.url, "--json")
+	assert.Equal(t, 13, r.code)
+	var eb httpapi.ErrorBody
+	require.NoError(t, json.Unmarshal([]byte(r.stderr), &eb), r.stderr)
+	assert.Equal(t, httpapi.ErrorDetail{Code: "unauthorized", Key: "/v", Op: "get",
+		Message: "Missing or invalid bearer token: give the server's token with --token-file"}, eb.Error)
+	assert.Equal(t, "v", ok(t, "", "get", "/v", "--remote", srv.url, "--token-file", token), "nothing was removed")
+
+	code, log := srv.stop(t, syscall.SIGTERM)
+	require.Equal(t, 0, code, log)
+	for _, args := range [][]string{{"ls"}, {"get", "/v"}, {"put", "/w"}, {"stat", "/v"}} {
+		r := tarstore(t, "x", append(args, "--remote", srv.url, "--token-file", token)...)
+		assert.Equal(t, 12, r.code, "%q: %s", args, r.stderr)
+		assert.Contains(t, r.stderr, "no server answers at "+srv.url)
+		assert.True(t, strings.HasSuffix(r.stderr, ": is 'tarstore serve' running there? (unreachable)\n"), r.stderr)
+	}
+	r = tarstore(t, "", "ls", "--remote", srv.url, "--json")
+	assert.Equal(t, 12, r.code)
+	require.NoError(t, json.Unmarshal([]byte(r.stderr), &eb), r.stderr)
+	assert.Equal(t, "unreachable", eb.Error.Code)
+	// The help's table has both.
+	help := ok(t, "", "help")
+	assert.Contains(t, help, "12 unreachable")
+	assert.Contains(t, help, "13 unauthorized")
+}
+
+// TestRmRecursive: rm of a dictionary without -r is refused and removes
+// nothing; --dry-run lists and removes nothing; rm -r removes; the root
+// needs --force. On a disk and through a server.
+func TestRmRecursive(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "store.img")
+	ok(t, "", "format", "--disk", img, "--size", "16M")
+	srv := startServer(t, dir, "--disk", img)
+	for _, target := range [][]string{{"--remote", srv.url}} {
+		run := func(stdin string, args ...string) result { return tarstore(t, stdin, append(args, target...)...) }
+		for _, k := range []string{"/d/a", "/d/sub/b", "/d/sub/c", "/e"} {
+			require.Equal(t, 0, run("x", "put", k).code)
+		}
+		before := run("", "ls", "-r", "/").stdout
+		r := run("", "rm", "/d")
+		assert.Equal(t, 4, r.code, r.stderr)
+		assert.Equal(t, "tarstore: rm /d: Expected a value; /d is a dictionary: rm -r removes a dictionary with everything below it (value_expected)\n", r.stderr)
+		assert.Equal(t, before, run("", "ls", "-r", "/").stdout, "rm without -r removed something")
+		r = run("", "rm", "-r", "/d", "--dry-run")
+		assert.Equal(t, 0, r.code, r.stderr)
+		assert.Equal(t, "dictionary\t/d\nvalue\t/d/a\ndictionary\t/d/sub\nvalue\t/d/sub/b\nvalue\t/d/sub/c\n", r.stdout)
+		assert.Equal(t, before, run("", "ls", "-r", "/").stdout, "--dry-run removed something")
+		assert.Equal(t, 4, run("", "rm", "-r", "/").code)
+		assert.Equal(t, before, run("", "ls", "-r", "/").stdout)
+		assert.Equal(t, 0, run("", "rm", "--recursive", "/d").code)
+		assert.Equal(t, "value\t/e\n", run("", "ls", "-r", "/").stdout)
+		assert.Equal(t, 0, run("", "rm", "-r", "--force", "/").code)
+		assert.Equal(t, "", run("", "ls", "-r", "/").stdout)
+	}
+	code, log := srv.stop(t, syscall.SIGTERM)
+	require.Equal(t, 0, code, log)
+	r := tarstore(t, "", "rm", "/", "--disk", img)
+	assert.Equal(t, 4, r.code)
+}
+
+// metricWrites is the number of write requests (set, set_partial,
+// allocate, rename, remove) a server has answered, from /metrics.
+func metricWrites(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "tarstore_requests_total{")
+		if !ok {
+			continue
+		}
+		labels, count, _ := strings.Cut(rest, "} ")
+		for _, op := range []string{"set", "set_partial", "allocate", "rename", "remove"} {
+			if strings.Contains(labels, `op="`+op+`"`) {
+				c, err := strconv.Atoi(count)
+				require.NoError(t, err)
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// treeState is what a directory tree holds: for each entry its type, mode,
+// size, modification time and, for regular files, content.
+func treeState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	state := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		require.NoError(t, err)
+		fi, err := d.Info()
+		require.NoError(t, err)
+		rel, _ := filepath.Rel(dir, path)
+		v := fmt.Sprintf("%v %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			v += " " + string(b)
+		}
+		state[rel] = v
+		return nil
+	}))
+	return state
+}
+
+// TestImportReadOnlyRoundTrip imports a read-only tree (mode 0555, and
+// when the test runs as root, imported as the user nobody, for whom the
+// modes hold) through a server: nothing is created or changed in it; the
+// symbolic link and the FIFO are skipped and counted; export gives back
+// the same files with the values' times; a second import writes nothing
+// (the server's write requests do not move).
+func TestImportReadOnlyRoundTrip(t *testing.T) {
+	// Not t.TempDir(): its parent is closed to other users.
+	dir, err := os.MkdirTemp("", "tarstore-ro-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	src := filepath.Join(dir, "src")
+	files := map[string]string{
+		"index.html":            "<html>hello</html>\n",
+		"css/site.css":          "body{}\n",
+		"img/a b/logo.svg":      strings.Repeat("<svg/>", 5000),
+		"deep/er/and/deeper/x":  "",
+		"docs/notes-2026.txt":   "notes\n",
+		"docs/notes/2026/1.txt": "one\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(src, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	require.NoError(t, os.Symlink("index.html", filepath.Join(src, "home.html")))
+	require.NoError(t, syscall.Mkfifo(filepath.Join(src, "docs/pipe"), 0o644))
+	require.NoError(t, filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.Type()&os.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chmod(path, 0o555)
+	}))
+	t.Cleanup(func() {
+		filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(path, 0o755)
+			}
+			return nil
+		})
+	})
+	before := treeState(t, src)
+	total := 0
+	for _, content := range files {
+		total += len(content)
+	}
+
+	img := filepath.Join(dir, "store.img")
+	ok(t, "", "format", "--disk", img, "--size", "16M")
+	srv := startServer(t, dir, "--disk", img)
+
+	// As a user the modes bind: root would write into a 0555 directory.
+	importAs := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"import", src, "/site", "--remote", srv.url}, args...)...)
+		cmd.Env = environ()
+		cmd.Dir = "/"
+		if os.Getuid() == 0 {
+			require.NoError(t, os.Chmod(filepath.Dir(bin), 0o755))
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return result{code, out.String(), errb.String()}
+	}
+	if os.Getuid() == 0 {
+		// The check is real: as nobody, the source cannot be written.
+		probe := exec.Command("sh", "-c", "touch "+filepath.Join(src, "probe"))
+		probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		require.Error(t, probe.Run(), "nobody could write into the read-only source")
+	}
+	r := importAs()
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, fmt.Sprintf("imported 6 values (%d bytes) from %s into /site; 0 unchanged, 2 skipped (-v names them)\n", total, src), r.stdout)
+	assert.Equal(t, before, treeState(t, src), "import changed its source")
+
+	writes := metricWrites(t, srv.url)
+	r = importAs("-v")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "skipped docs/pipe: not a regular file\nskipped home.html: a symbolic link\n")
+	assert.Contains(t, r.stdout, "; 6 unchanged, 2 skipped\n")
+	assert.Equal(t, writes, metricWrites(t, srv.url), "a re-import of an unchanged tree wrote")
+	assert.Equal(t, before, treeState(t, src), "import changed its source")
+
+	out := filepath.Join(dir, "out")
+	assert.Equal(t, fmt.Sprintf("exported 6 values (%d bytes) from /site into %s\n", total, out),
+		ok(t, "", "export", "/site", out, "--remote", srv.url))
+	got := treeState(t, out)
+	for name, content := range files {
+		st := ok(t, "", "stat", "/site/"+name, "--remote", srv.url, "--json")
+		var info struct {
+			LastModified time.Time `json:"last_modified"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(st), &info))
+		fi, err := os.Stat(filepath.Join(out, name))
+		require.NoError(t, err)
+		assert.Equal(t, content, strings.SplitN(got[name], " ", 4)[3], name)
+		assert.Equal(t, info.LastModified, fi.ModTime().UTC().Truncate(time.Second), name)
+		delete(got, name)
+	}
+	for name, v := range got {
+		assert.True(t, strings.HasPrefix(v, "d"), "export made %s: %s", name, v)
+	}
+	code, log := srv.stop(t, syscall.SIGTERM)
+	require.Equal(t, 0, code, log)
+}
+
+// TestManyKeys: ls -r and du over a few thousand keys, on a disk and
+// through a server, agree with each other and with what was imported.
+func TestManyKeys(t *testing.T) {
+	const dirs, per = 40, 110 // 4 400 values
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	var total int64
+	for d := range dirs {
+		require.NoError(t, os.MkdirAll(filepath.Join(src, fmt.Sprintf("d%02d", d)), 0o755))
+		for f := range per {
+			content := strings.Repeat("k", d+f)
+			total += int64(len(content))
+			require.NoError(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("d%02d/f%03d", d, f)), []byte(content), 0o644))
+		}
+	}
+	img := filepath.Join(dir, "store.img")
+	ok(t, "", "format", "--disk", img, "--size", "64M")
+	ok(t, "", "import", src, "/many", "--disk", img)
+	embeddedLs := ok(t, "", "ls", "-r", "/many", "--disk", img)
+	embeddedDu := ok(t, "", "du", "/many", "--disk", img)
+	srv := startServer(t, dir, "--disk", img)
+	remoteLs := ok(t, "", "ls", "-r", "/many", "--remote", srv.url)
+	remoteDu := ok(t, "", "du", "/many", "--remote", srv.url)
+	assert.Equal(t, embeddedLs, remoteLs)
+	assert.Equal(t, embeddedDu, remoteDu)
+	lines := strings.Split(strings.TrimSuffix(remoteLs, "\n"), "\n")
+	require.Len(t, lines, dirs*per+dirs)
+	assert.Equal(t, "dictionary\t/many/d00", lines[0])
+	assert.Equal(t, "value\t/many/d00/f000", lines[1])
+	assert.Equal(t, fmt.Sprintf("value\t/many/d%02d/f%03d", dirs-1, per-1), lines[len(lines)-1])
+	duLines := strings.Split(strings.TrimSuffix(remoteDu, "\n"), "\n")
+	require.Len(t, duLines, dirs+1)
+	assert.Equal(t, fmt.Sprintf("%d\t%d\t/many", total, dirs*per), duLines[dirs])
+	assert.Equal(t, fmt.Sprintf("%d\t%d\t/many\n", total, dirs*per), ok(t, "", "du", "-s", "/many", "--remote", srv.url))
+	var l struct{ Entries []map[string]any }
+	require.NoError(t, json.Unmarshal([]byte(ok(t, "", "ls", "-r", "/many/d01", "--json", "--remote", srv.url)), &l))
+	require.Len(t, l.Entries, per)
+	assert.EqualValues(t, 1, l.Entries[0]["size"])
+	long := ok(t, "", "ls", "-l", "/many/d01", "--remote", srv.url)
+	assert.Regexp(t, "^value {18}1 20[0-9-]{8}T[0-9:]{8}Z /many/d01/f000\n", long)
+	code, log := srv.stop(t, syscall.SIGTERM)
+	require.Equal(t, 0, code, log)
+}
+
+// TestVersionAndCompletion: --version names the commit and Go; a typo gets
+// a suggestion; bash completes command names and flags with the script of
+// `completion bash`.
+func TestVersionAndCompletion(t *testing.T) {
+	// The binary is static, as TestMain builds it (CGO_ENABLED=0, as the
+	// README says): no program interpreter.
+	f, err := elf.Open(bin)
+	require.NoError(t, err)
+	for _, p := range f.Progs {
+		assert.NotEqual(t, elf.PT_INTERP, p.Type, "the binary needs a dynamic loader")
+	}
+	f.Close()
+
+	v := ok(t, "", "--version")
+	assert.Regexp(t, `^tarstore \S+\ncommit: \S+.*\ngo: go1\.\S+ \S+/\S+\n$`, v)
+	assert.Equal(t, v, ok(t, "", "version"))
+	r := tarstore(t, "", "pt", "/a")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, `unknown command "pt"; did you mean 'put'?`)
+
+	if _, err := exec.LookPath("bash"); err != nil {
+		testenv.Need(t, "bash")
+	}
+	script := filepath.Join(t.TempDir(), "tarstore.bash")
+	require.NoError(t, os.WriteFile(script, []byte(ok(t, "", "completion", "bash")), 0o644))
+	complete := func(words ...string) string {
+		t.Helper()
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = strconv.Quote(w)
+		}
+		prog := fmt.Sprintf(`source %q; COMP_WORDS=(%s); COMP_CWORD=%d; _tarstore; echo "${COMPREPLY[*]}"`,
+			script, strings.Join(quoted, " "), len(words)-1)
+		out, err := exec.Command("bash", "--norc", "-c", prog).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return strings.TrimSpace(string(out))
+	}
+	assert.Equal(t, "put patch", complete("tarstore", "p"))
+	assert.Equal(t, "--recursive", complete("tarstore", "ls", "--rec"))
+	assert.Equal(t, "--dry-run", complete("tarstore", "--disk", "x.img", "rm", "--dr"))
+	assert.Equal(t, "zsh", complete("tarstore", "completion", "z"))
+	for _, shell := range []string{"zsh", "fish"} {
+		assert.Contains(t, ok(t, "", "completion", shell), "tarstore")
+	}
 }

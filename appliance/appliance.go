@@ -30,6 +30,14 @@
 //     never on names (CheckLoopback): a host name must resolve to loopback
 //     addresses only, and the address the listener is bound to must be
 //     loopback too.
+//   - --tls-cert and --tls-key serve HTTPS (TLS 1.2 or later; LoadTLS),
+//     the handshake under the connection limits, so that even a refusal
+//     is sent through TLS. A token served over plain HTTP anywhere but
+//     loopback is allowed, since a trusted network or a tunnel may carry
+//     it, but the banner warns that it crosses the network in clear.
+//   - Logs go to the command's stderr as text or JSON (--log-format,
+//     LogHandler): server errors always, one line per request with
+//     --access-log (httpapi's access log), none by default.
 //   - Connections are bounded per client address as well as in all, and a
 //     reserve of connections keeps /healthz, /v1/status and /metrics
 //     answerable when every slot is taken ("Connection slots", limit.go);
@@ -184,10 +192,12 @@ func openVirtio(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 // (inside the VM; BAR 0 through sysfs, DMA memory from huge pages),
 // "vfio:BDF" (the same through VFIO with an IOMMU), or
 // "passthru:/dev/nvme0n1" (the same commands through the kernel's driver,
-// NVME_IOCTL_IO_CMD; also /dev/ng0n1).
+// NVME_IOCTL_IO_CMD; also /dev/ng0n1). The userspace driver gets a buffer
+// pool, so that the store's buffers go to the controller in place, unless
+// too few huge pages are reserved for it.
 func openNVMe(_ config.Config, spec string, readOnly bool) (hw.Block, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
-	opts := nvme.Options{ReadOnly: readOnly}
+	opts := nvme.Options{ReadOnly: readOnly, PoolSize: nvme.DefaultPoolSize}
 	switch {
 	case kind == "pci" && arg != "":
 		return nvme.OpenPCI(arg, opts)

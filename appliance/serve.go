@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,20 +55,28 @@ type ServeOptions struct {
 // use), serves the HTTP API on cfg.Listen until ctx is done, then shuts down
 // gracefully: it stops accepting, waits up to ShutdownTimeout for requests
 // in flight, and closes the store, which flushes the device. It prints one
-// line "tarstore: serving DISK on http://ADDR" to opts.Log when it is ready
-// (ADDR is the real address, so port 0 is usable). The steps, in order:
+// line "tarstore: serving DISK on http://ADDR" (https:// with TLS) to
+// opts.Log when it is ready (ADDR is the real address, so port 0 is
+// usable). The steps, in order:
 //
 //  1. read the token file, if any; without one, refuse an address that is
 //     not loopback only (CheckLoopback, on resolved addresses), before and
 //     again after listening;
-//  2. create the default image if it is missing (EnsureDefaultImage);
-//  3. open the device and the store (OpenStore; read-only with
+//  2. load the TLS certificate and key, if cfg names them (ErrBadTLS);
+//  3. create the default image if it is missing (EnsureDefaultImage);
+//  4. open the device and the store (OpenStore; read-only with
 //     cfg.ReadOnly), which recovers from a crash;
-//  4. listen, at most cfg.MaxConns connections at once and cfg.PerIP()
+//  5. listen — with TLS, the handshake on each connection's first read or
+//     write — at most cfg.MaxConns connections at once and cfg.PerIP()
 //     from one address, plus DefaultReserveConns for the light routes
 //     (LimitConns, ReserveHandler);
-//  5. serve httpapi.New(store) with the timeouts above and the body
-//     deadlines of opts.
+//  6. remove what interrupted chunked uploads left in the store
+//     (httpapi.Handler.ClearUploads);
+//  7. serve httpapi.New(store) with the timeouts above and the body
+//     deadlines of opts, logging in cfg.LogFormat to opts.Log: errors, and
+//     every request with cfg.AccessLog (httpapi's access.go). A token
+//     served over plain HTTP off loopback is warned about in the banner:
+//     it crosses the network in clear.
 func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 	logw := opts.Log
 	if logw == nil {
@@ -84,10 +93,13 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		}
 		token = t
 	}
-	if token == "" {
-		if err := CheckLoopback(ctx, opts.Resolver, cfg.Listen); err != nil {
-			return needToken(cfg.Listen, err)
-		}
+	loopback := CheckLoopback(ctx, opts.Resolver, cfg.Listen)
+	if token == "" && loopback != nil {
+		return needToken(cfg.Listen, loopback)
+	}
+	tlsConf, err := LoadTLS(cfg)
+	if err != nil {
+		return err
 	}
 	if _, err := EnsureDefaultImage(cfg); err != nil {
 		return &DeviceError{Device: cfg.Disk, Err: err}
@@ -107,14 +119,21 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		closeStore()
 		return err
 	}
-	if token == "" {
-		// What the listener is bound to decides too: a name may resolve
-		// differently now than a moment ago.
-		if err := CheckLoopback(ctx, nil, ln.Addr().String()); err != nil {
-			ln.Close()
-			closeStore()
-			return needToken(cfg.Listen, err)
-		}
+	// What the listener is bound to decides too: a name may resolve
+	// differently now than a moment ago.
+	if err := CheckLoopback(ctx, nil, ln.Addr().String()); err != nil {
+		loopback = err
+	}
+	if token == "" && loopback != nil {
+		ln.Close()
+		closeStore()
+		return needToken(cfg.Listen, loopback)
+	}
+	scheme := "http"
+	if tlsConf != nil {
+		// Under the connection limits, so that a refusal (limit.go) is
+		// written through TLS too.
+		ln, scheme = tls.NewListener(ln, tlsConf), "https"
 	}
 	ln = LimitConns(ln, ConnLimits{Max: cfg.MaxConns, PerIP: cfg.PerIP(), Reserve: DefaultReserveConns})
 	ctx, stop := context.WithCancel(ctx)
@@ -124,15 +143,21 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		shutdown = stop
 	}
 
-	logger := slog.New(slog.NewTextHandler(logw, nil))
+	logger := slog.New(LogHandler(logw, cfg.LogFormat))
+	var access *slog.Logger
+	if cfg.AccessLog {
+		access = logger
+	}
 	h := httpapi.New(store, httpapi.Options{
-		Token:    token,
-		ReadOnly: cfg.ReadOnly,
-		Version:  Version,
-		Status:   StatusFunc(store),
-		Check:    CheckFunc(store),
-		Logger:   logger,
-		Shutdown: shutdown,
+		Token:     token,
+		ReadOnly:  cfg.ReadOnly,
+		Version:   Version,
+		Status:    StatusFunc(store),
+		Check:     CheckFunc(store),
+		Logger:    logger,
+		AccessLog: access,
+		TLS:       tlsConf != nil,
+		Shutdown:  shutdown,
 
 		BodyTimeout: opts.BodyTimeout,
 		MinBodyRate: opts.MinBodyRate,
@@ -145,9 +170,16 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if err := h.ClearUploads(); err != nil {
+		logger.Warn("removing the pieces of interrupted uploads", "key", httpapi.UploadDir.String(), "err", err)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(logw, "tarstore: serving %s on http://%s\n", Describe(cfg), ln.Addr())
+	fmt.Fprintf(logw, "tarstore: serving %s on %s://%s\n", Describe(cfg), scheme, ln.Addr())
+	if token != "" && tlsConf == nil && loopback != nil {
+		fmt.Fprintf(logw, "tarstore: WARNING: %s is not loopback only (%v) and is served over plain HTTP: "+
+			"the bearer token crosses the network in clear; serve HTTPS with --tls-cert and --tls-key\n", cfg.Listen, loopback)
+	}
 	if d := store.Damage(); d != "" {
 		fmt.Fprintf(logw, "tarstore: WARNING: %s: %s; serving read-only: stop the server and run `tarstore check --repair`\n", Describe(cfg), d)
 	}
@@ -174,6 +206,32 @@ func Serve(ctx context.Context, cfg config.Config, opts ServeOptions) error {
 	h.Close() // reader sessions no longer pin the store
 	errs = append(errs, closeStore())
 	return errors.Join(errs...)
+}
+
+// ErrBadTLS: the TLS certificate or key cannot be loaded.
+var ErrBadTLS = errors.New("bad TLS certificate or key")
+
+// LoadTLS returns the server's TLS configuration for cfg.TLSCert and
+// cfg.TLSKey (PEM files: the certificate, with its chain, and its private
+// key), nil when cfg serves plain HTTP. Errors wrap ErrBadTLS.
+func LoadTLS(cfg config.Config) (*tls.Config, error) {
+	if !cfg.TLS() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s, %s: %w", ErrBadTLS, cfg.TLSCert, cfg.TLSKey, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// LogHandler is the handler of serve's log lines on w in format
+// (config.LogText, the default, or config.LogJSON).
+func LogHandler(w io.Writer, format string) slog.Handler {
+	if format == config.LogJSON {
+		return slog.NewJSONHandler(w, nil)
+	}
+	return slog.NewTextHandler(w, nil)
 }
 
 // needToken is the refusal to listen on addr without a token: why is the

@@ -18,6 +18,7 @@ declare -A need=(
 	[bsdtar]=libarchive-tools
 	[python3]=python3
 	[curl]=curl            # the HTTP API is also tested with real curl
+	[chromium]=chromium    # the web console is tested in headless Chromium (chromedp)
 	[qemu-system-x86_64]=qemu-system-x86 # the appliance is booted in QEMU (boot's VM tests)
 	[qemu-storage-daemon]=qemu-system-common # vhost-user-blk back-end of hw/virtio; NBD server for a VM
 	[qemu-img]=qemu-utils

@@ -84,6 +84,8 @@ type bench struct {
 	base string         // http://127.0.0.1:PORT
 	hc   *http.Client   // shared by cl and the plain GETs
 	cl   *client.Client // over base
+	// source is the file cliPutSeq reads (bench_http.go).
+	source string
 }
 
 // accum sums one side of a measurement over the rounds and keeps each
@@ -153,11 +155,12 @@ func runBench(c *cmdCtx) (err error) {
 	// after the round), the replacements of the value (the store appends a
 	// replacement while the free tail is large, so the archive may grow by
 	// one value per round), the new 4 KiB values (8 KiB each at most, with
-	// header and alignment) and slack. Each round checks that the archive
+	// header and alignment; with --http, ops more for http-get-4k) and
+	// slack. Each round checks that the archive
 	// still ends below the raw region.
 	tail := info.End + 1024
 	b.rawStart = (info.Size - size) / b.ss * b.ss
-	values := satAdd(satAdd(satMul(satAdd(int64(rounds), 2), size), satMul(satMul(int64(ops), int64(rounds)), 8<<10)), benchSlack)
+	values := satAdd(satAdd(satMul(satAdd(int64(rounds), 2), size), satMul(satMul(int64(ops), satAdd(int64(rounds), 1)), 8<<10)), benchSlack)
 	if need := satAdd(values, size); size > info.Size || b.rawStart < satAdd(tail, values) {
 		return &opError{"bench", disk, fmt.Sprintf(
 			"not enough free space at the end of the archive: the run needs %s (%s for the store's test values, then %s for raw I/O), the free tail has %s; try a smaller --size or fewer --ops",
@@ -211,6 +214,14 @@ func runBench(c *cmdCtx) (err error) {
 				err = serr
 			}
 		}()
+		remove, err := b.writeSource()
+		if err != nil {
+			return err
+		}
+		defer remove()
+		if err := b.smallValues(); err != nil {
+			return err
+		}
 	}
 
 	type workload struct {
@@ -237,6 +248,9 @@ func runBench(c *cmdCtx) (err error) {
 			{"http-loopback-get", "MiB/s", b.rawSeqRead, b.loopbackGet, nil},
 			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(false), nil},
 			{"http-overwrite-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(true), nil},
+			{"http-get-4k", "IOPS", b.rawRandRead, b.httpGet4k, nil},
+			{"cli-get-seq", "MiB/s", b.rawSeqRead, b.cliGetSeq, nil},
+			{"cli-put-seq", "MiB/s", b.rawSeqWrite, b.cliPutSeq, b.removeNew},
 		}
 	}
 	raw := make([]accum, len(works))

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -294,4 +295,105 @@ func (b *bench) httpPut4k(overwrite bool) func() (float64, error) {
 		}
 		return float64(b.ops), nil
 	}
+}
+
+// The paths users take, measured with --http beside the raw figures:
+// 'tarstore get' and 'tarstore put' of a large value as the commands move
+// it (cliGetSeq, cliPutSeq), and GETs of small values, ETag included, one
+// after the other on one keep-alive connection (httpGet4k).
+
+// cliGetSeq streams the sequential value to the null device the way
+// 'tarstore get' streams a value to its standard output: io.CopyBuffer
+// from a section reader over the store's reader into a file, which takes
+// it in pieces of its own choosing (32 KiB).
+func (b *bench) cliGetSeq() (float64, error) {
+	r, err := b.store.Open(b.seqKey())
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	n, err := io.CopyBuffer(null, io.NewSectionReader(r, 0, r.Size()), make([]byte, copyChunk))
+	if err == nil && n != b.size {
+		err = fmt.Errorf("%w: %d of %d bytes", errShort, n, b.size)
+	}
+	return float64(n), err
+}
+
+// cliPutSeq sets a new sequential value from a file of --size bytes (in
+// the page cache: written just before the first round), as 'tarstore put
+// KEY FILE' does; the round removes the value afterwards.
+func (b *bench) cliPutSeq() (float64, error) {
+	f, err := os.Open(b.source)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return b.setSeq(func(k kv.Key, _ io.Reader, size int64) error { return b.store.SetFrom(k, f, size) }, b.newSeqKey())
+}
+
+// writeSource writes --size bytes of the pattern to a new temporary file
+// for cliPutSeq and returns its removal.
+func (b *bench) writeSource() (remove func(), err error) {
+	f, err := os.CreateTemp("", "tarstore-bench-*")
+	if err != nil {
+		return nil, err
+	}
+	remove = func() { os.Remove(f.Name()) }
+	_, err = io.Copy(f, &patternReader{p: b.pattern, left: b.size})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		remove()
+		return nil, err
+	}
+	b.source = f.Name()
+	return remove, nil
+}
+
+// smallValues stores b.ops values of 4 KiB for httpGet4k.
+func (b *bench) smallValues() error {
+	v := b.pattern[:4096]
+	for i := range b.ops {
+		if err := b.store.Set(b.smallGetKey(i), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// smallGetKey names the i-th value of httpGet4k.
+func (b *bench) smallGetKey(i int) kv.Key {
+	k, _ := benchPrefix.Add(fmt.Sprintf("get-%d", i))
+	return k
+}
+
+// httpGet4k makes b.ops GETs of the 4 KiB values, in random order, one
+// after the other on one keep-alive connection, each answered with its
+// ETag.
+func (b *bench) httpGet4k() (float64, error) {
+	buf := make([]byte, 8192)
+	for range b.ops {
+		k := b.smallGetKey(b.rng.IntN(b.ops))
+		resp, err := b.hc.Get(b.base + httpapi.KeyPath(k))
+		if err != nil {
+			return 0, err
+		}
+		n, err := io.CopyBuffer(io.Discard, resp.Body, buf)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			return 0, err
+		case resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "":
+			return 0, fmt.Errorf("GET %s: server answered %s without an ETag", k, resp.Status)
+		case n != 4096:
+			return 0, fmt.Errorf("%w: GET %s: %d of 4096 bytes", errShort, k, n)
+		}
+	}
+	return float64(b.ops), nil
 }

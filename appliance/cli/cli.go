@@ -47,10 +47,31 @@
 //     to 10 minutes.
 //   - patch sends its data in chunks of 1 MiB (one set_partial each), so
 //     its memory is bounded; a large patch is durable but not atomic.
-//   - import and export do not carry modification times over: the store's
-//     clock stamps what they write (kv.RW has no way to set a time on a
-//     written value). Empty directories are not imported: the store has no
-//     empty dictionaries of its own.
+//   - import stamps what it writes with the store's clock (kv.RW has no
+//     way to set a time on a written value); export sets each file's
+//     modification time to its value's last-modified. Modes, owners,
+//     symbolic links and special files are not carried (transfer.go):
+//     import skips links and special files and counts them. Empty
+//     directories are not imported: the store has no empty dictionaries
+//     of its own. import reads its directory itself (not through
+//     kv/loopback, which stages writes inside the directory), so the
+//     source is only read.
+//   - Errors name the command the user typed (put, not the store's set),
+//     whatever operation failed inside it; with --json (which every
+//     command takes) they are the HTTP API's JSON error body on stderr
+//     (report.go).
+//   - rm of a dictionary needs -r (value_expected, exit 4, nothing
+//     removed), and of the root --force too, as rm and mc rm do; the HTTP
+//     API's DELETE keeps Mirage's recursive remove.
+//   - ls -r and du walk the store depth first; through a server that is
+//     one streamed GET ?list&recursive&long (client.Walk). Output streams
+//     too, so ls -l has fixed-width columns. stat of a dictionary shows
+//     the newest last-modified below it, found by the same walk; kv's
+//     last_modified (one level) is unchanged, and ls -l shows that one.
+//   - Switches may have a one-letter form (-r, -l, -s, -v), which combine
+//     (-rl).
+//   - A long transfer reports itself (progress.go): a bar on a terminal,
+//     one summary line on stderr otherwise.
 package cli
 
 import (
@@ -63,7 +84,6 @@ import (
 	"strings"
 
 	"github.com/tarstore/tarstore/appliance"
-	"github.com/tarstore/tarstore/appliance/client"
 	"github.com/tarstore/tarstore/appliance/config"
 	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kv"
@@ -180,7 +200,7 @@ func Run(env Env, argv []string) int {
 	if !ok {
 		return code
 	}
-	return report(env, c.cmd, c.cmd.run(c))
+	return report(env, c.cmd, c.a.on("json"), c.cmd.run(c))
 }
 
 // prepare parses and checks the command line argv: the command, its flags
@@ -191,8 +211,12 @@ func prepare(env Env, argv []string) (*cmdCtx, int, bool) {
 	name, rest := splitCommand(argv)
 	if name == "" {
 		for _, a := range argv {
-			if a == "--help" || a == "-h" {
+			switch a {
+			case "--help", "-h":
 				usage(env.Stdout)
+				return nil, ExitOK, false
+			case "--version":
+				io.WriteString(env.Stdout, currentVersion().String())
 				return nil, ExitOK, false
 			}
 		}
@@ -204,7 +228,7 @@ func prepare(env Env, argv []string) (*cmdCtx, int, bool) {
 	}
 	cmd := lookup(name)
 	if cmd == nil {
-		fmt.Fprintf(env.Stderr, "tarstore: unknown command %q\nRun 'tarstore help' for the list of commands.\n", name)
+		fmt.Fprintf(env.Stderr, "tarstore: %s\nRun 'tarstore help' for the list of commands.\n", unknownCommand(name))
 		return nil, ExitUsage, false
 	}
 	a, err := parseArgs(rest, cmd.allFlags())
@@ -216,7 +240,7 @@ func prepare(env Env, argv []string) (*cmdCtx, int, bool) {
 		err = cmd.checkArgs(a)
 	}
 	if err != nil {
-		return nil, report(env, cmd, &usageError{err.Error()}), false
+		return nil, report(env, cmd, wantsJSON(argv), &usageError{err.Error()}), false
 	}
 	if cmd.noTarget {
 		return &cmdCtx{env: env, cmd: cmd, a: a}, 0, true
@@ -229,10 +253,10 @@ func prepare(env Env, argv []string) (*cmdCtx, int, bool) {
 	}
 	cfg, err := config.Load(config.Sources{Flags: flags, LookupEnv: env.LookupEnv, Cmdline: env.Cmdline})
 	if err != nil {
-		return nil, report(env, cmd, &usageError{err.Error()}), false
+		return nil, report(env, cmd, wantsJSON(argv), &usageError{err.Error()}), false
 	}
 	if cmd.diskOnly && cfg.IsRemote() {
-		return nil, report(env, cmd, &usageError{fmt.Sprintf(
+		return nil, report(env, cmd, wantsJSON(argv), &usageError{fmt.Sprintf(
 			"%s works on a disk, not through a server (%s from the %s): name the disk with --disk",
 			cmd.name, cfg.Remote, cfg.From[config.Remote])}), false
 	}
@@ -253,57 +277,6 @@ type opError struct {
 }
 
 func (e *opError) Error() string { return e.op + " " + e.subject + ": " + e.msg }
-
-// report prints err to stderr in the form SPEC §5 gives and returns the
-// exit status. On a terminal, control characters in the message (a key's)
-// are escaped (terminalSafe).
-func report(env Env, cmd *command, err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	esc := func(s string) string { return s }
-	if envIsTerminal(env, env.Stderr) {
-		esc = terminalSafe
-	}
-	w := env.Stderr
-	var (
-		ue  *usageError
-		oe  *opError
-		ke  *kv.Error
-		unr *client.UnreachableError
-		se  *client.ServerError
-	)
-	// Through a server, the operation and key that failed, else the command.
-	subject := cmd.name
-	if errors.As(err, &ke) {
-		subject = ke.Op + " " + ke.Key.String()
-	}
-	switch {
-	case errors.As(err, &unr):
-		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s: %s (%s)", subject, unr.Error(), codeUnreachable)))
-		return ExitUnreachable
-	case errors.Is(err, client.ErrUnauthorized) && errors.As(err, &se):
-		msg := se.Message
-		if msg == "" {
-			msg = "the server refused the request"
-		}
-		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s: %s: give the server's token with --token-file (%s)",
-			subject, strings.TrimSuffix(msg, "."), codeUnauthorized)))
-		return ExitUnauthorized
-	case errors.As(err, &ue):
-		fmt.Fprintf(w, "%s\nRun 'tarstore help %s' for usage.\n", esc("tarstore: "+cmd.name+": "+ue.msg), cmd.name)
-		return ExitUsage
-	case errors.As(err, &oe):
-		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s (%s)", oe.Error(), oe.code)))
-		return ExitCode(oe.code)
-	case errors.As(err, &ke):
-		fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s %s: %s (%s)", ke.Op, ke.Key, ke.Message(), ke.Code())))
-		return ExitCode(ke.Code())
-	}
-	code := kv.Code(err)
-	fmt.Fprintf(w, "%s\n", esc(fmt.Sprintf("tarstore: %s: %v (%s)", cmd.name, err, code)))
-	return ExitCode(code)
-}
 
 // openError turns an error opening the device into one the user can act on.
 func openError(cfg config.Config, err error) error {

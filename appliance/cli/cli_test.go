@@ -7,11 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +25,10 @@ import (
 
 	"github.com/tarstore/tarstore/appliance/cli/clitest"
 	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw/file"
+	"github.com/tarstore/tarstore/kv"
+	"github.com/tarstore/tarstore/kv/kvtest"
 )
 
 const mib = 1 << 20
@@ -201,15 +209,15 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls", "--listen", "x"}, ExitUsage, "unknown flag --listen"},
 		{[]string{"get", "/nope"}, ExitNotFound, "tarstore: get /nope: Cannot find the key /nope (not_found)\n"},
 		{[]string{"get", "/d"}, ExitValueExpected, "tarstore: get /d: Expected a value; /d is a dictionary (value_expected)\n"},
-		{[]string{"ls", "/v"}, ExitDictionaryExpected, "tarstore: list /v: Expected a dictionary; /v is a value (dictionary_expected)\n"},
-		{[]string{"alloc", "/v", "1"}, ExitAlreadyPresent, "tarstore: allocate /v: The key /v is already present (already_present)\n"},
-		{[]string{"alloc", "/big", "4M"}, ExitNoSpace, "tarstore: allocate /big: No space left on device (no_space)\n"},
-		{[]string{"mv", "/d", "/d/e"}, ExitRenameSourcePrefix, "tarstore: rename /d: Rename: source /d is prefix of destination /d/e (rename_source_prefix)\n"},
+		{[]string{"ls", "/v"}, ExitDictionaryExpected, "tarstore: ls /v: Expected a dictionary; /v is a value (dictionary_expected)\n"},
+		{[]string{"alloc", "/v", "1"}, ExitAlreadyPresent, "tarstore: alloc /v: The key /v is already present (already_present)\n"},
+		{[]string{"alloc", "/big", "4M"}, ExitNoSpace, "tarstore: alloc /big: No space left on device: needs 4.0 MiB, 2.0 MiB free (the largest value that fits now: 2.0 MiB) (no_space)\n"},
+		{[]string{"mv", "/d", "/d/e"}, ExitRenameSourcePrefix, "tarstore: mv /d: Rename: source /d is prefix of destination /d/e (rename_source_prefix)\n"},
 		{[]string{"stat", "/a/./b"}, ExitInvalid, "tarstore: stat /a/./b: Invalid key: segment \".\" is not allowed (invalid_key)\n"},
 		{[]string{"put", "/" + strings.Repeat("k", 300)}, ExitInvalid, "(invalid_key)\n"},
 		{[]string{"get", "/v", "--offset", "-1"}, ExitInvalid, "(invalid_argument)\n"},
-		{[]string{"put", "/w", "--read-only"}, ExitReadOnly, "tarstore: set /w: The store is read-only (read_only)\n"},
-		{[]string{"rm", "/v", "--read-only=true"}, ExitReadOnly, "tarstore: remove /v: The store is read-only (read_only)\n"},
+		{[]string{"put", "/w", "--read-only"}, ExitReadOnly, "tarstore: put /w: The store is read-only (read_only)\n"},
+		{[]string{"rm", "/v", "--read-only=true"}, ExitReadOnly, "tarstore: rm /v: The store is read-only (read_only)\n"},
 		{[]string{"ls", "--disk", img + ".missing"}, ExitStorage, "tarstore: open " + img + ".missing: no such disk image; create one with 'tarstore format"},
 	}
 	for _, tc := range tests {
@@ -330,13 +338,19 @@ func TestJSON(t *testing.T) {
 	r.ok("hello", "put", "/d/v")
 	var l listing
 	require.NoError(t, json.Unmarshal([]byte(r.ok("", "ls", "/d", "--json")), &l))
+	require.Len(t, l.Entries, 1)
+	require.NotNil(t, l.Entries[0].Size)
+	assert.EqualValues(t, 5, *l.Entries[0].Size)
+	_, err := time.Parse(time.RFC3339, l.Entries[0].LastModified)
+	require.NoError(t, err)
+	l.Entries[0].Size, l.Entries[0].LastModified = nil, ""
 	assert.Equal(t, listing{Key: "/d", Entries: []listEntry{{Key: "/d/v", Kind: "value"}}}, l)
 	var st statInfo
 	require.NoError(t, json.Unmarshal([]byte(r.ok("", "stat", "--json", "/d/v")), &st))
 	require.NotNil(t, st.Size)
 	assert.EqualValues(t, 5, *st.Size)
 	assert.Equal(t, "value", st.Kind)
-	_, err := time.Parse(time.RFC3339, st.LastModified)
+	_, err = time.Parse(time.RFC3339, st.LastModified)
 	assert.NoError(t, err)
 	var dst statInfo
 	require.NoError(t, json.Unmarshal([]byte(r.ok("", "stat", "--json", "/d")), &dst))
@@ -489,9 +503,45 @@ func TestCheck(t *testing.T) {
 	assert.False(t, rep.OK)
 	require.Len(t, rep.Problems, 1)
 	assert.True(t, rep.Problems[0].Fatal)
-	assert.Contains(t, res.stderr, "(corrupt)\n")
+	// With --json the error is JSON too, on stderr.
+	var eb httpapi.ErrorBody
+	require.NoError(t, json.Unmarshal([]byte(res.stderr), &eb), res.stderr)
+	assert.Equal(t, "corrupt", eb.Error.Code)
+	assert.Equal(t, "check", eb.Error.Op)
 }
 
+// writeCounter is a store that counts the writes it is asked for.
+type writeCounter struct {
+	kv.RW
+	writes atomic.Int64
+}
+
+func (w *writeCounter) Set(k kv.Key, v []byte) error { w.writes.Add(1); return w.RW.Set(k, v) }
+func (w *writeCounter) SetFrom(k kv.Key, r io.Reader, n int64) error {
+	w.writes.Add(1)
+	return w.RW.SetFrom(k, r, n)
+}
+func (w *writeCounter) SetPartial(k kv.Key, off int64, v []byte) error {
+	w.writes.Add(1)
+	return w.RW.SetPartial(k, off, v)
+}
+func (w *writeCounter) Remove(k kv.Key) error { w.writes.Add(1); return w.RW.Remove(k) }
+
+// countingServer serves a model store that counts writes.
+func countingServer(t *testing.T) (runner, *writeCounter) {
+	wc := &writeCounter{RW: kvtest.NewModel(clock.System{})}
+	status := func() (httpapi.Status, error) {
+		return httpapi.Status{Capacity: 1 << 30, Free: 1 << 30, Largest: 1 << 30}, nil
+	}
+	srv := httptest.NewServer(httpapi.New(wc, httpapi.Options{Status: status}))
+	t.Cleanup(srv.Close)
+	return runner{t: t, prefix: []string{"--remote", srv.URL}}, wc
+}
+
+// TestImportExport: import copies the regular files of a tree, skips and
+// counts links and special files, writes nothing for unchanged files,
+// mirrors with --delete; export writes the values back with their
+// last-modified times. On a disk and through a server.
 func TestImportExport(t *testing.T) {
 	src := t.TempDir()
 	files := map[string]string{
@@ -507,39 +557,93 @@ func TestImportExport(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(content), 0o666))
 	}
 	require.NoError(t, os.Symlink("a.txt", filepath.Join(src, "link")))
+	require.NoError(t, syscall.Mkfifo(filepath.Join(src, "sub/fifo"), 0o666))
 	require.NoError(t, os.Mkdir(filepath.Join(src, "empty"), 0o777))
 
-	r, _ := disk(t, 16*mib)
-	out := r.ok("", "import", src, "/in")
-	assert.Equal(t, fmt.Sprintf("imported 5 values (100015 bytes) from %s into /in\n", src), out)
-	assert.Equal(t, "value\t/in/a.txt\ndictionary\t/in/sub\nvalue\t/in/with space.md\n", r.ok("", "ls", "/in"))
-	assert.Equal(t, "beta", r.ok("", "get", "/in/sub/b.txt"))
+	embedded, _ := disk(t, 16*mib)
+	remote, wc := countingServer(t)
+	for name, r := range map[string]runner{"embedded": embedded, "remote": remote} {
+		writes := func() int64 { return wc.writes.Load() }
+		require.NoError(t, os.WriteFile(filepath.Join(src, "sub/b.txt"), []byte("beta"), 0o666))
+		out := r.ok("", "import", src, "/in")
+		assert.Equal(t, fmt.Sprintf("imported 5 values (100015 bytes) from %s into /in; 0 unchanged, 2 skipped (-v names them)\n", src), out, name)
+		assert.Equal(t, "value\t/in/a.txt\ndictionary\t/in/sub\nvalue\t/in/with space.md\n", r.ok("", "ls", "/in"), name)
+		assert.Equal(t, "beta", r.ok("", "get", "/in/sub/b.txt"), name)
 
-	dst := filepath.Join(t.TempDir(), "out")
-	out = r.ok("", "export", "/in/sub", dst)
-	assert.Equal(t, fmt.Sprintf("exported 3 values (100004 bytes) from /in/sub into %s\n", dst), out)
-	for name, content := range files {
-		rel, ok := strings.CutPrefix(name, "sub/")
-		if !ok {
-			continue
+		// Again: nothing is written.
+		before := writes()
+		out = r.ok("", "import", src, "/in", "-v")
+		assert.Equal(t, "skipped link: a symbolic link\nskipped sub/fifo: not a regular file\n"+
+			"unchanged /in/a.txt\nunchanged /in/sub/b.txt\nunchanged /in/sub/deep/c\nunchanged /in/sub/deep/d/e\nunchanged /in/with space.md\n"+
+			fmt.Sprintf("imported 0 values (0 bytes) from %s into /in; 5 unchanged, 2 skipped\n", src), out, name)
+		assert.Equal(t, before, writes(), "%s: a re-import of an unchanged tree wrote", name)
+
+		// A file changed with the same size is copied again; --delete
+		// removes what the tree no longer has.
+		require.NoError(t, os.WriteFile(filepath.Join(src, "sub/b.txt"), []byte("BETA"), 0o666))
+		r.ok("stale", "put", "/in/sub/deep/stale")
+		r.ok("keep", "put", "/outside")
+		before = writes()
+		out = r.ok("", "import", "--delete", src, "/in")
+		assert.Equal(t, fmt.Sprintf("imported 1 value (4 bytes) from %s into /in; 4 unchanged, 2 skipped, 1 removed (-v names them)\n", src), out, name)
+		if name == "remote" {
+			assert.Equal(t, before+2, writes(), "one set and one remove")
 		}
-		b, err := os.ReadFile(filepath.Join(dst, rel))
+		assert.Equal(t, "BETA", r.ok("", "get", "/in/sub/b.txt"), name)
+		assert.Equal(t, "value\t/in/sub/deep/c\ndictionary\t/in/sub/deep/d\n", r.ok("", "ls", "/in/sub/deep"), name)
+		assert.Equal(t, "keep", r.ok("", "get", "/outside"), name)
+
+		// Export: the same bytes, the values' times.
+		dst := filepath.Join(t.TempDir(), "out")
+		out = r.ok("", "export", "/in", dst)
+		assert.Equal(t, fmt.Sprintf("exported 5 values (100015 bytes) from /in into %s\n", dst), out, name)
+		var got []string
+		require.NoError(t, filepath.WalkDir(dst, func(path string, d fs.DirEntry, err error) error {
+			require.NoError(t, err)
+			if d.IsDir() {
+				return nil
+			}
+			rel, _ := filepath.Rel(dst, path)
+			got = append(got, rel)
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			want := files[rel]
+			if rel == "sub/b.txt" {
+				want = "BETA"
+			}
+			assert.Equal(t, want, string(b), "%s: %s", name, rel)
+			var st statInfo
+			require.NoError(t, json.Unmarshal([]byte(r.ok("", "stat", "/in/"+rel, "--json")), &st))
+			fi, err := d.Info()
+			require.NoError(t, err)
+			assert.Equal(t, st.LastModified, rfc3339(fi.ModTime()), "%s: %s", name, rel)
+			assert.Equal(t, fs.FileMode(0o644), fi.Mode().Perm()&0o644, "%s: %s", name, rel)
+			return nil
+		}))
+		assert.ElementsMatch(t, []string{"a.txt", "sub/b.txt", "sub/deep/c", "sub/deep/d/e", "with space.md"}, got, name)
+
+		// A time in the past is carried over.
+		r.ok("", "alloc", "/old/z", "3", "--mtime", "2020-01-02T03:04:05Z")
+		dst3 := t.TempDir()
+		r.ok("", "export", "/old", dst3)
+		fi, err := os.Stat(filepath.Join(dst3, "z"))
 		require.NoError(t, err)
-		assert.Equal(t, content, string(b), name)
+		assert.Equal(t, "2020-01-02T03:04:05Z", rfc3339(fi.ModTime()), name)
+		assert.EqualValues(t, 3, fi.Size())
+
+		// A value exports as a file named after it.
+		dst2 := t.TempDir()
+		r.ok("", "export", "/in/a.txt", dst2)
+		b, err := os.ReadFile(filepath.Join(dst2, "a.txt"))
+		require.NoError(t, err)
+		assert.Equal(t, "alpha", string(b))
+		// Missing prefix, missing directory.
+		res := r.run("", "export", "/nope", dst)
+		assert.Equal(t, ExitNotFound, res.code)
+		assert.Equal(t, "tarstore: export /nope: Cannot find the key /nope (not_found)\n", res.stderr)
+		res = r.run("", "import", filepath.Join(src, "nope"))
+		assert.Equal(t, ExitUsage, res.code)
 	}
-	_, err := os.Stat(filepath.Join(dst, ".tarstore-staging"))
-	assert.True(t, os.IsNotExist(err))
-	// A value exports as a file named after it.
-	r.ok("", "export", "/in/a.txt", dst)
-	b, err := os.ReadFile(filepath.Join(dst, "a.txt"))
-	require.NoError(t, err)
-	assert.Equal(t, "alpha", string(b))
-	// Missing prefix, missing directory.
-	res := r.run("", "export", "/nope", dst)
-	assert.Equal(t, ExitNotFound, res.code)
-	assert.Equal(t, "tarstore: get /nope: Cannot find the key /nope (not_found)\n", res.stderr)
-	res = r.run("", "import", filepath.Join(src, "nope"))
-	assert.Equal(t, ExitUsage, res.code)
 }
 
 func TestBench(t *testing.T) {
@@ -589,17 +693,24 @@ func TestProgress(t *testing.T) {
 	data := strings.Repeat("x", 9*mib)
 	res := r.run(data, "put", "/big")
 	require.Equal(t, 0, res.code, res.stderr)
+	// Standard input is not a file: it is read (buffered) first, with its
+	// own report, of bytes so far, then sent.
+	assert.Contains(t, res.stderr, "\rreading standard input 9.0 MiB")
 	assert.Contains(t, res.stderr, "\rput /big 100% [==============================] 9.0 MiB / 9.0 MiB")
 	assert.True(t, strings.HasSuffix(res.stderr, "\n"))
 	res = r.run("", "get", "/big")
 	assert.Equal(t, data, res.stdout)
 	assert.Contains(t, res.stderr, "\rget /big 100%")
-	// Small transfers and non-terminals get no bar.
+	// Small transfers get nothing; off a terminal a long one gets one line
+	// at the end.
 	res = r.run("small", "put", "/small")
 	assert.Empty(t, res.stderr)
 	r.isTerm = false
 	res = r.run(data, "put", "/big")
-	assert.Empty(t, res.stderr)
+	assert.Regexp(t, `^put /big: 9\.0 MiB in [0-9.]+ s,( [0-9.]+ [KMG]iB/s)?\n$`, res.stderr)
+	res = r.run("", "get", "/big")
+	assert.Equal(t, data, res.stdout)
+	assert.Regexp(t, `^get /big: 9\.0 MiB in [0-9.]+ s,( [0-9.]+ [KMG]iB/s)?\n$`, res.stderr)
 
 	// The bar itself, on a fake clock.
 	var b bytes.Buffer
@@ -628,14 +739,14 @@ func TestReadOnlyRemote(t *testing.T) {
 	r.ok("v", "put", "/v")
 	res := r.run("w", "put", "/v", "--read-only")
 	assert.Equal(t, ExitReadOnly, res.code)
-	assert.Equal(t, "tarstore: set /v: The store is read-only (read_only)\n", res.stderr)
+	assert.Equal(t, "tarstore: put /v: The store is read-only (read_only)\n", res.stderr)
 
 	img2 := newImage(t, 16*mib)
 	addr2, _ := serve(t, img2, "--read-only")
 	r2 := runner{t: t, prefix: []string{"--remote", "http://" + addr2}}
 	res = r2.run("w", "put", "/v")
 	assert.Equal(t, ExitReadOnly, res.code)
-	assert.Equal(t, "tarstore: set /v: The store is read-only (read_only)\n", res.stderr)
+	assert.Equal(t, "tarstore: put /v: The store is read-only (read_only)\n", res.stderr)
 	var st httpapi.Status
 	require.NoError(t, json.Unmarshal([]byte(r2.ok("", "df", "--json")), &st))
 	assert.True(t, st.ReadOnly)
@@ -706,11 +817,21 @@ func TestUnreachable(t *testing.T) {
 	require.NoError(t, ln.Close()) // nothing listens there now
 	for _, prefix := range [][]string{{"--remote", url}, {"--remote", url + "/"}} {
 		r := runner{t: t, prefix: prefix}
-		for _, args := range [][]string{{"ls"}, {"get", "/a"}, {"put", "/a"}, {"df"}, {"check"}, {"check", "--json"}} {
+		for _, args := range [][]string{{"ls"}, {"get", "/a"}, {"put", "/a"}, {"df"}, {"check"}} {
 			res := r.run("x", args...)
 			assert.Equal(t, ExitUnreachable, res.code, "%q: %s", args, res.stderr)
 			assert.Regexp(t, "^tarstore: [a-z]+ /a?: no server answers at "+regexp.QuoteMeta(url)+
-				` \(dial tcp [0-9.:]+: connect: connection refused\) \(unreachable\)\n$`, res.stderr, "%q", args)
+				` \(dial tcp [0-9.:]+: connect: connection refused\): is 'tarstore serve' running there\? \(unreachable\)\n$`,
+				res.stderr, "%q", args)
+			assert.Empty(t, res.stdout, "%q", args)
+		}
+		for _, args := range [][]string{{"check", "--json"}, {"get", "/a", "--json"}} {
+			res := r.run("x", args...)
+			assert.Equal(t, ExitUnreachable, res.code, "%q: %s", args, res.stderr)
+			var eb httpapi.ErrorBody
+			require.NoError(t, json.Unmarshal([]byte(res.stderr), &eb), res.stderr)
+			assert.Equal(t, "unreachable", eb.Error.Code)
+			assert.Contains(t, eb.Error.Message, "no server answers at "+url)
 			assert.Empty(t, res.stdout, "%q", args)
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -29,23 +30,32 @@ type command struct {
 
 var (
 	// clientSettings: commands that work on a disk or through a server.
-	clientSettings = []string{config.Disk, config.Remote, config.TokenFile, config.ReadOnly,
+	clientSettings = []string{config.Disk, config.Remote, config.TokenFile, config.CACert, config.ReadOnly,
 		config.SectorSize, config.Virtio, config.NVMe}
 	// diskSettings: commands that work on a disk only.
 	diskSettings = []string{config.Disk, config.SectorSize, config.Virtio, config.NVMe}
 	// checkSettings: check works on a disk or through a server, but
 	// --read-only means nothing to it.
-	checkSettings = []string{config.Disk, config.Remote, config.TokenFile, config.SectorSize, config.Virtio, config.NVMe}
+	checkSettings = []string{config.Disk, config.Remote, config.TokenFile, config.CACert, config.SectorSize, config.Virtio, config.NVMe}
 	serveSettings = []string{config.Disk, config.Virtio, config.NVMe, config.Listen, config.TokenFile,
-		config.ReadOnly, config.SectorSize, config.MaxConns, config.MaxConnsPerIP}
+		config.ReadOnly, config.SectorSize, config.MaxConns, config.MaxConnsPerIP,
+		config.TLSCert, config.TLSKey, config.AccessLog, config.LogFormat}
 )
 
 var helpFlag = flagDef{name: "help", help: "show this help"}
-var jsonFlag = flagDef{name: "json", help: "print machine-readable JSON"}
+var jsonFlag = flagDef{name: "json", help: "print machine-readable JSON (errors too, on stderr)"}
 
-// allFlags are the flags the command accepts: its own, its settings, --help.
+// jsonErrorsFlag is --json of the commands whose output is not structured:
+// every command takes it.
+var jsonErrorsFlag = flagDef{name: "json", help: "print errors as JSON on stderr"}
+
+// allFlags are the flags the command accepts: its own, its settings,
+// --json, --help.
 func (c *command) allFlags() []flagDef {
 	defs := append([]flagDef{}, c.flags...)
+	if !slices.ContainsFunc(defs, func(d flagDef) bool { return d.name == "json" }) {
+		defs = append(defs, jsonErrorsFlag)
+	}
 	for _, name := range c.settings {
 		s, _ := config.Lookup(name)
 		arg := s.Arg
@@ -85,7 +95,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{
-			name: "serve", synopsis: "[--disk PATH | --virtio SPEC | --nvme SPEC] [--listen ADDR] [--token-file F] [--read-only]",
+			name: "serve", synopsis: "[--disk PATH | --virtio SPEC | --nvme SPEC] [--listen ADDR] [--token-file F] [--tls-cert F --tls-key F] [--access-log [--log-format text|json]] [--read-only]",
 			summary:  "serve the store over HTTP",
 			settings: serveSettings, maxArgs: 0, diskOnly: true, run: runServe,
 			help: `Opens the disk and serves the store over the HTTP API (/v1/kv/...,
@@ -95,8 +105,10 @@ and closes the store, which flushes the device.
 
 With no disk named anywhere (no --disk, no TARSTORE_DISK, no tarstore.disk=
 on the kernel command line) it serves ./tarstore.img and creates it on first
-use: a 1 GiB sparse image, formatted empty. A disk named explicitly must
-exist (create it with 'tarstore format').
+use: a 1 GiB sparse image, formatted empty, which holds 1020 MiB of values
+(the journal and the tar headers take the rest: a value of exactly 1 GiB
+does not fit; 'tarstore format --size 2G' makes a larger image). A disk
+named explicitly must exist (create it with 'tarstore format').
 
 While it runs, the disk is locked: other tarstore commands cannot open it and
 must go through the server with --remote (or TARSTORE_URL).
@@ -105,8 +117,16 @@ When it is ready it prints one line to stderr:
     tarstore: serving ./tarstore.img on http://127.0.0.1:7070
 (with --listen 127.0.0.1:0 the port is picked by the system and shown there).
 
+The web console is at / (browse, download, upload, rename, delete, status).
+
 Listening on anything but loopback requires --token-file: clients must then
 send "Authorization: Bearer <token>" (the CLI does, with --token-file).
+--tls-cert and --tls-key (PEM files) serve HTTPS, and the banner then reads
+https://; a token served over plain HTTP off loopback crosses the network in
+clear, and the banner warns of it. Clients trust a private CA with
+--ca-cert FILE. --access-log writes one line per request to stderr (method,
+key, status, bytes, duration, client), as text or, with --log-format json,
+as JSON; server errors are written there in any case.
 Loopback is decided on addresses, not names: a host name in --listen must
 resolve to loopback addresses only (localhost mapped to another address in
 /etc/hosts or DNS needs a token too).
@@ -203,8 +223,9 @@ stops there. A negative offset or length is invalid_argument (exit 9).`,
 only), its digest in hex (SHA-256 of a value's bytes; for a dictionary a
 Merkle digest over its entries, which changes whenever anything below it
 changes) and its last-modified time in RFC 3339 (UTC, to the second; for a
-dictionary the latest time of the values directly in it). A key bound to
-nothing is not_found (exit 3).
+dictionary the newest time of anything below it, at any depth, found by
+walking it; the epoch for an empty store). A key bound to nothing is
+not_found (exit 3).
 
 On a terminal, a key holding control characters or bytes that are not UTF-8
 is shown in shell quoting, $'/a\nb' (as for ls); --json and pipes get it
@@ -215,13 +236,32 @@ exactly.`,
 			},
 		},
 		{
-			name: "ls", synopsis: "[KEY] [--json]", op: "list",
-			summary:  "list a dictionary",
-			flags:    []flagDef{jsonFlag},
+			name: "ls", synopsis: "[KEY] [-r] [-l] [--json]", op: "ls",
+			summary: "list a dictionary",
+			flags: []flagDef{
+				{name: "recursive", short: 'r', help: "list everything below KEY, not only its direct children"},
+				{name: "long", short: 'l', help: "show kind, size, last-modified and key, in columns"},
+				jsonFlag,
+			},
 			settings: clientSettings, maxArgs: 1, run: runLs,
 			help: `Lists the direct children of the dictionary KEY (the root when KEY is
 missing), one "<kind>\t<key>" line each, sorted by key, kind being "value"
 or "dictionary". Listing a value is dictionary_expected (exit 5).
+
+With -r (--recursive) it lists everything below KEY, depth first: each
+dictionary is followed by what is below it, siblings sorted by key. Through
+a server that is one streamed request (GET /v1/kv/KEY?list&recursive), so a
+store of thousands of keys is listed in one go; the listing is printed as it
+comes, in bounded memory.
+
+With -l (--long) each line has four columns: kind, size in bytes ("-" for a
+dictionary), last-modified time (RFC 3339, UTC, to the second; for a
+dictionary the newest time of its direct entries, as the store's
+last_modified says, which stat extends to everything below) and key. The
+columns have fixed widths, so that a listing streams.
+
+--json prints {"key": KEY, "entries": [...]}, each entry with key, kind,
+size (values) and last_modified, like the HTTP API's ?list&long.
 
 On a terminal, a key holding control characters (newline, escape, ...) or
 bytes that are not UTF-8 is printed in bash's ANSI-C quoting, as GNU ls
@@ -230,20 +270,57 @@ keys are printed as they are. Pipes, files and --json get every key
 exactly.`,
 			examples: []string{
 				"tarstore ls",
-				"tarstore ls /docs",
+				"tarstore ls /docs -l",
+				"tarstore ls / -r | grep -c '^value'",
 				"tarstore ls /docs --json",
 			},
 		},
 		{
-			name: "rm", synopsis: "KEY", op: "remove",
-			summary:  "remove a value or a whole dictionary",
+			name: "du", synopsis: "[KEY] [-s] [--json]", op: "du",
+			summary: "count the bytes and values below a key",
+			flags: []flagDef{
+				{name: "summarize", short: 's', help: "print KEY's total only, not each dictionary below it"},
+				jsonFlag,
+			},
+			settings: clientSettings, maxArgs: 1, run: runDu,
+			help: `Counts the bytes (the values' sizes: what get returns, not the space the
+archive's headers take) and the values at or below KEY (the root when
+missing). It prints one "<bytes>\t<values>\t<key>" line per dictionary
+below KEY, each after what is below it (as du does), and KEY's line last;
+with -s (--summarize) only KEY's line. A value counts as itself.
+
+--json prints {"key", "bytes", "values"} for KEY, with "dictionaries" (the
+same for each dictionary below it) unless -s is given.`,
+			examples: []string{
+				"tarstore du",
+				"tarstore du /backups -s",
+				"tarstore du / --json -s | jq .bytes",
+			},
+		},
+		{
+			name: "rm", synopsis: "KEY [-r] [--force] [--dry-run]", op: "rm",
+			summary: "remove a value, or with -r a whole dictionary",
+			flags: []flagDef{
+				{name: "recursive", short: 'r', help: "remove a dictionary with everything below it"},
+				{name: "force", help: "allow removing the root (rm -r --force / empties the store)"},
+				{name: "dry-run", help: "list what would be removed, remove nothing"},
+			},
 			settings: clientSettings, minArgs: 1, maxArgs: 1, run: runRm,
-			help: `Removes KEY: a value, or a dictionary with everything below it; rm / empties
-the store. Removing a key that is not there succeeds. Dictionaries left empty
-disappear. Durable and atomic.`,
+			help: `Removes KEY. A value is removed; a dictionary only with -r (--recursive),
+with everything below it (without -r it is refused, value_expected, exit 4,
+and nothing is removed); the root, which empties the store, needs --force
+too. Removing a key that is not there succeeds. Dictionaries left empty
+disappear. Durable and atomic: after a crash either all of it is gone or
+none.
+
+--dry-run prints what would be removed, one "<kind>\t<key>" line each
+(KEY first, then everything below it, as ls -r lists it), and removes
+nothing. The HTTP API's DELETE removes dictionaries without asking.`,
 			examples: []string{
 				"tarstore rm /docs/old.txt",
-				"tarstore rm /docs",
+				"tarstore rm -r /docs --dry-run",
+				"tarstore rm -r /docs",
+				"tarstore rm -r --force /       # empties the store",
 			},
 		},
 		{
@@ -350,28 +427,46 @@ damaged one read-only: stop it to repair, so --repair works on a disk only.`,
 			},
 		},
 		{
-			name: "import", synopsis: "DIR [PREFIX]", op: "set",
-			summary:  "copy a host directory into the store",
+			name: "import", synopsis: "DIR [PREFIX] [--delete] [-v]", op: "import",
+			summary: "copy a host directory into the store",
+			flags: []flagDef{
+				{name: "delete", help: "remove the values below PREFIX that DIR has no file for"},
+				{name: "verbose", short: 'v', help: "name each file copied, unchanged, removed or skipped"},
+			},
 			settings: clientSettings, minArgs: 1, maxArgs: 2, run: runImport,
 			help: `Copies every regular file below the host directory DIR into the store, under
 PREFIX (the root when missing): DIR/a/b becomes PREFIX/a/b. Values are
-streamed with bounded memory. Symbolic links and special files are skipped,
-and so are empty directories (the store keeps no empty dictionaries).
-Modification times are not carried over: the store stamps the time of the
-copy. The directory is read through the loopback store, which keeps a
-.tarstore-staging directory in DIR while it runs.`,
+streamed with bounded memory. DIR is only read: nothing is written into it,
+so a read-only directory imports.
+
+A file whose value is already there with the same size and SHA-256 digest
+is not written again: importing an unchanged tree a second time writes
+nothing. With --delete, values below PREFIX that DIR has no file for are
+removed, so that PREFIX mirrors DIR.
+
+What is kept: each file's bytes, under its path. What is not: modification
+times (the store stamps the time of the copy), file modes, owners, empty
+directories (the store keeps no empty dictionaries), symbolic links and
+special files (devices, FIFOs, sockets). Links and special files are
+skipped and counted in the summary line; -v names them.
+
+It ends with one line on standard output: values copied and their bytes,
+unchanged, skipped (and removed, with --delete).`,
 			examples: []string{
 				"tarstore import ./site /www",
+				"tarstore import ./site /www --delete -v",
 			},
 		},
 		{
-			name: "export", synopsis: "PREFIX DIR", op: "get",
+			name: "export", synopsis: "PREFIX DIR", op: "export",
 			summary:  "copy values from the store into a host directory",
 			settings: clientSettings, minArgs: 2, maxArgs: 2, run: runExport,
 			help: `Copies every value below PREFIX into the host directory DIR (created when
 missing): PREFIX/a/b becomes DIR/a/b, replacing a file of that name. When
 PREFIX is a value, it becomes DIR/<its last segment>. Each file is written
-and fsynced before it is renamed into place.`,
+beside its place, fsynced and renamed into place, and its modification time
+is set to the value's last-modified. Files are created with mode 0666 less
+the umask: the store keeps no modes, links or owners (see import).`,
 			examples: []string{
 				"tarstore export /www ./site-copy",
 				"tarstore export / ./everything",
@@ -476,6 +571,29 @@ bearer token there: QEMU passes it as the fw_cfg file opt/tarstore/token.`,
 			},
 		},
 		{
+			name: "version", synopsis: "[--json]",
+			summary: "show the version, the commit and the Go version",
+			flags:   []flagDef{jsonFlag},
+			maxArgs: 0, noTarget: true, run: runVersion,
+			help: `Prints the version of tarstore, the commit it was built from ("unknown"
+when the build has no VCS stamp, as with go run; "(modified)" when the tree
+had uncommitted changes) and the Go toolchain. 'tarstore --version' is the
+same.`,
+			examples: []string{"tarstore version", "tarstore --version", "tarstore version --json"},
+		},
+		{
+			name: "completion", synopsis: "bash|zsh|fish",
+			summary: "print a shell completion script",
+			minArgs: 1, maxArgs: 1, noTarget: true, run: runCompletion,
+			help: `Prints the completion script of the shell: command names, then each
+command's flags and file names.`,
+			examples: []string{
+				"source <(tarstore completion bash)",
+				"tarstore completion zsh > \"${fpath[1]}/_tarstore\"",
+				"tarstore completion fish > ~/.config/fish/completions/tarstore.fish",
+			},
+		},
+		{
 			name: "help", synopsis: "[COMMAND]",
 			summary: "show help for tarstore or a command",
 			maxArgs: 1, noTarget: true, run: runHelp,
@@ -528,6 +646,9 @@ func printFlags(w io.Writer, defs []flagDef, envs []string) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for i, d := range defs {
 		f := "--" + d.name
+		if d.short != 0 {
+			f = "-" + string(d.short) + ", " + f
+		}
 		if d.arg != "" {
 			f += " " + d.arg
 		}
@@ -575,14 +696,25 @@ first layer that names any of them decides (--disk beats TARSTORE_URL).
 
 Flags may come before or after the arguments (GNU style); --flag=value and
 --flag value are the same; -- ends the flags. Sizes take K, M, G, T suffixes
-(powers of 1024). Structured output (ls, stat, df, check, bench) has --json.
+(powers of 1024). Structured output (ls, du, stat, df, check, bench, version)
+has --json; with --json, every command prints its errors as JSON on stderr,
+{"error":{"code":...,"key":...,"message":...,"op":...}}.
 
 exit status: 0 ok, 1 internal error, 2 usage, 3 not_found, 4 value_expected,
 5 dictionary_expected, 6 already_present, 7 no_space, 8 rename_source_prefix,
 9 invalid_key or invalid_argument, 10 storage_error or corrupt, 11 read_only,
 12 unreachable (no server at the URL), 13 unauthorized (token missing or
 refused), 14 check found problems, none of them fatal.
-Errors go to stderr as "tarstore: <op> <key>: <message> (<code>)".
+Errors go to stderr as "tarstore: <command> <key>: <message> (<code>)".
+Through a server, 12 says "is 'tarstore serve' running there?" and 13
+"give the server's token with --token-file".
+
+Long transfers (put, get, import, export of 8 MiB or more) draw a progress
+bar on a terminal, also while a pipe is read; off a terminal, put and get
+print one line at the end on stderr ("put /big: 1.0 GiB in 3.2 s, ...").
+
+'tarstore completion bash|zsh|fish' prints a completion script;
+'tarstore --version' the version.
 
 Run 'tarstore help <command>' (or 'tarstore <command> --help') for details
 and examples.
@@ -608,7 +740,7 @@ func runHelp(c *cmdCtx) error {
 	}
 	cmd := lookup(c.a.pos[0])
 	if cmd == nil {
-		return usagef("unknown command %q", c.a.pos[0])
+		return usagef("%s", unknownCommand(c.a.pos[0]))
 	}
 	cmd.printHelp(c.env.Stdout)
 	return nil

@@ -10,9 +10,10 @@ import (
 
 // flagDef is one flag a command takes.
 type flagDef struct {
-	name string // without "--"
-	arg  string // what the value is ("N", "PATH"); "" for a switch
-	help string
+	name  string // without "--"
+	short byte   // a switch's one-letter form ('r' for -r), 0 for none
+	arg   string // what the value is ("N", "PATH"); "" for a switch
+	help  string
 }
 
 func (f flagDef) isSwitch() bool { return f.arg == "" }
@@ -37,7 +38,9 @@ func (a args) on(name string) bool { return a.flags[name] == "true" }
 // argument, even when it begins with "-"); a switch is "--name" or
 // "--name=true|false"; "--" ends the flags, so that later arguments that
 // begin with "-" are positional; "-" alone is positional (standard input);
-// "-h" is "--help". A later flag overrides an earlier one.
+// "-h" is "--help"; a switch with a one-letter form is also "-x", and such
+// letters combine ("-rl" is "-r -l"). A later flag overrides an earlier
+// one.
 func parseArgs(argv []string, defs []flagDef) (args, error) {
 	a := args{flags: map[string]string{}}
 	find := func(name string) (flagDef, bool) {
@@ -60,11 +63,10 @@ func parseArgs(argv []string, defs []flagDef) (args, error) {
 			a.pos = append(a.pos, s)
 			continue
 		case !strings.HasPrefix(s, "--"):
-			hint := ""
-			if _, err := strconv.ParseFloat(s, 64); err == nil {
-				hint = fmt.Sprintf(" (to pass %s as an argument, put -- before it)", s)
+			if err := shortSwitches(a, s, defs); err != nil {
+				return a, err
 			}
-			return a, fmt.Errorf("unknown flag %s%s", s, hint)
+			continue
 		}
 		name, val, hasVal := strings.Cut(s[2:], "=")
 		d, ok := find(name)
@@ -91,6 +93,32 @@ func parseArgs(argv []string, defs []flagDef) (args, error) {
 		a.flags[name] = val
 	}
 	return a, nil
+}
+
+// shortSwitches sets the switches of s, one or more one-letter forms
+// after a "-" ("-r", "-rl").
+func shortSwitches(a args, s string, defs []flagDef) error {
+	var names []string
+	for i := 1; i < len(s); i++ {
+		found := ""
+		for _, d := range defs {
+			if d.short != 0 && d.short == s[i] {
+				found = d.name
+			}
+		}
+		if found == "" {
+			hint := ""
+			if _, err := strconv.ParseFloat(s, 64); err == nil {
+				hint = fmt.Sprintf(" (to pass %s as an argument, put -- before it)", s)
+			}
+			return fmt.Errorf("unknown flag %s%s", s, hint)
+		}
+		names = append(names, found)
+	}
+	for _, n := range names {
+		a.flags[n] = "true"
+	}
+	return nil
 }
 
 // splitCommand finds the command name in argv, allowing flags before it

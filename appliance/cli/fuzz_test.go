@@ -122,7 +122,7 @@ func FuzzCommandLine(f *testing.F) {
 		if !fuzzRuns[c.cmd.name] || !c.cmd.noTarget && c.cfg.Remote != srv.URL {
 			return
 		}
-		code = report(env, c.cmd, c.cmd.run(c))
+		code = report(env, c.cmd, c.a.on("json"), c.cmd.run(c))
 		if code < ExitOK || code > ExitReadOnly || code == ExitInternal {
 			t.Fatalf("%q: exit %d", argv, code)
 		}

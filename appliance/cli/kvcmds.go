@@ -37,7 +37,7 @@ func runPut(c *cmdCtx) (err error) {
 	p := c.progress("put "+k.String(), in.size)
 	err = t.SetFrom(k, p.reader(in.r), in.size)
 	p.finish()
-	return err
+	return t.withRoom(err, in.size)
 }
 
 func runGet(c *cmdCtx) (err error) {
@@ -139,7 +139,19 @@ func runStat(c *cmdCtx) (err error) {
 	if err != nil {
 		return err
 	}
-	info.LastModified = mt.UTC().Truncate(time.Second).Format(time.RFC3339)
+	if kind == kv.Dictionary {
+		// The newest time of anything below, not kv's one level.
+		err := t.walk(k, true, func(e entry) error {
+			if e.LastModified.After(mt) {
+				mt = e.LastModified
+			}
+			return nil
+		})
+		if err != nil {
+			return kv.WithOp(err, "stat")
+		}
+	}
+	info.LastModified = rfc3339(mt)
 	if c.a.on("json") {
 		return writeJSON(c.env.Stdout, info)
 	}
@@ -152,59 +164,53 @@ func runStat(c *cmdCtx) (err error) {
 	return w.Flush()
 }
 
-// listing is what ls --json prints.
-type listing struct {
-	Key     string      `json:"key"`
-	Entries []listEntry `json:"entries"`
-}
-
-type listEntry struct {
-	Key  string `json:"key"`
-	Kind string `json:"kind"`
-}
-
-func runLs(c *cmdCtx) (err error) {
-	k := kv.Root
-	if len(c.a.pos) > 0 {
-		if k, err = c.key(c.a.pos[0]); err != nil {
-			return err
-		}
-	}
-	t, err := c.open(false)
-	if err != nil {
-		return err
-	}
-	defer closeInto(t, &err)
-	entries, err := t.List(k)
-	if err != nil {
-		return err
-	}
-	if c.a.on("json") {
-		l := listing{Key: k.String(), Entries: []listEntry{}}
-		for _, e := range entries {
-			l.Entries = append(l.Entries, listEntry{Key: e.Key.String(), Kind: e.Kind.String()})
-		}
-		return writeJSON(c.env.Stdout, l)
-	}
-	w := bufio.NewWriter(c.env.Stdout)
-	show := c.keyPrinter(c.env.Stdout)
-	for _, e := range entries {
-		fmt.Fprintf(w, "%s\t%s\n", e.Kind, show(e.Key.String()))
-	}
-	return w.Flush()
-}
-
 func runRm(c *cmdCtx) (err error) {
 	k, err := c.key(c.a.pos[0])
 	if err != nil {
 		return err
 	}
-	t, err := c.open(true)
+	dry := c.a.on("dry-run")
+	t, err := c.open(!dry)
 	if err != nil {
 		return err
 	}
 	defer closeInto(t, &err)
-	return t.Remove(k)
+	kind, err := t.Exists(k)
+	if err != nil {
+		return err
+	}
+	if kind == kv.Dictionary {
+		switch {
+		case !c.a.on("recursive") && k.IsRoot():
+			return &kv.Error{Op: "remove", Key: k, Err: kv.ErrValueExpected,
+				Detail: "rm -r --force / removes everything in the store"}
+		case !c.a.on("recursive"):
+			return &kv.Error{Op: "remove", Key: k, Err: kv.ErrValueExpected,
+				Detail: "rm -r removes a dictionary with everything below it"}
+		case k.IsRoot() && !c.a.on("force"):
+			return &kv.Error{Op: "remove", Key: k, Err: kv.ErrValueExpected,
+				Detail: "removing / empties the store: add --force"}
+		}
+	}
+	if !dry {
+		return t.Remove(k)
+	}
+	if kind == kv.None {
+		return nil
+	}
+	w := bufio.NewWriter(c.env.Stdout)
+	show := c.keyPrinter(c.env.Stdout)
+	line := func(e entry) error {
+		_, err := fmt.Fprintf(w, "%s\t%s\n", e.Kind, show(e.Key.String()))
+		return err
+	}
+	line(entry{Key: k, Kind: kind})
+	if kind == kv.Dictionary {
+		if err := t.walk(k, true, line); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
 }
 
 func runMv(c *cmdCtx) (err error) {
@@ -247,14 +253,14 @@ func runAlloc(c *cmdCtx) (err error) {
 	// A size larger than the device can ever hold is no_space before the
 	// store sees it, as the server does.
 	if size > httpapi.MaxValueSize {
-		return httpapi.RoomError(t, "allocate", k)
+		return t.withRoom(httpapi.RoomError(t, "allocate", k), size)
 	}
 	if size > 0 {
 		if st, err := t.status(); err == nil && size > st.Capacity {
-			return httpapi.RoomError(t, "allocate", k)
+			return t.withRoom(httpapi.RoomError(t, "allocate", k), size)
 		}
 	}
-	return t.Allocate(k, size, mtime)
+	return t.withRoom(t.Allocate(k, size, mtime), size)
 }
 
 func runPatch(c *cmdCtx) (err error) {
@@ -300,7 +306,7 @@ func runPatch(c *cmdCtx) (err error) {
 		}
 		if n > 0 || first {
 			if err := t.SetPartial(k, off, buf[:n]); err != nil {
-				return err
+				return t.withRoom(err, int64(n))
 			}
 			off = min(off+int64(n), httpapi.MaxValueSize)
 		}

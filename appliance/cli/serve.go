@@ -29,7 +29,7 @@ func runServe(c *cmdCtx) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, appliance.ErrNeedToken), errors.Is(err, appliance.ErrBadToken):
+	case errors.Is(err, appliance.ErrNeedToken), errors.Is(err, appliance.ErrBadToken), errors.Is(err, appliance.ErrBadTLS):
 		return usagef("%v", err)
 	case errors.Is(err, kvtar.ErrTooSmall):
 		return openError(c.cfg, err)

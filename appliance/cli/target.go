@@ -30,6 +30,7 @@ type cmdCtx struct {
 type target struct {
 	kv.RW
 	status func() (httpapi.Status, error)
+	walk   walkFunc
 }
 
 // open opens the configured target: the disk (read-only unless write is
@@ -44,7 +45,7 @@ func (c *cmdCtx) open(write bool) (*target, error) {
 		if c.cfg.ReadOnly {
 			rw = readOnly{rw}
 		}
-		return &target{RW: rw, status: cl.Status}, nil
+		return &target{RW: rw, status: cl.Status, walk: cl.Walk}, nil
 	}
 	s, err := appliance.OpenStore(c.cfg, !write || c.cfg.ReadOnly)
 	if err != nil {
@@ -54,7 +55,7 @@ func (c *cmdCtx) open(write bool) (*target, error) {
 		fmt.Fprintf(c.env.Stderr, "tarstore: warning: %s: %s (see `tarstore check`)\n", terminalSafe(appliance.Describe(c.cfg)), d)
 	}
 	ro := c.cfg.ReadOnly
-	return &target{RW: s, status: func() (httpapi.Status, error) {
+	return &target{RW: s, walk: storeWalk(s), status: func() (httpapi.Status, error) {
 		st, err := appliance.StatusFunc(s)()
 		st.ReadOnly = ro || st.WhyReadOnly != "" || st.Damage != ""
 		return st, err
@@ -72,7 +73,15 @@ func (c *cmdCtx) client() (*client.Client, error) {
 		}
 		token = t
 	}
-	cl, err := client.New(c.cfg.Remote, client.Options{Token: token, HTTPClient: c.env.HTTPClient})
+	opts := client.Options{Token: token, HTTPClient: c.env.HTTPClient}
+	if c.cfg.CACert != "" {
+		conf, err := client.CAConfig(c.cfg.CACert)
+		if err != nil {
+			return nil, usagef("--ca-cert: %v", err)
+		}
+		opts.TLS = conf
+	}
+	cl, err := client.New(c.cfg.Remote, opts)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -203,7 +212,9 @@ func (c *cmdCtx) buffer(r io.Reader, what string) (*input, error) {
 		return nil, fmt.Errorf("buffering %s: %w", what, err)
 	}
 	os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, r)
+	p := c.quietProgress("reading "+what, -1)
+	n, err := io.Copy(tmp, p.reader(r))
+	p.finish()
 	if err == nil {
 		_, err = tmp.Seek(0, io.SeekStart)
 	}

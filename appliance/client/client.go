@@ -52,6 +52,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,7 +73,11 @@ import (
 // Options configure a Client.
 type Options struct {
 	Token      string       // bearer token; "" sends none
-	HTTPClient *http.Client // nil = a client of this package's own
+	HTTPClient *http.Client // nil = a client of this package's own (transport.go)
+	// TLS configures the client's own transport for https:// servers
+	// (CAConfig trusts a given CA); nil = Go's defaults, the system's
+	// roots. Unused with HTTPClient.
+	TLS *tls.Config
 }
 
 // Client is a kv.RW served by a tarstore server. It is safe for concurrent
@@ -96,9 +101,7 @@ func New(baseURL string, opts Options) (*Client, error) {
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 32
-		hc = &http.Client{Transport: t}
+		hc = &http.Client{Transport: newTransport(opts.TLS)}
 	}
 	return &Client{base: strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), token: opts.Token, hc: hc}, nil
 }

@@ -206,6 +206,9 @@ func (c *Client) List(k kv.Key) ([]kv.Entry, error) {
 	if err := c.getJSON("list", k, httpapi.KeyPath(k), &lb, "list"); err != nil {
 		return nil, err
 	}
+	if lb.Error != nil { // the listing failed after it had started
+		return nil, apiError("list", k, httpapi.StatusCode(lb.Error.Code), *lb.Error)
+	}
 	out := make([]kv.Entry, 0, len(lb.Entries))
 	for _, e := range lb.Entries {
 		ek, ok := bodyKey(e.Key, e.KeyPct)

@@ -92,6 +92,17 @@ const (
 	MaxConns   = "max-conns"
 	// MaxConnsPerIP: 0 = a quarter of MaxConns (at least 1).
 	MaxConnsPerIP = "max-conns-per-ip"
+	TLSCert       = "tls-cert"
+	TLSKey        = "tls-key"
+	CACert        = "ca-cert"
+	AccessLog     = "access-log"
+	LogFormat     = "log-format"
+)
+
+// Log formats (LogFormat).
+const (
+	LogText = "text"
+	LogJSON = "json"
 )
 
 // Defaults.
@@ -124,6 +135,16 @@ var Settings = []Setting{
 		Help: "most HTTP connections serve keeps open at once"},
 	{Name: MaxConnsPerIP, Env: "TARSTORE_MAX_CONNS_PER_IP", Kernel: "tarstore.max-conns-per-ip", Default: "0", Arg: "N",
 		Help: "most of them from one client IP address; 0 = a quarter of max-conns (raise it when clients share an address, as behind QEMU's user networking)"},
+	{Name: TLSCert, Env: "TARSTORE_TLS_CERT", Kernel: "tarstore.tls-cert", Arg: "FILE",
+		Help: "serve HTTPS with this PEM certificate (chain); needs --tls-key"},
+	{Name: TLSKey, Env: "TARSTORE_TLS_KEY", Kernel: "tarstore.tls-key", Arg: "FILE",
+		Help: "the PEM private key of --tls-cert"},
+	{Name: CACert, Env: "TARSTORE_CA_CERT", Kernel: "tarstore.ca-cert", Arg: "FILE",
+		Help: "clients of an https:// server trust the PEM certificates in FILE (its CA, or its self-signed certificate) instead of the system's"},
+	{Name: AccessLog, Env: "TARSTORE_ACCESS_LOG", Kernel: "tarstore.access-log", Default: "false", Bool: true,
+		Help: "serve writes one line per request to stderr: method, key, status, bytes, duration, client"},
+	{Name: LogFormat, Env: "TARSTORE_LOG_FORMAT", Kernel: "tarstore.log-format", Default: LogText, Arg: "text|json",
+		Help: "format of serve's log lines (access log and errors): text (key=value) or json (one object a line)"},
 }
 
 // Lookup returns the setting called name.
@@ -164,6 +185,14 @@ type Config struct {
 	// MaxConnsPerIP bounds the connections of one client address; 0 = a
 	// quarter of MaxConns (PerIP).
 	MaxConnsPerIP int
+	// TLSCert and TLSKey are the PEM files serve's HTTPS uses; both or
+	// neither are set.
+	TLSCert, TLSKey string
+	// CACert is the PEM file of certificates a client trusts for an
+	// https:// server; "" for the system's.
+	CACert    string
+	AccessLog bool   // serve logs every request
+	LogFormat string // LogText or LogJSON
 
 	// From tells where each setting's value came from, by setting name.
 	From map[string]Layer
@@ -272,12 +301,14 @@ func Load(src Sources) (Config, error) {
 	}
 
 	// The other settings, each on its own.
+	spells := map[string]string{}
 	for _, s := range Settings {
 		if isTarget(s.Name) {
 			continue
 		}
 		f := pick(s)
 		cfg.From[s.Name] = f.layer
+		spells[s.Name] = f.spell
 		bad := func(msg string) error {
 			return &Error{Setting: s.Name, Layer: f.layer, Source: f.spell, Msg: msg}
 		}
@@ -313,10 +344,38 @@ func Load(src Sources) (Config, error) {
 				return Config{}, bad(fmt.Sprintf("%q is not 0 or a positive number", f.val))
 			}
 			cfg.MaxConnsPerIP = n
+		case TLSCert:
+			cfg.TLSCert = f.val
+		case TLSKey:
+			cfg.TLSKey = f.val
+		case CACert:
+			cfg.CACert = f.val
+		case AccessLog:
+			b, err := ParseBool(f.val)
+			if err != nil {
+				return Config{}, bad(err.Error())
+			}
+			cfg.AccessLog = b
+		case LogFormat:
+			if f.val != LogText && f.val != LogJSON {
+				return Config{}, bad(fmt.Sprintf("%q is not text or json", f.val))
+			}
+			cfg.LogFormat = f.val
 		}
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		name, other := TLSCert, TLSKey
+		if cfg.TLSCert == "" {
+			name, other = TLSKey, TLSCert
+		}
+		return Config{}, &Error{Setting: name, Layer: cfg.From[name], Source: spells[name],
+			Msg: "needs " + other + " too (a certificate and its key)"}
 	}
 	return cfg, nil
 }
+
+// TLS reports whether serve serves HTTPS.
+func (c Config) TLS() bool { return c.TLSCert != "" }
 
 func isTarget(name string) bool {
 	for _, t := range targets {

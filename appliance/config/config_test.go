@@ -257,3 +257,29 @@ func TestMaxConnsPerIP(t *testing.T) {
 		assert.True(t, IsConfigError(err), "%q", bad)
 	}
 }
+
+// TestTLSAndLogSettings: the TLS and log settings from every layer, a
+// certificate without its key, and a log format that is not one.
+func TestTLSAndLogSettings(t *testing.T) {
+	c, err := Load(Sources{Cmdline: "tarstore.tls-cert=/c.pem tarstore.tls_key=/k.pem tarstore.access-log tarstore.log-format=json"})
+	require.NoError(t, err)
+	assert.Equal(t, "/c.pem", c.TLSCert)
+	assert.Equal(t, "/k.pem", c.TLSKey)
+	assert.True(t, c.TLS())
+	assert.True(t, c.AccessLog)
+	assert.Equal(t, LogJSON, c.LogFormat)
+
+	c, err = Load(Sources{LookupEnv: env("TARSTORE_CA_CERT", "/ca.pem")})
+	require.NoError(t, err)
+	assert.Equal(t, "/ca.pem", c.CACert)
+	assert.False(t, c.TLS())
+	assert.False(t, c.AccessLog, "the access log is off by default")
+	assert.Equal(t, LogText, c.LogFormat)
+
+	_, err = Load(Sources{LookupEnv: env("TARSTORE_TLS_CERT", "/c.pem")})
+	require.EqualError(t, err, "TARSTORE_TLS_CERT: needs tls-key too (a certificate and its key)")
+	_, err = Load(Sources{Flags: map[string]string{TLSKey: "/k.pem"}})
+	require.EqualError(t, err, "--tls-key: needs tls-cert too (a certificate and its key)")
+	_, err = Load(Sources{Flags: map[string]string{LogFormat: "xml"}})
+	require.EqualError(t, err, `--log-format: "xml" is not text or json`)
+}

@@ -119,3 +119,48 @@ func TestCurl(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCurlChunkedTar: `tar c dir | curl -T - URL` stores the stream (curl
+// sends it chunked, of unknown length): the value is the archive's bytes,
+// which tar lists again; a second upload replaces it.
+func TestCurlChunkedTar(t *testing.T) {
+	for _, tool := range []string{"curl", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: install the Debian package %q (apt-get install -y %s)", tool, tool, tool)
+		}
+	}
+	e := kvtarEnv(t, 32<<20, httpapi.Options{Token: "tok"})
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	rng := rand.NewChaCha8([32]byte{3})
+	for name, size := range map[string]int{"a.bin": 1<<20 + 5, "sub/b.bin": 2 << 20, "sub/c.txt": 10} {
+		b := make([]byte, size)
+		rng.Read(b)
+		require.NoError(t, os.WriteFile(filepath.Join(src, name), b, 0o644))
+	}
+	sent := filepath.Join(dir, "sent.tar")
+	for _, want := range []string{"201", "204"} {
+		// tee keeps what curl was given, to compare.
+		cmd := exec.Command("bash", "-c", `set -o pipefail; tar -C "$1" -c . | tee "$2" | curl -sS -T - -H "Authorization: Bearer tok" -o /dev/null -w '%{http_code}' "$3"`,
+			"bash", src, sent, e.srv.URL+"/v1/kv/backups/src.tar")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Equal(t, want, string(out))
+	}
+	tarball, err := os.ReadFile(sent)
+	require.NoError(t, err)
+	require.Greater(t, len(tarball), 3<<20)
+	got, err := e.value("/backups/src.tar")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(tarball, []byte(got)), "the stored value differs from the stream")
+
+	back := filepath.Join(dir, "back.tar")
+	curl(t, "-H", "Authorization: Bearer tok", "-o", back, e.srv.URL+"/v1/kv/backups/src.tar")
+	list, err := exec.Command("tar", "-tf", back).CombinedOutput()
+	require.NoError(t, err, "%s", list)
+	assert.Contains(t, string(list), "./sub/b.bin")
+	kind, err := e.store.Exists(httpapi.UploadDir)
+	require.NoError(t, err)
+	assert.Equal(t, "none", kind.String(), "pieces left behind")
+}

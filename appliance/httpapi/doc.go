@@ -3,10 +3,10 @@
 //
 // # Routes
 //
-//	GET    /v1/kv/{key}                  get; Range → 206 (get_partial); ETag, Last-Modified; If-None-Match → 304
-//	GET    /v1/kv/{key}?list             list → ListBody
+//	GET    /v1/kv/{key}                  get; Range → 206 (get_partial); ETag, Last-Modified; If-None-Match → 304; Content-Type (content.go)
+//	GET    /v1/kv/{key}?list[&recursive][&long]  list → ListBody (streamed)
 //	HEAD   /v1/kv/{key}                  exists/stat: X-Tarstore-Kind, Content-Length (values), ETag, Last-Modified; 404
-//	PUT    /v1/kv/{key}                  set, streamed; Content-Length required (411); 201 new / 204 replaced; ETag of the new value
+//	PUT    /v1/kv/{key}                  set, streamed; without Content-Length (chunked) staged in pieces (chunked.go); 201 new / 204 replaced; ETag of the new value
 //	PATCH  /v1/kv/{key}?offset=N         set_partial; body ≤ Options.MaxPatch (413); 204
 //	POST   /v1/kv/{key}?allocate=SIZE[&mtime=RFC3339]   allocate; 201
 //	POST   /v1/kv/{key}?rename-to={dst}  rename; 204
@@ -18,6 +18,9 @@
 //	GET    /healthz                      "ok" (no authentication)
 //	POST   /v1/check                     online check of the whole store → CheckReport; 429 while one runs (below)
 //	POST   /v1/shutdown                  202, then Options.Shutdown (the appliance flushes and powers off); 501 without it
+//	GET    /, /browse/{key}              the web console's pages (console.go, package console)
+//	GET    /console/static/{file}        its style sheet and script (no authentication)
+//	POST   /console/login, /logout       its session: the token in an HttpOnly cookie
 //
 // Keys are taken from the escaped request path after "/v1/kv", by hand:
 // net/http's ServeMux would clean /v1/kv/a/../b into a redirect, and a key
@@ -53,8 +56,8 @@
 // and, for rename_source_prefix, "dest"), the message being kv's Message in
 // the Mirage wording, with the status of StatusCode: 404 not_found; 409
 // value_expected, dictionary_expected, already_present,
-// rename_source_prefix; 507 no_space; 400 invalid_key, invalid_argument
-// (411 for a PUT without Content-Length); 403 read_only; 401 unauthorized
+// rename_source_prefix; 507 no_space; 400 invalid_key, invalid_argument;
+// 403 read_only; 401 unauthorized
 // (with WWW-Authenticate: Bearer); 412 precondition_failed; 413 too_large;
 // 405 method_not_allowed (with Allow); 408 request_timeout (a request
 // body that stalled or crawled, with Connection: close); 416
@@ -83,12 +86,10 @@
 // ETag: the strong entity tag "<lowercase hex of the kv digest>", SHA-256
 // of a value or kv.DictDigest of a dictionary, as SPEC §3 defines Digest. A
 // GET computes it from the very reader it streams from, so the tag always
-// describes the bytes sent. Digests cost a full read, so the handler caches
-// them per key until a write to a related key (the key, an ancestor or a
-// descendant) ends, and a PUT caches the digest it computed while storing
-// (coord.go) unless asked not to. The cache assumes the handler is the store's only writer, as
-// it is in the appliance (the image is locked); a GET of a value not yet
-// cached reads it twice (to hash, then to send).
+// describes the bytes sent: a reader that knows its value's digest (the tar
+// store's, kept in its index) gives it without a read, so a GET of a small
+// value is one device read; from any other reader the handler hashes the
+// value first. The handler caches no digests: they are the store's.
 //
 // PUT answers 201 Created (with Location) when the key was absent and 204
 // No Content when something — a value or a dictionary, which set replaces
@@ -96,7 +97,24 @@
 // exceeds the free space (Options.Status().Free, else store.Free()) is
 // refused with 507 before its body is read; clients that send
 // "Expect: 100-continue" never send it. A body that ends early is 400
-// invalid_argument and changes nothing.
+// invalid_argument and changes nothing. A PUT without Content-Length (a
+// chunked body: `tar c dir | curl -T - URL`) is stored all or nothing
+// too, its pieces staged under UploadDir while it arrives (chunked.go).
+//
+// Content-Type: a value is answered with the type of its key's extension
+// (mime.TypeByExtension; application/octet-stream without one it knows),
+// "X-Content-Type-Options: nosniff" and "Content-Security-Policy:
+// sandbox", so that a value a browser renders (HTML, SVG) runs no script
+// with the console's origin. The store keeps no type of its own: the key
+// names it, as a file name does.
+//
+// The web console (console.go) is the same handler's pages at / and
+// /browse/{key}: they read the store as the API does, and console.js
+// writes through the API. With Options.Token a page asks for the token
+// once and keeps it in an HttpOnly, SameSite=Strict cookie, which stands
+// for the Authorization header on every route; a write with the cookie
+// needs the X-Tarstore-Console header as well (no other site can send
+// it), so the cookie cannot be used across sites.
 //
 // Conditional writes: If-Match, If-None-Match (* or tags) and
 // If-Unmodified-Since are honoured by PUT, PATCH, POST and DELETE (for
@@ -171,15 +189,20 @@
 // Metrics (/metrics, text format 0.0.4): tarstore_requests_total{op,code}
 // (op is the kv operation — get, get_partial, list, exists for HEAD, set,
 // set_partial, allocate, rename, remove, open, read, close_reader — or the
-// route: status, metrics, healthz, check, shutdown, other; code is the HTTP status),
+// route: status, metrics, healthz, check, shutdown, console, other; code is the HTTP status),
 // tarstore_request_duration_seconds{op} (histogram), tarstore_bytes_read_total,
 // tarstore_bytes_written_total, tarstore_open_readers, and from the status
 // tarstore_free_bytes, tarstore_read_only, tarstore_build_info{version}
 // and, with Options.Status, tarstore_capacity_bytes,
 // tarstore_largest_value_bytes and tarstore_entries.
 //
+// Logs (access.go): with Options.AccessLog one record per request (method,
+// key, status, bytes, duration, client); Options.Logger gets server errors
+// with their code and message.
+//
 // Bounds: PUT bodies are streamed to the store (bounded memory, length
-// fixed by Content-Length); PATCH bodies are held in memory up to
+// fixed by Content-Length, or read in Options.UploadPiece pieces when
+// chunked); PATCH bodies are held in memory up to
 // Options.MaxPatch; error bodies and JSON are small. Bodies are read under
 // a moving deadline (deadline.go): a body that brings no byte for
 // Options.BodyTimeout, or averages less than Options.MinBodyRate once it

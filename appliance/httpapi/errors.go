@@ -140,6 +140,9 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="tarstore"`)
 	}
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.err = &e.detail
+	}
 	b, _ := json.Marshal(ErrorBody{Error: e.detail})
 	w.WriteHeader(e.status)
 	w.Write(append(b, '\n'))

@@ -70,7 +70,7 @@ func TestGetErrors(t *testing.T) {
 	e.get("/v1/kv/nothing?list").wantError(t, 404, "not_found", "/nothing")
 	// Unknown routes.
 	e.get("/v1/kvx").wantError(t, 404, "not_found", "")
-	e.get("/").wantError(t, 404, "not_found", "")
+	e.get("/console").wantError(t, 404, "not_found", "")
 	e.get("/v2/kv/a").wantError(t, 404, "not_found", "")
 	e.get("/v1/kv/a?x=%zz").wantError(t, 400, "invalid_argument", "")
 }
@@ -208,15 +208,6 @@ func TestPut(t *testing.T) {
 	v, err = e.value(key.String())
 	require.NoError(t, err)
 	assert.Equal(t, "odd", v)
-}
-
-func TestPutLengthRequired(t *testing.T) {
-	e := newEnv(t, httpapi.Options{})
-	// A body of unknown length is sent chunked.
-	r := e.do("PUT", "/v1/kv/k", io.MultiReader(strings.NewReader("chunked")))
-	r.wantError(t, http.StatusLengthRequired, "invalid_argument", "/k")
-	_, err := e.value("/k")
-	require.ErrorIs(t, err, kv.ErrNotFound)
 }
 
 func TestPutShortBody(t *testing.T) {

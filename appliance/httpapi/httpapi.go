@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tarstore/tarstore/kv"
@@ -25,15 +26,14 @@ type Options struct {
 	// 0 = kv.MaxKeyLen. It can only lower kv's limit.
 	MaxKeyLen int
 	Logger    *slog.Logger // nil = discard
+	// AccessLog receives one record per request (access.go); nil = none.
+	AccessLog *slog.Logger
 
 	// ReaderTimeout is how long an idle reader session (POST ?open) lives;
 	// 0 = DefaultReaderTimeout.
 	ReaderTimeout time.Duration
 	// MaxReaders bounds the open reader sessions; 0 = DefaultMaxReaders.
 	MaxReaders int
-	// DigestCacheEntries bounds the digest cache (coord.go); 0 = 4096,
-	// negative = no cache.
-	DigestCacheEntries int
 
 	// BodyTimeout is the longest a request body may go without bringing a
 	// byte, and a response without the client taking one (deadline.go);
@@ -52,6 +52,14 @@ type Options struct {
 	// start of the next; 0 = only CheckPauseFactor times the check's
 	// duration.
 	CheckPause time.Duration
+
+	// UploadPiece is the size of the pieces a chunked PUT is read and
+	// staged in (chunked.go), the memory one such upload holds; 0 =
+	// DefaultUploadPiece.
+	UploadPiece int
+	// TLS tells that clients reach the server over HTTPS: the console's
+	// session cookie is then marked Secure.
+	TLS bool
 
 	// Shutdown, when set, makes POST /v1/shutdown stop the server
 	// gracefully: the handler answers 202 and then calls it (the
@@ -74,6 +82,9 @@ type Handler struct {
 	readers   *readerTable
 	metrics   *metrics
 	checks    *checkGate
+
+	uploadPrefix string        // of the chunked uploads' staging dictionaries
+	uploads      atomic.Uint64 // chunked uploads so far
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -98,11 +109,8 @@ func New(store kv.RW, opts Options) *Handler {
 	if opts.MinBodyRate == 0 {
 		opts.MinBodyRate = DefaultMinBodyRate
 	}
-	switch {
-	case opts.DigestCacheEntries == 0:
-		opts.DigestCacheEntries = defaultCacheEntries
-	case opts.DigestCacheEntries < 0:
-		opts.DigestCacheEntries = 0
+	if opts.UploadPiece <= 0 {
+		opts.UploadPiece = DefaultUploadPiece
 	}
 	log := opts.Logger
 	if log == nil {
@@ -113,10 +121,12 @@ func New(store kv.RW, opts Options) *Handler {
 		opts:      opts,
 		log:       log,
 		tokenHash: sha256.Sum256([]byte(opts.Token)),
-		co:        newCoord(opts.DigestCacheEntries),
+		co:        newCoord(),
 		readers:   newReaderTable(opts.ReaderTimeout, opts.MaxReaders),
 		metrics:   newMetrics(),
 		checks:    &checkGate{minPause: max(opts.CheckPause, 0)},
+
+		uploadPrefix: newUploadPrefix(),
 	}
 }
 
@@ -135,6 +145,8 @@ type call struct {
 	q   url.Values
 	key kv.Key
 	op  string // metrics label
+	// hasKey: key is the request's (a /v1/kv or reader request).
+	hasKey bool
 }
 
 // route is what a request path names.
@@ -149,6 +161,10 @@ const (
 	routeMetrics
 	routeCheck
 	routeShutdown
+	routeConsole // console.go
+	routeStatic
+	routeLogin
+	routeLogout
 )
 
 // ServeHTTP serves one request.
@@ -158,14 +174,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer body.finish()
 	c := &call{w: &statusRecorder{ResponseWriter: w}, r: r, op: "other"}
 	defer func() {
-		code := c.w.code()
-		h.metrics.observe(c.op, code, time.Since(start))
-		level := slog.LevelDebug
-		if code >= 500 {
-			level = slog.LevelError
-		}
-		h.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.EscapedPath(),
-			"op", c.op, "status", code, "duration", time.Since(start))
+		d := time.Since(start)
+		h.metrics.observe(c.op, c.w.code(), d)
+		h.logRequest(c, d)
 	}()
 
 	path := r.URL.EscapedPath()
@@ -175,16 +186,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.health(c)
 		return
 	}
-	if !h.authorized(r) {
-		writeError(c.w, newError(CodeUnauthorized, nil, "Missing or invalid bearer token"))
-		return
-	}
+	authorized := h.authorized(r)
 	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
+	if err != nil && authorized {
 		writeError(c.w, newError("invalid_argument", nil, "Invalid argument: query: "+err.Error()))
 		return
 	}
 	c.q = q
+	if rt.console() {
+		h.serveConsole(c, rt, rest, authorized)
+		return
+	}
+	if !authorized {
+		writeError(c.w, newError(CodeUnauthorized, nil, "Missing or invalid bearer token"))
+		return
+	}
 	switch rt {
 	case routeKV:
 		h.serveKV(c, rest)
@@ -210,6 +226,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // classify splits an escaped path into its route and the rest.
 func classify(path string) (route, string) {
+	if rt, rest, ok := consoleRoute(path); ok {
+		return rt, rest
+	}
 	switch path {
 	case "/healthz":
 		return routeHealth, ""
@@ -255,18 +274,22 @@ func opOf(rt route, r *http.Request) string {
 	case routeKV:
 		return kvOp(r, r.URL.Query())
 	}
+	if rt.console() {
+		return "console"
+	}
 	return "other"
 }
 
 // authorized checks the bearer token in constant time (the comparison is of
-// SHA-256 digests, so not even the token's length leaks).
+// SHA-256 digests, so not even the token's length leaks), or the console's
+// session cookie in its place (console.go).
 func (h *Handler) authorized(r *http.Request) bool {
 	if h.opts.Token == "" {
 		return true
 	}
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return sessionAllowed(r) && h.sessionToken(r)
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1

@@ -143,95 +143,31 @@ func TestIfRange(t *testing.T) {
 }
 
 func TestCoordLocks(t *testing.T) {
-	c := newCoord(16)
+	c := newCoord()
 	a, ab, b := kv.MustKey("/a"), kv.MustKey("/a/b"), kv.MustKey("/b")
 	w := c.lock(a)
 	// An unrelated key is not held up.
 	wb := c.lock(b)
-	c.unlock(wb, b, nil)
+	c.unlock(wb)
 	// A key below a held one waits for it.
 	var got atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		w2 := c.lock(ab)
 		got.Store(true)
-		c.unlock(w2, ab, nil)
+		c.unlock(w2)
 		close(done)
 	}()
 	assert.False(t, got.Load(), "/a/b was locked while /a was held")
-	c.unlock(w, a, nil)
+	c.unlock(w)
 	<-done
 	// A rename locks both keys; the root conflicts with everything.
 	wr := c.lock(kv.MustKey("/x"), kv.MustKey("/y/z"))
 	assert.True(t, c.heldRelatedLocked(kv.MustKey("/y")))
 	assert.True(t, c.heldRelatedLocked(kv.Root))
 	assert.False(t, c.heldRelatedLocked(kv.MustKey("/xy")))
-	c.unlock(wr, kv.Root, nil)
+	c.unlock(wr)
 	assert.Empty(t, c.held)
-}
-
-func TestCoordDigestCache(t *testing.T) {
-	c := newCoord(16)
-	ab, a, b := kv.MustKey("/a/b"), kv.MustKey("/a"), kv.MustKey("/b")
-	d1, d2 := []byte("digest-1"), []byte("digest-2")
-
-	comp := c.begin(ab)
-	_, ok := c.cached(comp)
-	require.False(t, ok, "empty cache")
-	c.finish(comp, d1)
-	comp = c.begin(ab)
-	got, ok := c.cached(comp)
-	require.True(t, ok)
-	require.Equal(t, d1, got)
-	c.finish(comp, nil)
-
-	// While a related write runs, the entry is not used; the writer itself
-	// may use it before it writes; after the write it is gone.
-	w := c.lock(a)
-	comp = c.begin(ab)
-	_, ok = c.cached(comp)
-	require.False(t, ok, "entry used during a write of a parent")
-	c.finish(comp, d2)
-	got, ok = c.cachedUnder(w, ab)
-	require.True(t, ok)
-	require.Equal(t, d1, got)
-	c.unlock(w, a, nil)
-	comp = c.begin(ab)
-	_, ok = c.cached(comp)
-	require.False(t, ok, "entry kept after a write of a parent")
-
-	// A computation disturbed by a write (started and finished while it
-	// ran) does not store its result.
-	w = c.lock(ab)
-	c.unlock(w, ab, nil)
-	c.finish(comp, d2)
-	comp = c.begin(ab)
-	_, ok = c.cached(comp)
-	require.False(t, ok, "a poisoned computation stored its digest")
-	c.finish(comp, nil)
-
-	// An unrelated write leaves the entry; a PUT caches what it stored.
-	c.finish(c.begin(ab), d1)
-	w = c.lock(b)
-	c.unlock(w, b, d2)
-	comp = c.begin(ab)
-	got, ok = c.cached(comp)
-	require.True(t, ok)
-	require.Equal(t, d1, got)
-	c.finish(comp, nil)
-	comp = c.begin(b)
-	got, ok = c.cached(comp)
-	require.True(t, ok)
-	require.Equal(t, d2, got)
-	c.finish(comp, nil)
-
-	// The cache is bounded.
-	for i := range 100 {
-		k, _ := kv.Root.Add(string(rune('a'+i%26)) + string(rune('a'+i/26)))
-		c.finish(c.begin(k), d1)
-	}
-	assert.LessOrEqual(t, len(c.cache), 16)
-	assert.Empty(t, c.pending)
 }
 
 // TestReaderExpiry: an idle reader session is closed after the timeout;

@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -111,7 +114,7 @@ func (h *Handler) serveKV(c *call, rest string) {
 		writeError(c.w, e)
 		return
 	}
-	c.key = k
+	c.key, c.hasKey = k, true
 	switch c.r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.get(c)
@@ -126,30 +129,18 @@ func (h *Handler) serveKV(c *call, rest string) {
 	}
 }
 
-// hashReader returns the SHA-256 of the value r reads.
-func hashReader(r kv.Reader) ([]byte, error) {
+// readerDigest returns the SHA-256 of the value r reads: the reader's own
+// when it knows it (the tar store's, from its index, with no read),
+// else by reading it.
+func readerDigest(r kv.Reader) ([]byte, error) {
+	if d, ok := r.(interface{ Digest() ([]byte, error) }); ok {
+		return d.Digest()
+	}
 	hh := sha256.New()
 	if _, err := copyAhead(hh, r, 0, r.Size()); err != nil {
 		return nil, err
 	}
 	return hh.Sum(nil), nil
-}
-
-// digest returns the digest of k (value or dictionary), from the cache
-// when it holds it.
-func (h *Handler) digest(k kv.Key) ([]byte, error) {
-	comp := h.co.begin(k)
-	if d, ok := h.co.cached(comp); ok {
-		h.co.finish(comp, nil)
-		return d, nil
-	}
-	d, err := h.store.Digest(k)
-	if err != nil {
-		h.co.finish(comp, nil)
-		return nil, err
-	}
-	h.co.finish(comp, d)
-	return d, nil
 }
 
 // setValidators sets the headers that describe the current state.
@@ -175,10 +166,8 @@ func (h *Handler) get(c *call) {
 		h.headFast(c)
 		return
 	}
-	comp := h.co.begin(c.key)
 	r, err := h.store.Open(c.key)
 	if err != nil {
-		h.co.finish(comp, nil)
 		if c.r.Method == http.MethodHead && errors.Is(err, kv.ErrValueExpected) {
 			h.headDictionary(c)
 			return
@@ -188,18 +177,12 @@ func (h *Handler) get(c *call) {
 	}
 	defer r.Close()
 	v := validators{exists: true}
-	if fast {
-		h.co.finish(comp, nil)
-	} else {
-		d, ok := h.co.cached(comp)
-		if !ok {
-			if d, err = hashReader(r); err != nil {
-				h.co.finish(comp, nil)
-				writeError(c.w, kvError(kv.Storage("get", c.key, err)))
-				return
-			}
+	if !fast {
+		d, err := readerDigest(r)
+		if err != nil {
+			writeError(c.w, kvError(kv.Storage("get", c.key, err)))
+			return
 		}
-		h.co.finish(comp, d)
 		v.etag = ETag(d)
 	}
 	if lm, err := h.store.LastModified(c.key); err == nil {
@@ -240,8 +223,7 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 	case rangeOne:
 		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.start, rg.start+rg.length-1, size))
 	}
-	hdr.Set("Content-Type", "application/octet-stream")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	setValueHeaders(hdr, c.key)
 	hdr.Set("Content-Length", strconv.FormatInt(rg.length, 10))
 	if kind == rangeOne {
 		c.w.WriteHeader(http.StatusPartialContent)
@@ -315,7 +297,7 @@ func (h *Handler) answerHead(c *call, v validators) {
 // headDictionary answers HEAD of a dictionary: its kind, digest and
 // Last-Modified.
 func (h *Handler) headDictionary(c *call) {
-	d, err := h.digest(c.key)
+	d, err := h.store.Digest(c.key)
 	if err != nil {
 		writeError(c.w, kvError(kv.WithOp(err, "exists")))
 		return
@@ -334,30 +316,79 @@ func (h *Handler) headDictionary(c *call) {
 
 // ListBody is the JSON body of GET /v1/kv/{key}?list. KeyPct is the
 // listed key percent-encoded when it is not valid UTF-8 (keys.go).
+//
+// With ?list&recursive, Entries holds everything below the key, depth
+// first: each dictionary is followed by what is below it, siblings sorted
+// by key. The body is streamed as the store is walked (never held whole):
+// a failure after the 200 has gone out ends the body with Error, after the
+// entries sent so far, and a client must treat such a listing as failed.
 type ListBody struct {
-	Key     string      `json:"key"`
-	KeyPct  string      `json:"key_pct,omitempty"`
-	Entries []ListEntry `json:"entries"`
+	Key     string       `json:"key"`
+	KeyPct  string       `json:"key_pct,omitempty"`
+	Entries []ListEntry  `json:"entries"`
+	Error   *ErrorDetail `json:"error,omitempty"`
 }
 
-// ListEntry is one child in a ListBody: its absolute key, its kind
-// ("value" or "dictionary") and, for values, its size. When the key is not
-// valid UTF-8, Key has U+FFFD in place of the bad bytes and KeyPct names it
-// exactly ("/nu/%FF%FE", also its path under /v1/kv; ParsePctKey).
+// ListEntry is one entry in a ListBody: its absolute key, its kind
+// ("value" or "dictionary"), for values its size, and with ?list&long its
+// last-modified time (kv's last_modified: for a dictionary the newest of
+// its direct entries). An entry removed while it is listed has no size or
+// time. When
+// the key is not valid UTF-8, Key has U+FFFD in place of the bad bytes and
+// KeyPct names it exactly ("/nu/%FF%FE", also its path under /v1/kv;
+// ParsePctKey).
 type ListEntry struct {
-	Key    string `json:"key"`
-	KeyPct string `json:"key_pct,omitempty"`
-	Kind   string `json:"kind"`
-	Size   *int64 `json:"size,omitempty"`
+	Key          string     `json:"key"`
+	KeyPct       string     `json:"key_pct,omitempty"`
+	Kind         string     `json:"kind"`
+	Size         *int64     `json:"size,omitempty"`
+	LastModified *time.Time `json:"last_modified,omitempty"`
 }
+
+// listFlushEvery is how many entries a streamed listing sends at most
+// before it flushes them to the connection.
+const listFlushEvery = 256
 
 func (h *Handler) list(c *call) {
+	// The first level is read before the answer starts, so that a key that
+	// cannot be listed gets its own status.
 	entries, err := h.store.List(c.key)
 	if err != nil {
 		writeError(c.w, kvError(err))
 		return
 	}
-	body := ListBody{Key: c.key.String(), KeyPct: keyPct(c.key), Entries: make([]ListEntry, 0, len(entries))}
+	head, _ := json.Marshal(ListBody{Key: c.key.String(), KeyPct: keyPct(c.key)})
+	// head is {"key":"/a","entries":null}: the entries go in place of null.
+	head = bytes.TrimSuffix(head, []byte("null}"))
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Header().Set("Cache-Control", "no-store")
+	c.w.WriteHeader(http.StatusOK)
+	lw := &listWriter{
+		w:  bufio.NewWriterSize(&sendWriter{w: c.w, rc: http.NewResponseController(c.w), idle: h.opts.BodyTimeout}, 32<<10),
+		rc: http.NewResponseController(c.w),
+	}
+	lw.w.Write(head)
+	lw.w.WriteByte('[')
+	err = h.listLevel(lw, entries, listOptions{recursive: c.q.Has("recursive"), long: c.q.Has("long")})
+	lw.w.WriteByte(']')
+	if err != nil {
+		b, _ := json.Marshal(kvError(err).detail)
+		lw.w.WriteString(`,"error":`)
+		lw.w.Write(b)
+	}
+	lw.w.WriteString("}\n")
+	lw.flush()
+}
+
+// listOptions are the query's choices of what a listing holds.
+type listOptions struct {
+	recursive bool // everything below, not only the direct children
+	long      bool // each entry's last-modified time
+}
+
+// listLevel writes entries, and with o.recursive what is below each
+// dictionary among them, depth first.
+func (h *Handler) listLevel(lw *listWriter, entries []kv.Entry, o listOptions) error {
 	for _, e := range entries {
 		le := ListEntry{Key: e.Key.String(), KeyPct: keyPct(e.Key), Kind: e.Kind.String()}
 		if e.Kind == kv.Value {
@@ -365,9 +396,68 @@ func (h *Handler) list(c *call) {
 				le.Size = &n
 			}
 		}
-		body.Entries = append(body.Entries, le)
+		if o.long {
+			if t, err := h.store.LastModified(e.Key); err == nil {
+				t = t.UTC()
+				le.LastModified = &t
+			}
+		}
+		if err := lw.entry(le); err != nil {
+			return err
+		}
+		if !o.recursive || e.Kind != kv.Dictionary {
+			continue
+		}
+		below, err := h.store.List(e.Key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound) || errors.Is(err, kv.ErrDictionaryExpected):
+			continue // removed or replaced while listed
+		case err != nil:
+			return err
+		}
+		if err := h.listLevel(lw, below, o); err != nil {
+			return err
+		}
 	}
-	writeJSON(c.w, http.StatusOK, body)
+	return nil
+}
+
+// listWriter writes the entries of a streamed listing.
+type listWriter struct {
+	w  *bufio.Writer
+	rc *http.ResponseController
+	n  int
+}
+
+// entry writes one entry; its error is the connection's (the client went
+// away), which ends the listing.
+func (lw *listWriter) entry(le ListEntry) error {
+	if lw.n > 0 {
+		lw.w.WriteByte(',')
+	}
+	b, err := json.Marshal(le)
+	if err != nil {
+		return err
+	}
+	if _, err := lw.w.Write(b); err != nil {
+		return err
+	}
+	lw.n++
+	if lw.n%listFlushEvery == 0 {
+		return lw.flush()
+	}
+	return nil
+}
+
+// flush sends what is buffered to the client.
+func (lw *listWriter) flush() error {
+	if err := lw.w.Flush(); err != nil {
+		return err
+	}
+	if err := lw.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 // newKey refuses a write of op that would bind k when k is not valid UTF-8
@@ -397,12 +487,9 @@ func (h *Handler) checkWrite(c *call, w *writeLock, kind kv.Kind) *apiError {
 	}
 	v := validators{exists: kind != kv.None}
 	if v.exists && needsETag(c.r) {
-		d, ok := h.co.cachedUnder(w, c.key)
-		if !ok {
-			var err error
-			if d, err = h.store.Digest(c.key); err != nil {
-				return kvError(err)
-			}
+		d, err := h.store.Digest(c.key)
+		if err != nil {
+			return kvError(err)
 		}
 		v.etag = ETag(d)
 	}
@@ -502,50 +589,39 @@ func (h *Handler) put(c *call) {
 	if !h.writable(c, "set") || !h.newKey(c, "set", c.key) {
 		return
 	}
-	size := c.r.ContentLength
+	size := c.r.ContentLength // -1: chunked (chunked.go)
+	keys := []kv.Key{c.key}
+	var stage kv.Key
 	if size < 0 {
-		e := invalidArgument("set", c.key, "a PUT needs a Content-Length")
-		e.status = http.StatusLengthRequired
-		writeError(c.w, e)
-		return
+		stage = h.stageKey()
+		keys = append(keys, stage)
 	}
-	w := h.co.lock(c.key)
+	w := h.co.lock(keys...)
+	defer h.co.unlock(w)
 	var stored []byte // the digest of the new value
-	defer func() { h.co.unlock(w, c.key, stored) }()
 	kind, ok := h.preconditions(c, w, true)
 	if !ok {
-		return
-	}
-	// A value larger than the free space (or than any device) is refused
-	// before its body is read (a client sending Expect: 100-continue never
-	// uploads it), in the store's own words, after the checks the store
-	// makes first.
-	if free, ok := h.freeSpace(); size > MaxValueSize || ok && size > free {
-		writeError(c.w, kvError(RoomError(h.store, "set", c.key)))
 		return
 	}
 	// ?no-digest: the client does not want the ETag, and the body is not
 	// hashed (SHA-256 can be slower than the device); a later GET with an
 	// ETag computes it.
-	body := &bodyReader{r: c.r.Body, size: size}
+	var sum hash.Hash
 	if !c.q.Has("no-digest") {
-		body.hash = sha256.New()
+		sum = sha256.New()
 	}
-	if err := h.store.SetFrom(c.key, body, size); err != nil {
-		if errors.Is(body.err, ErrBodyTimeout) {
-			writeError(c.w, timeoutError(c, "set", body.err))
-			return
-		}
-		if body.err != nil {
-			writeError(c.w, invalidArgument("set", c.key, body.err.Error()))
-			return
-		}
-		writeError(c.w, kvError(err))
+	var e *apiError
+	if size < 0 {
+		size, stored, e = h.putChunked(c, stage, sum)
+	} else {
+		stored, e = h.putSized(c, size, sum)
+	}
+	if e != nil {
+		writeError(c.w, e)
 		return
 	}
 	h.metrics.bytesWritten.Add(size)
-	if body.n == size && body.hash != nil {
-		stored = body.hash.Sum(nil)
+	if stored != nil {
 		c.w.Header().Set("ETag", ETag(stored))
 	}
 	if kind == kv.None {
@@ -554,6 +630,32 @@ func (h *Handler) put(c *call) {
 		return
 	}
 	c.w.WriteHeader(http.StatusNoContent)
+}
+
+// putSized stores c's body of size bytes (its Content-Length) at c.key,
+// streamed, and returns its SHA-256 unless hash is nil.
+func (h *Handler) putSized(c *call, size int64, hash hash.Hash) ([]byte, *apiError) {
+	// A value larger than the free space (or than any device) is refused
+	// before its body is read (a client sending Expect: 100-continue never
+	// uploads it), in the store's own words, after the checks the store
+	// makes first.
+	if free, ok := h.freeSpace(); size > MaxValueSize || ok && size > free {
+		return nil, kvError(RoomError(h.store, "set", c.key))
+	}
+	body := &bodyReader{r: c.r.Body, size: size, hash: hash}
+	if err := h.store.SetFrom(c.key, body, size); err != nil {
+		if errors.Is(body.err, ErrBodyTimeout) {
+			return nil, timeoutError(c, "set", body.err)
+		}
+		if body.err != nil {
+			return nil, invalidArgument("set", c.key, body.err.Error())
+		}
+		return nil, kvError(err)
+	}
+	if body.n != size || hash == nil {
+		return nil, nil
+	}
+	return hash.Sum(nil), nil
 }
 
 func (h *Handler) patch(c *call) {
@@ -592,7 +694,7 @@ func (h *Handler) patch(c *call) {
 		return
 	}
 	w := h.co.lock(c.key)
-	defer h.co.unlock(w, c.key, nil)
+	defer h.co.unlock(w)
 	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
@@ -647,7 +749,7 @@ func (h *Handler) allocate(c *call) {
 		}
 	}
 	w := h.co.lock(c.key)
-	defer h.co.unlock(w, c.key, nil)
+	defer h.co.unlock(w)
 	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
@@ -678,7 +780,7 @@ func (h *Handler) rename(c *call) {
 		return
 	}
 	w := h.co.lock(c.key, dst)
-	defer h.co.unlock(w, c.key, nil)
+	defer h.co.unlock(w)
 	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
@@ -694,7 +796,7 @@ func (h *Handler) remove(c *call) {
 		return
 	}
 	w := h.co.lock(c.key)
-	defer h.co.unlock(w, c.key, nil)
+	defer h.co.unlock(w)
 	if _, ok := h.preconditions(c, w, false); !ok {
 		return
 	}
@@ -747,7 +849,7 @@ func (h *Handler) serveReader(c *call, id string) {
 		return
 	}
 	defer h.readers.release(s)
-	c.key = s.key
+	c.key, c.hasKey = s.key, true
 	size := s.r.Size()
 	c.w.Header().Set("X-Tarstore-Size", strconv.FormatInt(size, 10))
 	h.sendValue(c, s.r, size, true)

@@ -156,10 +156,13 @@ func quoteLabel(s string) string {
 const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // statusRecorder is the ResponseWriter the handler serves through: it keeps
-// the status code for the metrics.
+// the status code for the metrics, and the bytes of the body and the error
+// sent (writeError) for the logs.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
+	err    *ErrorDetail
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -173,7 +176,9 @@ func (s *statusRecorder) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(p)
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the connection.
