@@ -364,13 +364,17 @@ func (d *Device) rangeOp(op string, typ uint32, ok bool, per, lba, sectors uint6
 
 // Close implements hw.Block: it stops the device (the transport's reset or
 // disconnect) and fails the requests still in flight with hw.ErrClosed. It
-// does not flush.
+// does not flush. The pool's memory goes once every buffer is back, unless
+// stopping the device failed: then the device may still write there, and
+// the pool is kept.
 func (d *Device) Close() error {
-	return d.sess.Close(func(*session) error {
+	return d.sess.Close(func(last *session) error {
 		if d.pool != nil {
-			// The transport is closed: the device no longer reaches
-			// the pool.
-			d.pool.Retire(true)
+			// The last session's transport is closed. Unless closing it
+			// failed (a reset that did not complete: the device may
+			// still write), the device no longer reaches the pool, which
+			// goes once every buffer is back; else it is kept for good.
+			d.pool.Retire(last == nil || last.closeErr == nil)
 		}
 		return nil
 	})

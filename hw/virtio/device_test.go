@@ -373,3 +373,49 @@ func TestPoolWithoutHugepages(t *testing.T) {
 		t.Fatalf("Open with NewPool failing otherwise: %v, transport closed %v", err, g.isClosed())
 	}
 }
+
+// heapMemory is pool memory on the Go heap, for fakes that never touch it.
+type heapMemory struct{ b []byte }
+
+func (m heapMemory) Region() dma.Region { return dma.NewRegion(m.b, 1<<40) }
+func (m heapMemory) Close() error       { return nil }
+
+// stuckFake is a PoolTransport whose Close reports a reset that did not
+// complete (closeErr), or a clean one (nil).
+type stuckFake struct {
+	*fakeDevice
+	closeErr error
+}
+
+func (p stuckFake) NewPool(n int) (dma.Memory, error) { return heapMemory{make([]byte, n)}, nil }
+func (p stuckFake) SharePool(dma.Memory) error        { return nil }
+func (p stuckFake) Close() error                      { return errors.Join(p.fakeDevice.Close(), p.closeErr) }
+
+// TestPoolKeptWhenResetFails: Close releases the pool only when closing
+// the transport stopped the device; after a reset that did not complete
+// the device may still write there, so the pool is kept for good.
+func TestPoolKeptWhenResetFails(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		closeErr error
+		released bool
+	}{
+		{"reset completes", nil, true},
+		{"reset times out", errors.New("device status not 0 after reset"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, 512, 100, fakeAll)
+			dev, err := Open(func() (Transport, error) { return stuckFake{f, tc.closeErr}, nil }, Options{PoolSize: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dev.pool == nil {
+				t.Fatal("no pool over a PoolTransport")
+			}
+			dev.Close()
+			if got := dev.pool.Released(); got != tc.released {
+				t.Fatalf("pool released %v after Close, want %v", got, tc.released)
+			}
+		})
+	}
+}

@@ -24,6 +24,11 @@ type session struct {
 	tags    *queue.Queue[struct{}]
 	slots   []*slot     // by tag
 	pool    *bufferPool // the Device's, shared with the device in this session; nil: none
+	// closeErr is what closing t returned when the session died (set by
+	// Config.Died, read after Close): an error means the device may not
+	// have stopped (a reset that did not complete), so it may still reach
+	// the pool.
+	closeErr error
 
 	// Guarded by the lock tags holds around Submit's post and Reap.
 	q      *virtq.Queue
@@ -167,7 +172,7 @@ func startSession(t Transport, opts *Options, pool *bufferPool) (s *session, err
 		},
 		Died: func(error) {
 			s.tags.Unmap()
-			t.Close()
+			s.closeErr = t.Close()
 		},
 	}
 	if p != nil && p.Polled() {
