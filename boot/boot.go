@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ var Steps = []Step{
 	{"load modules", false, func(b *Booter) error { return loadModules(ModulesList, b.Console) }},
 	{"network", true, (*Booter).network},
 	{"token", false, (*Booter).token},
+	{"tls", true, (*Booter).tls},
 	{"disk", true, (*Booter).disk},
 	{"device benchmark", true, (*Booter).devbench},
 	{"serve", true, (*Booter).serve},
@@ -50,6 +52,14 @@ const (
 	TokenFwCfg = "/sys/firmware/qemu_fw_cfg/by_name/opt/tarstore/token/raw"
 	// TokenFile is where PID 1 keeps that token for the server.
 	TokenFile = "/run/tarstore/token"
+	// TLSCertFwCfg and TLSKeyFwCfg are the fw_cfg files QEMU passes the
+	// PEM certificate (chain) and private key of HTTPS in.
+	TLSCertFwCfg = "/sys/firmware/qemu_fw_cfg/by_name/opt/tarstore/tls-cert/raw"
+	TLSKeyFwCfg  = "/sys/firmware/qemu_fw_cfg/by_name/opt/tarstore/tls-key/raw"
+	// TLSCertFile and TLSKeyFile are where PID 1 keeps them for the
+	// server (the key with mode 0600).
+	TLSCertFile = "/run/tarstore/tls-cert.pem"
+	TLSKeyFile  = "/run/tarstore/tls-key.pem"
 	// DefaultListen is where the appliance listens unless tarstore.listen=
 	// says otherwise: every interface, since QEMU's port forward reaches
 	// the guest on its NIC's address.
@@ -172,21 +182,61 @@ func (b *Booter) network() error {
 
 // token takes the bearer token from fw_cfg, when QEMU passed one.
 func (b *Booter) token() error {
-	t, err := os.ReadFile(TokenFwCfg)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	ok, err := copyFwCfg(TokenFwCfg, TokenFile, 0o600)
+	if ok {
+		b.decided = append(b.decided, "tarstore.token-file="+TokenFile)
 	}
+	return err
+}
+
+// ErrHalfTLS is the "tls" step's error when QEMU passed only one of the
+// certificate and the key.
+var ErrHalfTLS = errors.New("fw_cfg holds one of opt/tarstore/tls-cert and opt/tarstore/tls-key without the other: pass both (scripts/qemu/run --tls-cert F --tls-key F)")
+
+// tls takes HTTPS's certificate and key from fw_cfg, when QEMU passed
+// them. It is fatal: serving plain HTTP when HTTPS was asked for would
+// send the token in clear.
+func (b *Booter) tls() error {
+	return b.tlsFrom(TLSCertFwCfg, TLSKeyFwCfg, TLSCertFile, TLSKeyFile)
+}
+
+// tlsFrom is tls with the certificate and key read from certSrc and
+// keySrc, kept in certDst and keyDst.
+func (b *Booter) tlsFrom(certSrc, keySrc, certDst, keyDst string) error {
+	cert, err := copyFwCfg(certSrc, certDst, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll("/run/tarstore", 0o700); err != nil {
+	key, err := copyFwCfg(keySrc, keyDst, 0o600)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(TokenFile, t, 0o600); err != nil {
-		return err
+	if cert != key {
+		return ErrHalfTLS
 	}
-	b.decided = append(b.decided, "tarstore.token-file="+TokenFile)
+	if cert {
+		b.decided = append(b.decided, "tarstore.tls-cert="+certDst, "tarstore.tls-key="+keyDst)
+	}
 	return nil
+}
+
+// copyFwCfg copies the fw_cfg file src, when QEMU passed it, to dst (on
+// /run's tmpfs) with mode perm, and reports whether there was one.
+func copyFwCfg(src, dst string, perm os.FileMode) (bool, error) {
+	data, err := os.ReadFile(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(dst, data, perm); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // disk waits for the disk the command line names, or finds a default one.

@@ -111,3 +111,34 @@ func TestLoadModulesReportsFailures(t *testing.T) {
 	assert.Contains(t, w.String(), "0 kernel modules loaded")
 	require.NoError(t, loadModules(dir+"/none", &w))
 }
+
+// TestTLSFromFwCfg: the certificate and key QEMU passed are kept (the key
+// mode 0600) and become tarstore.tls-cert and tarstore.tls-key; without
+// them nothing changes; one without the other is an error.
+func TestTLSFromFwCfg(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()+"/run/tarstore"
+	certSrc, keySrc := src+"/tls-cert", src+"/tls-key"
+	certDst, keyDst := dst+"/tls-cert.pem", dst+"/tls-key.pem"
+
+	b := &Booter{}
+	require.NoError(t, b.tlsFrom(certSrc, keySrc, certDst, keyDst))
+	assert.Empty(t, b.decided, "no fw_cfg files: plain HTTP")
+
+	require.NoError(t, os.WriteFile(certSrc, []byte("CERT PEM"), 0o444))
+	require.ErrorIs(t, b.tlsFrom(certSrc, keySrc, certDst, keyDst), ErrHalfTLS)
+	assert.Empty(t, b.decided)
+
+	require.NoError(t, os.WriteFile(keySrc, []byte("KEY PEM"), 0o444))
+	require.NoError(t, b.tlsFrom(certSrc, keySrc, certDst, keyDst))
+	p := b.params()
+	assert.Equal(t, certDst, p["tarstore.tls-cert"])
+	assert.Equal(t, keyDst, p["tarstore.tls-key"])
+	for file, want := range map[string]string{certDst: "CERT PEM", keyDst: "KEY PEM"} {
+		got, err := os.ReadFile(file)
+		require.NoError(t, err)
+		assert.Equal(t, want, string(got))
+	}
+	fi, err := os.Stat(keyDst)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the key is readable by PID 1 only")
+}

@@ -42,18 +42,28 @@
 //     opt/tarstore/token (-fw_cfg name=opt/tarstore/token,file=F, which
 //     keeps it off the host's process list) is copied to
 //     /run/tarstore/token, mode 0600, and used as tarstore.token-file.
-//  12. "disk" (fatal): the disk the kernel command line names
+//  12. "tls" (fatal): HTTPS's PEM certificate (chain) and private key
+//     passed by QEMU as fw_cfg files opt/tarstore/tls-cert and
+//     opt/tarstore/tls-key (scripts/qemu/run --tls-cert F --tls-key F,
+//     which keeps the key off the kernel command line and the host's
+//     process list) are copied to /run/tarstore/tls-cert.pem and
+//     /run/tarstore/tls-key.pem (the key mode 0600) and used as
+//     tarstore.tls-cert and tarstore.tls-key: the appliance then serves
+//     HTTPS only. One without the other (ErrHalfTLS), or one that
+//     cannot be read, powers off rather than serve plain HTTP; a pair
+//     that does not load fails in "serve". Without them it serves HTTP.
+//  13. "disk" (fatal): the disk the kernel command line names
 //     (tarstore.disk=, or tarstore.virtio= / tarstore.nvme= for
 //     tarstore's drivers), waited for up to DiskWait when it is a /dev
 //     node (also tarstore.nvme=passthru:/dev/NODE); with none named, the first of /dev/vda and /dev/nvme0n1 that
 //     appears within DiskWait.
-//  13. "device benchmark" (fatal): with tarstore.devbench=KIND:SPEC[,...]
+//  14. "device benchmark" (fatal): with tarstore.devbench=KIND:SPEC[,...]
 //     (disk:/dev/vda, virtio:pci:BDF, nvme:vfio:BDF, ...), 4 KiB random
 //     reads at queue depths 1 and 32 on each device, interleaved
 //     (hw/hwbench), one console line per figure ("tarstore: devbench qd1
 //     4KiB random read: KIND:SPEC 20.1 us/read, ... ratio 0.32", the ratio
 //     to the first device), then power off without serving.
-//  14. "serve" (fatal): appliance.Serve with the configuration of the kernel
+//  15. "serve" (fatal): appliance.Serve with the configuration of the kernel
 //     command line (tarstore.*=, appliance/config), listening on
 //     0.0.0.0:7070 unless tarstore.listen= says otherwise, with POST
 //     /v1/shutdown enabled. It returns after a graceful shutdown (the

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ type vm struct {
 	state   string // TARSTORE_QEMU_STATE of its scripts
 	url     string
 	token   string
+	tls     *tls.Config // trusting its certificate, when run was given --tls-cert
 	console *lines
 	cmd     *exec.Cmd
 	done    chan error // run's exit
@@ -155,6 +157,13 @@ func startVMWith(t *testing.T, state, disk, img string, args ...string) *vm {
 	v := &vm{t: t, port: port, state: state, url: fmt.Sprintf("http://127.0.0.1:%d", port),
 		console: &lines{start: time.Now(), seen: map[string]time.Duration{"tarstore-qemu: booting ": 0}},
 		done:    make(chan error, 1)}
+	if i := slices.Index(args, "--tls-cert"); i >= 0 && i+1 < len(args) {
+		// The appliance speaks HTTPS with that certificate, which the
+		// tests make their own CA.
+		conf, err := client.CAConfig(args[i+1])
+		require.NoError(t, err)
+		v.url, v.tls = fmt.Sprintf("https://127.0.0.1:%d", port), conf
+	}
 	v.cmd = exec.Command(filepath.Join(repoRoot(t), "scripts/qemu/run"),
 		append([]string{"--disk", disk, "--port", fmt.Sprint(port)}, args...)...)
 	v.cmd.Env = append(os.Environ(), "TARSTORE_QEMU_STATE="+state, "TARSTORE_QEMU_INITRAMFS="+img)
@@ -172,14 +181,15 @@ func startVMWith(t *testing.T, state, disk, img string, args ...string) *vm {
 	return v
 }
 
-// poll is the client that waits for a VM to serve.
-var poll = &http.Client{Timeout: time.Second}
-
 // bootVM boots the appliance on disk and waits until it serves.
 func bootVM(t *testing.T, state, disk string, args ...string) *vm {
 	t.Helper()
 	v := startVM(t, state, disk, args...)
 	tok, err := os.ReadFile(filepath.Join(state, fmt.Sprint(v.port), "token"))
+	// A short timeout: QEMU's port forward accepts at once and holds the
+	// connection while the guest does not answer yet.
+	poll := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: v.tls}}
+	defer poll.CloseIdleConnections()
 	deadline := time.Now().Add(bootTimeout)
 	for {
 		select {
@@ -188,8 +198,6 @@ func bootVM(t *testing.T, state, disk string, args ...string) *vm {
 			t.Fatalf("the VM stopped before serving (%v):\n%s", err, v.console)
 		default:
 		}
-		// A short timeout: QEMU's port forward accepts at once and holds
-		// the connection while the guest does not answer yet.
 		if resp, err := poll.Get(v.url + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -210,7 +218,7 @@ func bootVM(t *testing.T, state, disk string, args ...string) *vm {
 
 // client returns a client of the appliance's API.
 func (v *vm) client() *client.Client {
-	c, err := client.New(v.url, client.Options{Token: v.token})
+	c, err := client.New(v.url, client.Options{Token: v.token, TLS: v.tls})
 	require.NoError(v.t, err)
 	return c
 }
