@@ -30,7 +30,8 @@ import (
 // When a handler leaves a body unread, the server's own draining of it
 // gets the same idle deadline. Responses get the idle deadline too: each
 // write of a value must be taken by the client within BodyTimeout, so a
-// client that stops reading does not hold its connection forever.
+// client that stops reading does not hold its connection forever
+// (sendWriter, send.go).
 //
 // Deadlines need the connection behind the ResponseWriter; with a writer
 // that has none (httptest.ResponseRecorder) bodies are read without them.
@@ -158,17 +159,4 @@ func isTimeout(err error) bool {
 func timeoutError(c *call, op string, err error) *apiError {
 	c.w.Header().Set("Connection", "close")
 	return newError(CodeRequestTimeout, &c.key, fmt.Sprintf("%s %s: %v", op, c.key, err))
-}
-
-// sendWriter is the response writer for a value: each write must be taken
-// by the client within idle.
-type sendWriter struct {
-	w    io.Writer
-	rc   *http.ResponseController
-	idle time.Duration
-}
-
-func (s *sendWriter) Write(p []byte) (int, error) {
-	s.rc.SetWriteDeadline(time.Now().Add(s.idle))
-	return s.w.Write(p)
 }

@@ -215,12 +215,23 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 			rg, kind = rg2, k
 		}
 	}
-	switch kind {
-	case rangeUnsatisfiable:
+	if kind == rangeUnsatisfiable {
 		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		writeError(c.w, newError(CodeRangeNotSatisfied, &c.key, fmt.Sprintf("Range not satisfiable: %q of %d bytes", c.r.Header.Get("Range"), size)))
 		return
-	case rangeOne:
+	}
+	get := c.r.Method != http.MethodHead
+	var inline *[]byte
+	if get && rg.length <= sendChunk {
+		bp, err := readInline(r, rg.start, rg.length)
+		if err != nil {
+			writeError(c.w, kvError(kv.Storage("get", c.key, err)))
+			return
+		}
+		defer sendBuffers.Put(bp)
+		inline = bp
+	}
+	if kind == rangeOne {
 		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.start, rg.start+rg.length-1, size))
 	}
 	setValueHeaders(hdr, c.key)
@@ -230,14 +241,19 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 	} else {
 		c.w.WriteHeader(http.StatusOK)
 	}
-	if c.r.Method == http.MethodHead {
+	if !get {
 		return
 	}
-	var dst io.Writer = c.w
-	if h.opts.BodyTimeout > 0 {
-		dst = &sendWriter{w: c.w, rc: http.NewResponseController(c.w), idle: h.opts.BodyTimeout}
+	dst := h.sendWriter(c)
+	var n int64
+	var err error
+	if inline != nil {
+		var w int
+		w, err = dst.Write((*inline)[:rg.length])
+		n = int64(w)
+	} else {
+		n, err = copyAhead(&dst, r, rg.start, rg.length)
 	}
-	n, err := copyAhead(dst, r, rg.start, rg.length)
 	h.metrics.bytesRead.Add(n)
 	if err != nil {
 		// The status is sent: the connection is closed short of the
@@ -363,8 +379,9 @@ func (h *Handler) list(c *call) {
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.Header().Set("Cache-Control", "no-store")
 	c.w.WriteHeader(http.StatusOK)
+	dst := h.sendWriter(c)
 	lw := &listWriter{
-		w:  bufio.NewWriterSize(&sendWriter{w: c.w, rc: http.NewResponseController(c.w), idle: h.opts.BodyTimeout}, 32<<10),
+		w:  bufio.NewWriterSize(&dst, 32<<10),
 		rc: http.NewResponseController(c.w),
 	}
 	lw.w.Write(head)
