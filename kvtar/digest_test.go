@@ -111,3 +111,15 @@ func TestDigestAfterOpen(t *testing.T) {
 	digestNoRead(t, s2, pd, "/v", "after open")
 	digestNoRead(t, s2, pd, "/d/a", "after open")
 }
+
+// TestDigestOfAllocationsBySize: allocations of sizes that repeat and
+// change each get the digest of their own size (the store keeps the sums
+// of the last size), and read back verified.
+func TestDigestOfAllocationsBySize(t *testing.T) {
+	s, pd, _ := probeStore(t, 3000)
+	for i, n := range []int64{1000, 1000, 3000, 512, 1000, 1 << 20, 70 << 10, 1000} {
+		k := "/alloc/" + strings.Repeat("a", i+1)
+		require.NoError(t, s.Allocate(kv.MustKey(k), n, time.Time{}))
+		digestNoRead(t, s, pd, k, "allocate")
+	}
+}

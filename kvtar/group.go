@@ -26,7 +26,7 @@ type request struct {
 	room bool          // set once the store made room for it (room.go)
 	own  *reservation  // the reservation the request commits (reserve.go), if any
 	done bool          // set by finish
-	wake chan struct{} // closed when the request is done or leads
+	wake chan struct{} // closed when the request is done or leads; made for a request that waits
 }
 
 // write runs one write operation through group commit. A write that found
@@ -34,7 +34,7 @@ type request struct {
 // for the reservation to end and is planned again (reserve.go).
 func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
 	for {
-		err := s.submit(&request{op: op, keys: keys, plan: plan, wake: make(chan struct{})})
+		err := s.submit(&request{op: op, keys: keys, plan: plan})
 		var w *waitReservation
 		if !errors.As(err, &w) {
 			return err
@@ -53,12 +53,14 @@ func (w *waitReservation) Error() string { return "kvtar: waiting for a reservat
 // submit runs request r through group commit and returns its error.
 func (s *Store) submit(r *request) error {
 	s.qmu.Lock()
-	s.queue = append(s.queue, r)
 	lead := !s.leading
 	if lead {
 		s.leading = true
 		r.lead = true
+	} else {
+		r.wake = make(chan struct{})
 	}
+	s.queue = append(s.queue, r)
 	s.qmu.Unlock()
 	if !lead {
 		<-r.wake // r.lead and r.err were set before the close
@@ -110,6 +112,7 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 			return
 		}
 		err := fmt.Errorf("%w: %v\n%s", errPanic, p, debug.Stack())
+		s.batch = nil // it may hold writes, or requests in flight
 		if t != nil && t.wrote {
 			s.failed = err
 		} else if t != nil {
@@ -244,8 +247,11 @@ func conflicts(ks, others []kv.Key) bool {
 // reword reports a group's error under each request's own operation and
 // key.
 func reword(err error, r *request) error {
+	if err == nil {
+		return nil
+	}
 	var e *kv.Error
-	if err == nil || !errors.As(err, &e) {
+	if !errors.As(err, &e) {
 		return err
 	}
 	c := *e

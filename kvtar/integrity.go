@@ -66,6 +66,34 @@ func zerosCRC(n int64) uint32 {
 	return crc
 }
 
+// A zerosSum is the CRC-32C and digest of n zero bytes.
+type zerosSum struct {
+	n   int64
+	crc uint32
+	dg  *digest
+	ok  bool
+}
+
+// zerosSums returns the CRC-32C and digest (nil when n is larger than
+// digestInline) of n zero bytes: those of the last size asked for are
+// kept, since allocations tend to repeat one size. The caller holds
+// s.wmu and s.mu; the sums of a large size take time, and readers go on
+// meanwhile (s.mu is released; s.wmu keeps writers out).
+func (s *Store) zerosSums(n int64) (uint32, *digest) {
+	if z := s.zeros; z.ok && z.n == n {
+		return z.crc, z.dg
+	}
+	z := zerosSum{n: n, ok: true}
+	sum := func() error { z.crc, z.dg = zerosCRC(n), zerosDigest(n); return nil }
+	if n > int64(len(zeros)) {
+		s.unlocked(sum)
+	} else {
+		sum()
+	}
+	s.zeros = z
+	return z.crc, z.dg
+}
+
 // patchedCRC reads m's value (bound to k) with v written at at, verifying
 // the value as it is, and returns the CRC of the patched value and its
 // digest (nil when the value is larger than digestInline). The caller

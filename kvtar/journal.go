@@ -178,23 +178,30 @@ func (r *record) commitLen() int64 {
 	return n
 }
 
+// recordAlign is the sector size up to which an encoded record has the
+// capacity to be padded to its sector in place.
+const recordAlign = 4096
+
 // encode returns the record's bytes for the journal area, and the commit
 // bytes to write at r.spill when r.spill != 0 (nil otherwise). The caller
 // sets r.spill when the inline record would not fit (see recordSize).
 func (r *record) encode() (head, spill []byte) {
 	inline := r.spill == 0
 	ents := r.entries()
+	commitLen := r.commitLen()
 	n := journalHdrSize + 16*(len(r.stage)+len(ents)+len(r.zeros))
 	if inline {
-		n += int(r.commitLen())
+		n += int(commitLen)
 	}
-	b := make([]byte, n)
+	// Room to pad the record to its sector (padSector) without a copy,
+	// for sectors of up to recordAlign bytes.
+	b := make([]byte, n, (n+recordAlign-1)/recordAlign*recordAlign)
 	copy(b, journalMagic)
 	le := binary.LittleEndian
 	le.PutUint32(b[12:], uint32(len(r.zeros)))
 	le.PutUint64(b[16:], uint64(n))
 	le.PutUint64(b[24:], uint64(r.spill))
-	le.PutUint64(b[32:], uint64(r.commitLen()))
+	le.PutUint64(b[32:], uint64(commitLen))
 	le.PutUint32(b[44:], r.stageCRC)
 	le.PutUint32(b[48:], uint32(len(r.stage)))
 	le.PutUint32(b[52:], uint32(len(ents)))
@@ -224,14 +231,17 @@ func (r *record) encode() (head, spill []byte) {
 		le.PutUint64(b[p+8:], uint64(e.len))
 		p += 16
 	}
-	payload := make([]byte, 0, r.commitLen())
+	// The commit bytes: after the tables when inline, else in a buffer
+	// of their own.
+	payload := b[p:p]
+	if !inline {
+		payload = make([]byte, 0, commitLen)
+	}
 	for _, e := range ents {
 		payload = append(payload, e.w.data...)
 	}
 	le.PutUint32(b[40:], crc32.Checksum(payload, castagnoli))
-	if inline {
-		copy(b[p:], payload)
-	} else {
+	if !inline {
 		spill = payload
 	}
 	r.crc = crc32.Checksum(b[12:], castagnoli)

@@ -152,7 +152,8 @@ func (z *member) save(s *Store, off int64) error {
 // owner.
 func (s *Store) readData(m, d *member, p []byte, off int64) error {
 	tm := tarfmt.Member{Header: tarfmt.Header{Size: m.size}, DataOffset: d.dataOff, Sparse: d.sparse}
-	for _, e := range tm.Extents(off, int64(len(p))) {
+	var buf [1]tarfmt.Extent // a member's one extent, unless it is sparse
+	for _, e := range tm.AppendExtents(buf[:0], off, int64(len(p))) {
 		dst := p[e.Logical-off:][:e.Length]
 		if e.Physical < 0 {
 			clear(dst)
@@ -255,18 +256,21 @@ func (s *Store) Get(k kv.Key) ([]byte, error) {
 // staged chunks' as they are copied, the rest's piece by piece (crcPiece)
 // as the next is read.
 func (s *Store) readNew(m, d *member, withCRC bool) ([]byte, uint32, error) {
-	sum := func(crc uint32, q []byte) uint32 {
-		if !withCRC {
-			return 0
-		}
-		return crc32.Update(crc, castagnoli, q)
-	}
 	if m.size < 4*headChunk {
 		p := make([]byte, m.size)
 		if err := s.readData(m, d, p, 0); err != nil {
 			return nil, 0, err
 		}
-		return p, sum(0, p), nil
+		if !withCRC {
+			return p, 0, nil
+		}
+		return p, crc32.Checksum(p, castagnoli), nil
+	}
+	sum := func(crc uint32, q []byte) uint32 {
+		if !withCRC {
+			return 0
+		}
+		return crc32.Update(crc, castagnoli, q)
 	}
 	made := make(chan []byte, 1)
 	go func() { made <- make([]byte, m.size) }()

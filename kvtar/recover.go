@@ -372,6 +372,7 @@ func (s *Store) viewJournal() error {
 	s.verifyFrom, s.verifySeed = js.verifyFrom, js.verifySeed
 	s.knownEnd = js.knownEnd
 	s.dev = &patched{Block: s.dev, rec: js.replay}
+	s.batch = nil // made for the device before
 	return nil
 }
 

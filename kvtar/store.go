@@ -32,6 +32,14 @@ type Store struct {
 	// wmu serializes write transactions. A group leader holds it from
 	// planning to acknowledgement (group.go).
 	wmu sync.Mutex
+	// batch is the write batch of the steps of transactions (txn.go),
+	// reused from one to the next under wmu; nil until the first, and
+	// again after a panic, which may have left it mid-issue, and when
+	// s.dev changes.
+	batch *blockio.Batch
+	// zeros are the sums of the last size Allocate gave (zerosSums),
+	// guarded by wmu.
+	zeros zerosSum
 
 	// smu lets one value at a time stream into a reservation (reserve.go:
 	// space.resv).

@@ -477,7 +477,7 @@ func (t *txn) stepOne(rec *record, stage, early []write, zs []*member) error {
 	if rec != nil && len(t.streamed) > 0 {
 		err = s.dev.Flush()
 	}
-	b := blockio.NewBatch(s.dev)
+	b := s.txnBatch()
 	for _, w := range stage {
 		b.Write(w.off, w.data)
 	}
@@ -511,6 +511,15 @@ func (t *txn) stepOne(rec *record, stage, early []write, zs []*member) error {
 	return err
 }
 
+// txnBatch returns the store's write batch, empty. The caller holds s.wmu.
+func (s *Store) txnBatch() *blockio.Batch {
+	if s.batch == nil {
+		s.batch = blockio.NewBatch(s.dev)
+	}
+	s.batch.Reset()
+	return s.batch
+}
+
 // unlocked runs fn with s.mu released, and takes it again however fn
 // ends (a panic included).
 func (s *Store) unlocked(fn func() error) error {
@@ -526,7 +535,7 @@ func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain
 	// The transaction is durable: its record, or its only writes, are
 	// on the device. The flush also made the previous transaction's
 	// commit writes durable.
-	s.pending = nil
+	s.pending = s.pending[:0]
 	if rec != nil {
 		// The commit writes of step 1 are durable, but a replay of the
 		// record writes them again: the next transaction must not stage
@@ -578,7 +587,7 @@ func (t *txn) commitStep(rec *record, commit []write) error {
 	for _, m := range t.released {
 		s.zombify(m)
 	}
-	b := blockio.NewBatch(s.dev)
+	b := s.txnBatch()
 	for _, w := range t.fills {
 		b.Write(w.off, w.data)
 	}
@@ -668,6 +677,9 @@ func chainNext(prev, crc uint32, off int64) uint32 {
 // their order must not change.
 func splitEarly(commit []write, eoa int64) (early, late []write) {
 	blk := extent{eoa, blockSize}
+	if !slices.ContainsFunc(commit, func(w write) bool { return extent{w.off, int64(len(w.data))}.overlaps(blk) }) {
+		return nil, commit
+	}
 	for _, w := range commit {
 		e := extent{w.off, int64(len(w.data))}
 		switch {

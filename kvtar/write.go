@@ -662,11 +662,7 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 		if err != nil {
 			return err
 		}
-		// The CRC of the zeroes takes time for a large value: readers
-		// go on meanwhile (s.wmu keeps writers out).
-		var crc uint32
-		var dg *digest
-		s.unlocked(func() error { crc, dg = zerosCRC(size), zerosDigest(size); return nil })
+		crc, dg := s.zerosSums(size)
 		t.seal(m, t.hdr, crc, dg)
 		t.zero(m.dataOff, size)
 		t.bind(k, m)

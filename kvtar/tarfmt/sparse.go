@@ -184,21 +184,25 @@ func (e Extent) String() string {
 // map is one extent at DataOffset+off; a sparse member alternates data
 // extents and holes. The result is empty when nothing of the range is
 // within the content.
-func (m *Member) Extents(off, n int64) []Extent {
+func (m *Member) Extents(off, n int64) []Extent { return m.AppendExtents(nil, off, n) }
+
+// AppendExtents appends the extents of Extents(off, n) to dst and returns
+// the result: a caller's buffer saves an allocation per range.
+func (m *Member) AppendExtents(dst []Extent, off, n int64) []Extent {
 	if off < 0 {
 		n, off = n+off, 0
 	}
 	if n <= 0 || off >= m.Size {
-		return nil
+		return dst
 	}
 	end := m.Size
 	if n < m.Size-off {
 		end = off + n
 	}
 	if m.Sparse == nil {
-		return []Extent{{Logical: off, Physical: m.DataOffset + off, Length: end - off}}
+		return append(dst, Extent{Logical: off, Physical: m.DataOffset + off, Length: end - off})
 	}
-	var out []Extent
+	out := dst
 	add := func(lo, hi, phys int64) { // logical [lo, hi); phys is -1 or the archive offset of lo
 		lo2, hi2 := max(lo, off), min(hi, end)
 		if lo2 >= hi2 {

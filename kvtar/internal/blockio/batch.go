@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tarstore/tarstore/hw"
 )
@@ -37,6 +38,19 @@ type Batch struct {
 	resolved bool
 
 	inflight inflight // the writes issued and not yet complete
+
+	// Scratch kept from one Issue to the next, so that a batch reused for
+	// transaction after transaction allocates little: the request packer
+	// (its issue method bound once), the order of the writes for resolve,
+	// bounce memory carved request by request (arena[used:]), the buffer
+	// lists of the requests of the Issue running, and the one-buffer list
+	// of a read-modify-write Read.
+	reqs  requests
+	order []int
+	arena []byte
+	used  int
+	bufs  [][]byte
+	one   [1][]byte
 }
 
 // MaxInFlight is the number of device writes an Issue keeps in flight at
@@ -46,34 +60,76 @@ type Batch struct {
 // rather than the sum.
 const MaxInFlight = 16
 
-// inflight runs device writes concurrently, at most MaxInFlight at a
-// time, and keeps the first error. The last write started is held and run
-// by wait on the caller's goroutine: a batch of one request (the common
-// append) costs no goroutine.
+// inflight runs device requests concurrently, at most MaxInFlight at a
+// time, and keeps the first error. The last request started is held and
+// run by wait on the caller's goroutine: a batch of one request (the common
+// append) costs no goroutine and no hand-off.
+//
+// A device that completes a request in less time than handing it to
+// another goroutine takes (memory, a page cache) gains nothing from
+// concurrency: once a request run on the caller's goroutine completed
+// within quickRequest, the following ones run there too, one after the
+// other, until one takes longer. The requests of a Batch reused for
+// transaction after transaction (kvtar's) thus go straight to a fast
+// device, and keep going out concurrently to a slow one.
 type inflight struct {
-	sem  chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
-	once sync.Once
-	held func() error
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	once    sync.Once
+	held    ioRequest
+	holding bool
+	quick   bool // the last request run on the caller's goroutine was quick
 }
 
-func (f *inflight) start(write func() error) {
-	if f.held != nil {
-		f.spawn(f.held)
+// quickRequest is the completion time under which a device request is run
+// on the caller's goroutine rather than handed to another: about what the
+// hand-off itself costs.
+const quickRequest = 5 * time.Microsecond
+
+// An ioRequest is one device Read or Write.
+type ioRequest struct {
+	dev   hw.Block
+	write bool
+	lba   uint64
+	bufs  [][]byte
+}
+
+func (r ioRequest) do() error {
+	if r.write {
+		return r.dev.Write(r.lba, r.bufs...)
 	}
-	f.held = write
+	return r.dev.Read(r.lba, r.bufs...)
 }
 
-// spawn runs write on a goroutine.
-func (f *inflight) spawn(write func() error) {
+func (f *inflight) start(r ioRequest) {
+	if f.holding {
+		if f.quick {
+			f.run(f.held)
+		} else {
+			f.spawn(f.held)
+		}
+	}
+	f.held, f.holding = r, true
+}
+
+// run runs r on the caller's goroutine and notes whether it was quick.
+func (f *inflight) run(r ioRequest) {
+	t := time.Now()
+	err := r.do()
+	f.quick = time.Since(t) < quickRequest
+	f.keep(err)
+}
+
+// spawn runs r on a goroutine.
+func (f *inflight) spawn(r ioRequest) {
 	f.once.Do(func() { f.sem = make(chan struct{}, MaxInFlight) })
 	f.sem <- struct{}{}
 	f.wg.Add(1)
 	go func() {
 		defer func() { <-f.sem; f.wg.Done() }()
-		f.keep(write())
+		f.keep(r.do())
 	}()
 }
 
@@ -92,9 +148,10 @@ func (f *inflight) keep(err error) {
 // wait runs the held write, waits for every write started and returns the
 // first error.
 func (f *inflight) wait() error {
-	if w := f.held; w != nil {
-		f.held = nil
-		f.keep(w())
+	if f.holding {
+		r := f.held
+		f.held, f.holding = ioRequest{}, false
+		f.run(r)
 	}
 	f.wg.Wait()
 	err := f.err
@@ -124,7 +181,9 @@ func (p piece) end() int64 { return p.off + int64(len(p.p)) }
 // Info does not change while a device is open.
 func NewBatch(dev hw.Block) *Batch {
 	info := dev.Info()
-	return &Batch{dev: dev, info: info, g: newGeometry(info), resolved: true}
+	b := &Batch{dev: dev, info: info, g: newGeometry(info), resolved: true}
+	b.reqs = requests{maxBytes: b.g.maxBytes, issue: b.writeRequest}
+	return b
 }
 
 // Write records the write of p at byte offset off: any offset, any length.
@@ -240,6 +299,11 @@ func (b *Batch) Issue() error {
 	if werr := b.inflight.wait(); err == nil {
 		err = werr
 	}
+	// Every request completed: its bounce memory and buffer list are
+	// free again.
+	b.used = 0
+	clear(b.bufs)
+	b.bufs = b.bufs[:0]
 	return err
 }
 
@@ -253,8 +317,8 @@ func (b *Batch) issue() error {
 		r := b.Sectors()[0]
 		return &hw.Error{Op: "write", Device: b.info.Model, LBA: r.LBA, Sectors: r.Sectors, Kind: hw.ErrReadOnly}
 	}
-	g := b.g
-	r := requests{maxBytes: g.maxBytes, issue: b.writeRequest}
+	g, r := b.g, &b.reqs
+	r.segs, r.n = r.segs[:0], 0
 	for i := 0; i < len(pieces); {
 		// The run of consecutive sectors that starts with pieces[i]:
 		// pieces join it while their first sector is at most one past
@@ -305,11 +369,12 @@ func (b *Batch) writeRequest(segs []seg) error {
 			bounce += s.n
 		}
 	}
-	var arena []byte
-	if bounce > 0 {
-		arena = hw.AllocBuffer(b.dev, int(bounce))
+	arena := b.bounce(int(bounce))
+	if len(segs) > cap(b.bufs)-len(b.bufs) {
+		b.bufs = make([][]byte, 0, max(len(segs), 2*cap(b.bufs), 8))
 	}
-	bufs := make([][]byte, len(segs))
+	bufs := b.bufs[len(b.bufs) : len(b.bufs)+len(segs) : len(b.bufs)+len(segs)]
+	b.bufs = b.bufs[:len(b.bufs)+len(segs)]
 	for i := range segs {
 		if segs[i].data == nil {
 			segs[i].data, arena = arena[:segs[i].n], arena[segs[i].n:]
@@ -320,55 +385,60 @@ func (b *Batch) writeRequest(segs []seg) error {
 		bufs[i] = segs[i].data
 	}
 	lba := b.g.lba(segs[0].off)
-	b.inflight.start(func() error { return b.dev.Write(lba, bufs...) })
+	b.inflight.start(ioRequest{dev: b.dev, write: true, lba: lba, bufs: bufs})
 	return nil
+}
+
+// arenaSize is the most bounce memory a batch keeps for reuse; a request
+// needing more gets its own.
+const arenaSize = 64 << 10
+
+// bounce returns n bytes of bounce memory for one request, owned by the
+// request until Issue's writes complete: carved from the batch's arena.
+// An arena too small for n is replaced by one twice as large (up to
+// arenaSize), or n bytes for the first: a batch used once takes what it
+// needs, one reused grows to what its Issues need.
+func (b *Batch) bounce(n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	if n > arenaSize {
+		return hw.AllocBuffer(b.dev, n)
+	}
+	if n > len(b.arena)-b.used {
+		// The requests issued keep the memory they were given.
+		b.arena, b.used = hw.AllocBuffer(b.dev, max(n, min(2*len(b.arena), int(b.g.down(arenaSize))))), 0
+	}
+	p := b.arena[b.used : b.used+n : b.used+n]
+	b.used += n
+	return p
 }
 
 // assemble fills buf, whole sectors at byte offset off, with their new
 // contents: it reads those of them that the pieces do not cover entirely
 // (consecutive ones in one Read), then copies the pieces over them.
 func (b *Batch) assemble(off int64, buf []byte) error {
-	g, end := b.g, off+int64(len(buf))
+	end := off + int64(len(buf))
 	first := sort.Search(len(b.pieces), func(i int) bool { return b.pieces[i].end() > off })
-	var from, to int64 // sectors still to read, as a byte range; empty when equal
-	read := func() error {
-		if from == to {
-			return nil
-		}
-		err := b.dev.Read(g.lba(from), buf[from-off:to-off])
-		from, to = 0, 0
-		return err
-	}
-	gap := func(lo, hi int64) error {
-		lo, hi = g.down(lo), g.up(hi)
-		if from != to && lo <= to {
-			to = max(to, hi)
-			return nil
-		}
-		if err := read(); err != nil {
-			return err
-		}
-		from, to = lo, hi
-		return nil
-	}
+	r := rmwReads{b: b, off: off, buf: buf}
 	at := off
 	for _, p := range b.pieces[first:] {
 		if p.off >= end {
 			break
 		}
 		if p.off > at {
-			if err := gap(at, p.off); err != nil {
+			if err := r.gap(at, p.off); err != nil {
 				return err
 			}
 		}
 		at = min(p.end(), end)
 	}
 	if at < end {
-		if err := gap(at, end); err != nil {
+		if err := r.gap(at, end); err != nil {
 			return err
 		}
 	}
-	if err := read(); err != nil {
+	if err := r.read(); err != nil {
 		return err
 	}
 	for _, p := range b.pieces[first:] {
@@ -381,10 +451,48 @@ func (b *Batch) assemble(off int64, buf []byte) error {
 	return nil
 }
 
+// rmwReads reads the sectors of a bounce buffer (buf, at byte offset off)
+// that the pieces do not cover entirely, merging consecutive ones into one
+// Read.
+type rmwReads struct {
+	b        *Batch
+	off      int64
+	buf      []byte
+	from, to int64 // sectors still to read, as a byte range; empty when equal
+}
+
+// read reads the sectors pending, if any.
+func (r *rmwReads) read() error {
+	if r.from == r.to {
+		return nil
+	}
+	one := &r.b.one // a one-buffer list without an allocation per Read
+	one[0] = r.buf[r.from-r.off : r.to-r.off]
+	err := r.b.dev.Read(r.b.g.lba(r.from), one[:]...)
+	one[0] = nil
+	r.from, r.to = 0, 0
+	return err
+}
+
+// gap notes that the bytes [lo, hi) are not written: their sectors are to
+// be read.
+func (r *rmwReads) gap(lo, hi int64) error {
+	lo, hi = r.b.g.down(lo), r.b.g.up(hi)
+	if r.from != r.to && lo <= r.to {
+		r.to = max(r.to, hi)
+		return nil
+	}
+	if err := r.read(); err != nil {
+		return err
+	}
+	r.from, r.to = lo, hi
+	return nil
+}
+
 // resolve computes the pieces from the writes, once per change.
 func (b *Batch) resolve() []piece {
 	if !b.resolved {
-		b.pieces = resolve(b.pieces[:0], b.writes)
+		b.pieces, b.order = resolve(b.pieces[:0], b.writes, b.order)
 		b.resolved = true
 	}
 	return b.pieces
@@ -393,11 +501,15 @@ func (b *Batch) resolve() []piece {
 // resolve appends to dst the pieces of ws (non-empty writes, later ones
 // winning), sorted by offset. Disjoint writes are their own pieces;
 // otherwise a sweep over the writes' boundaries keeps, between each two
-// boundaries, the latest write that covers them: O(n log n).
-func resolve(dst []piece, ws []write) []piece {
-	order := make([]int, len(ws))
-	for i := range order {
-		order[i] = i
+// boundaries, the latest write that covers them: O(n log n). order is
+// scratch memory, returned for reuse.
+func resolve(dst []piece, ws []write, order []int) ([]piece, []int) {
+	if len(ws) == 1 {
+		return append(dst, piece{off: ws[0].off, p: ws[0].p}), order
+	}
+	order = order[:0]
+	for i := range ws {
+		order = append(order, i)
 	}
 	slices.SortFunc(order, func(i, j int) int {
 		return cmp.Or(cmp.Compare(ws[i].off, ws[j].off), cmp.Compare(i, j))
@@ -410,7 +522,7 @@ func resolve(dst []piece, ws []write) []piece {
 		for _, i := range order {
 			dst = append(dst, piece{off: ws[i].off, p: ws[i].p, src: i})
 		}
-		return dst
+		return dst, order
 	}
 	points := make([]int64, 0, 2*len(ws))
 	for _, w := range ws {
@@ -442,7 +554,7 @@ func resolve(dst []piece, ws []write) []piece {
 		}
 		dst = append(dst, piece{off: x, p: w.p[x-w.off : y-w.off], src: i})
 	}
-	return dst
+	return dst, order
 }
 
 // latest is a max-heap of write indices: the top is the latest write.

@@ -32,6 +32,7 @@ type cached struct {
 	mu    sync.Mutex
 	m     map[uint64][]byte // sector contents by LBA
 	order []uint64          // LBAs in m, oldest first
+	spare [][]byte          // the memory of sectors forgotten, for reuse
 }
 
 var (
@@ -117,14 +118,25 @@ func sectorOf(bufs [][]byte, ss, i uint64) []byte {
 // keep remembers a copy of sector p at lba, forgetting the oldest sector
 // when the cache is full. The caller holds c.mu.
 func (c *cached) keep(lba uint64, p []byte) {
-	if _, ok := c.m[lba]; !ok {
+	buf, ok := c.m[lba]
+	if !ok {
 		if len(c.order) == cacheSectors {
-			delete(c.m, c.order[0])
-			c.order = c.order[1:]
+			c.drop(c.order[0])
+			c.order = append(c.order[:0], c.order[1:]...)
+		}
+		if n := len(c.spare); n > 0 {
+			buf, c.spare = c.spare[n-1], c.spare[:n-1]
 		}
 		c.order = append(c.order, lba)
 	}
-	c.m[lba] = append(c.m[lba][:0], p...)
+	c.m[lba] = append(buf[:0], p...)
+}
+
+// drop removes the sector at lba from m and keeps its memory for reuse.
+// The caller holds c.mu.
+func (c *cached) drop(lba uint64) {
+	c.spare = append(c.spare, c.m[lba])
+	delete(c.m, lba)
 }
 
 // forget drops the cached sectors in [lba, lba+n).
@@ -134,7 +146,7 @@ func (c *cached) forget(lba, n uint64) {
 	kept := c.order[:0]
 	for _, l := range c.order {
 		if l >= lba && l < lba+n {
-			delete(c.m, l)
+			c.drop(l)
 			continue
 		}
 		kept = append(kept, l)
@@ -145,6 +157,8 @@ func (c *cached) forget(lba, n uint64) {
 func (c *cached) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	clear(c.m)
+	for _, l := range c.order {
+		c.drop(l)
+	}
 	c.order = c.order[:0]
 }

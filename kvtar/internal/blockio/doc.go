@@ -36,8 +36,10 @@
 //     number of writes, never with their size.
 //  4. Write. Each run goes to the device as vectored Writes of whole
 //     sectors, each of at most MaxIO bytes and MaxSegments buffers. Bounce
-//     buffers are assembled one request at a time, so a Batch holds at most
-//     MaxIO bytes of them (from hw.AllocBuffer, kept for reuse).
+//     buffers are assembled one request at a time, carved from memory
+//     (from hw.AllocBuffer, up to 64 KiB) that the Batch keeps for the
+//     requests and Issues that follow; a request needing more gets its
+//     own.
 //
 // The RMW read and the write that follows it are not atomic with respect to
 // other writers: nothing else may write the sectors a Batch covers in part
@@ -68,4 +70,12 @@
 //
 // ReadAt keeps no state and is as safe for concurrent use as the device. A
 // Batch is not safe for concurrent use.
+//
+// The requests of an Issue (and of a large ReadAt) go out concurrently,
+// up to MaxInFlight at once, the last on the caller's goroutine. A Batch
+// reused for Issue after Issue notes whether the device completes the
+// requests run on the caller's goroutine quicker than a hand-off to
+// another goroutine costs (memory, a page cache); while it does, the
+// requests run there one after the other, which costs no goroutine and
+// no hand-off. Nothing orders an Issue's requests either way.
 package blockio

@@ -23,6 +23,19 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	g := newGeometry(info)
 	end := off + int64(len(p))
 	first, last := g.down(off), g.up(end)
+	if off == first && end == last && int64(len(p)) <= g.maxBytes {
+		// Whole sectors, one request.
+		return dev.Read(g.lba(off), p)
+	}
+	if last-first == g.ss {
+		// Part of one sector.
+		bounce := hw.AllocBuffer(dev, int(g.ss))
+		if err := dev.Read(g.lba(first), bounce); err != nil {
+			return err
+		}
+		copy(p, bounce[off-first:])
+		return nil
+	}
 	// Requests go out concurrently (up to MaxInFlight): a large read
 	// overlaps the device's latency, and the page faults of a fresh
 	// buffer, across its requests.
@@ -31,7 +44,7 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	r.issue = func(segs []seg) error {
 		dst := bufs(nil, segs)
 		lba := g.lba(segs[0].off)
-		fl.start(func() error { return dev.Read(lba, dst...) })
+		fl.start(ioRequest{dev: dev, lba: lba, bufs: dst})
 		return nil
 	}
 	if off == first && end == last {
@@ -44,15 +57,6 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 			err = werr
 		}
 		return err
-	}
-	if last-first == g.ss {
-		// Part of one sector.
-		bounce := hw.AllocBuffer(dev, int(g.ss))
-		if err := dev.Read(g.lba(first), bounce); err != nil {
-			return err
-		}
-		copy(p, bounce[off-first:])
-		return nil
 	}
 	// A partial head, a partial tail or both, in different sectors, and
 	// whole sectors (possibly none) between them.
