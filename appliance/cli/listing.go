@@ -35,11 +35,9 @@ type listEntry struct {
 func rfc3339(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
 
 func runLs(c *cmdCtx) (err error) {
-	k := kv.Root
-	if len(c.a.pos) > 0 {
-		if k, err = c.key(c.a.pos[0]); err != nil {
-			return err
-		}
+	k, err := c.keyOrRoot()
+	if err != nil {
+		return err
 	}
 	t, err := c.open(false)
 	if err != nil {
@@ -147,11 +145,9 @@ type duReport struct {
 }
 
 func runDu(c *cmdCtx) (err error) {
-	k := kv.Root
-	if len(c.a.pos) > 0 {
-		if k, err = c.key(c.a.pos[0]); err != nil {
-			return err
-		}
+	k, err := c.keyOrRoot()
+	if err != nil {
+		return err
 	}
 	t, err := c.open(false)
 	if err != nil {

@@ -110,6 +110,15 @@ func (c *cmdCtx) key(s string) (kv.Key, error) {
 	return k, nil
 }
 
+// keyOrRoot parses the optional KEY argument of ls and du: the root when
+// it is absent.
+func (c *cmdCtx) keyOrRoot() (kv.Key, error) {
+	if len(c.a.pos) == 0 {
+		return kv.Root, nil
+	}
+	return c.key(c.a.pos[0])
+}
+
 // newKey parses a key the command writes (put, patch, alloc, the
 // destination of mv, import): as key does, and it must be valid UTF-8
 // (httpapi.CheckNewKey), the same rule on a disk as through a server.
