@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"errors"
-
 	"github.com/tarstore/tarstore/appliance/client"
 	"github.com/tarstore/tarstore/kv"
 )
@@ -29,8 +27,10 @@ func storeWalk(s kv.RO) walkFunc {
 	}
 }
 
+// walkLevel is storeWalk below its first level: each entry with its size
+// and last-modified time.
 func walkLevel(s kv.RO, entries []kv.Entry, recursive bool, fn func(entry) error) error {
-	for _, e := range entries {
+	return kv.Walk(s, entries, recursive, func(e kv.Entry) error {
 		en := entry{Key: e.Key, Kind: e.Kind}
 		if e.Kind == kv.Value {
 			if n, err := s.Size(e.Key); err == nil {
@@ -40,24 +40,8 @@ func walkLevel(s kv.RO, entries []kv.Entry, recursive bool, fn func(entry) error
 		if t, err := s.LastModified(e.Key); err == nil {
 			en.LastModified = t
 		}
-		if err := fn(en); err != nil {
-			return err
-		}
-		if !recursive || e.Kind != kv.Dictionary {
-			continue
-		}
-		below, err := s.List(e.Key)
-		switch {
-		case errors.Is(err, kv.ErrNotFound) || errors.Is(err, kv.ErrDictionaryExpected):
-			continue // removed or replaced meanwhile
-		case err != nil:
-			return err
-		}
-		if err := walkLevel(s, below, true, fn); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(en)
+	})
 }
 
 // walkValues calls fn for k when it is a value, or for each value below

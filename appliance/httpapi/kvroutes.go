@@ -406,7 +406,7 @@ type listOptions struct {
 // listLevel writes entries, and with o.recursive what is below each
 // dictionary among them, depth first.
 func (h *Handler) listLevel(lw *listWriter, entries []kv.Entry, o listOptions) error {
-	for _, e := range entries {
+	return kv.Walk(h.store, entries, o.recursive, func(e kv.Entry) error {
 		le := ListEntry{Key: e.Key.String(), KeyPct: keyPct(e.Key), Kind: e.Kind.String()}
 		if e.Kind == kv.Value {
 			if n, err := h.store.Size(e.Key); err == nil { // a value removed meanwhile has no size
@@ -419,24 +419,8 @@ func (h *Handler) listLevel(lw *listWriter, entries []kv.Entry, o listOptions) e
 				le.LastModified = &t
 			}
 		}
-		if err := lw.entry(le); err != nil {
-			return err
-		}
-		if !o.recursive || e.Kind != kv.Dictionary {
-			continue
-		}
-		below, err := h.store.List(e.Key)
-		switch {
-		case errors.Is(err, kv.ErrNotFound) || errors.Is(err, kv.ErrDictionaryExpected):
-			continue // removed or replaced while listed
-		case err != nil:
-			return err
-		}
-		if err := h.listLevel(lw, below, o); err != nil {
-			return err
-		}
-	}
-	return nil
+		return lw.entry(le)
+	})
 }
 
 // listWriter writes the entries of a streamed listing.
