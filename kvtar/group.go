@@ -19,7 +19,8 @@ import (
 // hands the lead to the oldest waiting request, if any, and returns.
 type request struct {
 	op   string
-	keys []kv.Key // the keys whose subtrees the operation reads or changes; keys[0] names errors
+	keys []kv.Key  // the keys whose subtrees the operation reads or changes; keys[0] names errors
+	key  [1]kv.Key // the memory of keys when there is one
 	plan func(t *txn) error
 	err  error
 	lead bool          // set when the request is to lead the next group
@@ -35,6 +36,20 @@ type request struct {
 func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
 	for {
 		err := s.submit(&request{op: op, keys: keys, plan: plan})
+		var w *waitReservation
+		if !errors.As(err, &w) {
+			return err
+		}
+		<-w.done
+	}
+}
+
+// write1 is write for an operation on one key.
+func (s *Store) write1(op string, k kv.Key, plan func(t *txn) error) error {
+	for {
+		r := &request{op: op, key: [1]kv.Key{k}, plan: plan}
+		r.keys = r.key[:]
+		err := s.submit(r)
 		var w *waitReservation
 		if !errors.As(err, &w) {
 			return err
@@ -198,6 +213,8 @@ func (s *Store) commitGroup(batch []*request) (deferred []*request) {
 		s.compact()
 		deferred = append(retry, deferred...)
 	}
+	t.end()
+	s.recycle(t) // the deferred end finds nothing left to do
 	return deferred
 }
 

@@ -200,6 +200,7 @@ func (s *Store) scan(verifyFrom int64, seed uint32, knownEnd int64) (*scanResult
 		off, boundary = next, next
 		return true, nil
 	}
+	var chainIn [16]byte
 	for {
 		if off >= size {
 			res.sp.eoa = size // no end-of-archive marker: the device is full
@@ -215,7 +216,7 @@ func (s *Store) scan(verifyFrom int64, seed uint32, knownEnd int64) (*scanResult
 		}
 		if verifyFrom >= 0 && off >= verifyFrom && !tb.IsZero() {
 			t, ok := tarfmt.GetTag(&tb)
-			if !ok || !tb.ChecksumOK() || t.Chain != chainNext(chain, t.DataCRC, off) {
+			if !ok || !tb.ChecksumOK() || t.Chain != chainNext(&chainIn, chain, t.DataCRC, off) {
 				res.sp.eoa, res.cut = off, true
 				break
 			}

@@ -37,6 +37,12 @@ type Store struct {
 	// again after a panic, which may have left it mid-issue, and when
 	// s.dev changes.
 	batch *blockio.Batch
+	// spare is the transaction group commit ran last, kept with its lists'
+	// memory for the next (begin, recycle); guarded by wmu.
+	spare *txn
+	// chainScratch is chainNext's input, kept here so that it does not
+	// escape to the heap at every lone append; guarded by wmu.
+	chainScratch [16]byte
 	// zeros are the sums of the last size Allocate gave (zerosSums),
 	// guarded by wmu.
 	zeros zerosSum

@@ -81,6 +81,10 @@ type txn struct {
 	// part of the transaction.
 	wrote bool
 
+	// stageBuf, commitBuf, earlyBuf and lateBuf are the memory of run's
+	// lists of writes, kept across transactions (recycle).
+	stageBuf, commitBuf, earlyBuf, lateBuf []write
+
 	// streamed is data already staged on the device by streaming writes
 	// (SetFrom, copies). When the transaction has a journal record, run
 	// flushes it before writing the record, so that the record need not
@@ -101,7 +105,43 @@ type loneAppend struct {
 func (s *Store) begin() *txn {
 	saved := s.sp
 	saved.chunks = slices.Clone(s.sp.chunks)
-	return &txn{s: s, diskEOA: s.sp.eoa, saved: saved}
+	t := s.spare
+	if t == nil {
+		t = &txn{}
+	}
+	s.spare = nil
+	t.s, t.diskEOA, t.saved = s, s.sp.eoa, saved
+	return t
+}
+
+// recycle keeps t, which has ended and which nothing refers to any more,
+// for the next begin: its lists keep their memory (emptied, so that they
+// hold on to nothing), sparing a small transaction most of its
+// allocations. The store's state never aliases them: what outlives a
+// transaction is copied out of it (run, applyDurable). The caller holds
+// s.wmu.
+func (s *Store) recycle(t *txn) {
+	keep := txn{
+		writes: t.writes, forced: t.forced, released: t.released, layouts: t.layouts, touched: t.touched,
+		apply: t.apply, lones: t.lones, stageBuf: t.stageBuf, commitBuf: t.commitBuf, earlyBuf: t.earlyBuf,
+		lateBuf: t.lateBuf,
+	}
+	clear(keep.writes)
+	clear(keep.forced)
+	clear(keep.released)
+	clear(keep.touched)
+	clear(keep.apply)
+	clear(keep.lones)
+	clear(keep.stageBuf)
+	clear(keep.commitBuf)
+	clear(keep.earlyBuf)
+	clear(keep.lateBuf)
+	*t = txn{
+		writes: keep.writes[:0], forced: keep.forced[:0], released: keep.released[:0], layouts: keep.layouts[:0],
+		touched: keep.touched[:0], apply: keep.apply[:0], lones: keep.lones[:0], stageBuf: keep.stageBuf[:0],
+		commitBuf: keep.commitBuf[:0], earlyBuf: keep.earlyBuf[:0], lateBuf: keep.lateBuf[:0],
+	}
+	s.spare = t
 }
 
 // put queues bytes to write at off; run decides whether each part is a
@@ -402,11 +442,12 @@ func (t *txn) run(op string, k kv.Key) error {
 		return err
 	}
 	t.finish()
-	var stage, commit []write
+	stage, commit := t.stageBuf[:0], t.commitBuf[:0]
 	for _, w := range t.writes {
 		t.split(w, &stage, &commit)
 	}
 	commit = append(commit, t.forced...)
+	t.stageBuf, t.commitBuf = stage, commit
 	if len(stage) == 0 && len(commit) == 0 && len(t.streamed) == 0 && len(t.zeros) == 0 && len(t.apply) == 0 && len(t.released) == 0 {
 		return nil
 	}
@@ -447,7 +488,8 @@ func (t *txn) run(op string, k kv.Key) error {
 	late := commit
 	var early []write
 	if proto == protoLone || proto == protoEarly {
-		early, late = splitEarly(commit, t.diskEOA)
+		early, late = splitEarly(commit, t.diskEOA, t.earlyBuf[:0], t.lateBuf[:0])
+		t.earlyBuf, t.lateBuf = early, late
 	}
 
 	// Step 1: the stage writes and the record.
@@ -653,7 +695,7 @@ func (t *txn) chainable(commit []write) (bool, uint32) {
 	}
 	chain := s.chain
 	for _, l := range t.lones {
-		chain = chainNext(chain, l.dataCRC, l.m.start)
+		chain = chainNext(&s.chainScratch, chain, l.dataCRC, l.m.start)
 		if !tarfmt.SetTag((*tarfmt.Block)(l.hdr), tarfmt.Tag{DataCRC: l.dataCRC, Chain: chain}) {
 			return false, 0 // not ustar: every header is, but then this needs no tag
 		}
@@ -663,8 +705,8 @@ func (t *txn) chainable(commit []write) (bool, uint32) {
 
 // chainNext is the chain of a member at off with data CRC crc, written
 // after the record or chained member whose chain (or record CRC) is prev.
-func chainNext(prev, crc uint32, off int64) uint32 {
-	var b [16]byte
+// b is scratch memory for the function's input (Store.chainScratch).
+func chainNext(b *[16]byte, prev, crc uint32, off int64) uint32 {
 	binary.LittleEndian.PutUint32(b[0:], prev)
 	binary.LittleEndian.PutUint32(b[4:], crc)
 	binary.LittleEndian.PutUint64(b[8:], uint64(off))
@@ -675,10 +717,13 @@ func chainNext(prev, crc uint32, off int64) uint32 {
 // eoa (the header of a member appended there), which may go in step 1,
 // and the others. When another write touches that block too, all wait:
 // their order must not change.
-func splitEarly(commit []write, eoa int64) (early, late []write) {
+//
+// The lists are appended to early and late as given (empty, with memory to
+// reuse); when all wait, late is commit itself.
+func splitEarly(commit []write, eoa int64, early, late []write) ([]write, []write) {
 	blk := extent{eoa, blockSize}
 	if !slices.ContainsFunc(commit, func(w write) bool { return extent{w.off, int64(len(w.data))}.overlaps(blk) }) {
-		return nil, commit
+		return early[:0], commit
 	}
 	for _, w := range commit {
 		e := extent{w.off, int64(len(w.data))}
@@ -686,7 +731,7 @@ func splitEarly(commit []write, eoa int64) (early, late []write) {
 		case e.off >= blk.off && e.end() <= blk.end():
 			early = append(early, w)
 		case e.overlaps(blk):
-			return nil, commit
+			return early[:0], commit
 		default:
 			late = append(late, w)
 		}

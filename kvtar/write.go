@@ -206,7 +206,7 @@ func (t *txn) bind(k kv.Key, m *member) {
 
 // Set binds k to v.
 func (s *Store) Set(k kv.Key, v []byte) error {
-	return s.set("set", k, bytes.NewReader(v), int64(len(v)), v)
+	return s.set("set", k, nil, int64(len(v)), v)
 }
 
 // SetFrom binds k to the next size bytes of r, streamed with bounded
@@ -246,9 +246,9 @@ func readError(op string, k kv.Key, size int64, err error) error {
 }
 
 // set writes a new member for k from r (or from whole, when the bytes are
-// in memory), replacing what k held.
+// in memory: r is then nil), replacing what k held.
 func (s *Store) set(op string, k kv.Key, r io.Reader, size int64, whole []byte) error {
-	return s.write(op, []kv.Key{k}, s.planSet(op, k, r, size, whole))
+	return s.write1(op, k, s.planSet(op, k, r, size, whole))
 }
 
 // planSet returns the plan of set.
@@ -269,6 +269,9 @@ func (s *Store) planSet(op string, k kv.Key, r io.Reader, size int64, whole []by
 			t.seal(m, hdr, crc, sumDigest(whole))
 			t.lones = append(t.lones, loneAppend{m: m, hdr: hdr, dataCRC: crc})
 		} else {
+			if whole != nil {
+				r = bytes.NewReader(whole)
+			}
 			crc, d, err := t.stream(op, k, m.dataOff, r, size)
 			if err != nil {
 				return err
@@ -488,7 +491,7 @@ func (s *Store) SetPartial(k kv.Key, off int64, v []byte) error {
 	if off < 0 {
 		return kv.InvalidArgument(op, k, "negative offset")
 	}
-	return s.write(op, []kv.Key{k}, func(t *txn) error { return t.setPartial(op, k, off, v) })
+	return s.write1(op, k, func(t *txn) error { return t.setPartial(op, k, off, v) })
 }
 
 func (t *txn) setPartial(op string, k kv.Key, off int64, v []byte) error {
@@ -643,7 +646,7 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 	if size < 0 {
 		return kv.InvalidArgument(op, k, "negative size")
 	}
-	return s.write(op, []kv.Key{k}, func(t *txn) error {
+	return s.write1(op, k, func(t *txn) error {
 		if k.IsRoot() {
 			return kv.AlreadyPresent(op, k)
 		}
@@ -673,7 +676,7 @@ func (s *Store) Allocate(k kv.Key, size int64, mtime time.Time) error {
 // Remove unbinds k and everything below it.
 func (s *Store) Remove(k kv.Key) error {
 	const op = "remove"
-	return s.write(op, []kv.Key{k}, func(t *txn) error {
+	return s.write1(op, k, func(t *txn) error {
 		n := s.ix.lookup(k)
 		if n == nil || (k.IsRoot() && len(n.children) == 0 && n.dir == nil) {
 			return nil

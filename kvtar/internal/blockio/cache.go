@@ -103,6 +103,9 @@ func (c *cached) WriteZeroes(lba, sectors uint64) error {
 // AllocBuffer returns dev's buffers, so that writes stay zero-copy.
 func (c *cached) AllocBuffer(n int) []byte { return hw.AllocBuffer(c.Block, n) }
 
+// ReleaseBuffer gives b back to dev (hw.ReleaseBuffer).
+func (c *cached) ReleaseBuffer(b []byte) { hw.ReleaseBuffer(c.Block, b) }
+
 // sectorOf returns the i-th sector of the concatenation of bufs.
 func sectorOf(bufs [][]byte, ss, i uint64) []byte {
 	off := i * ss

@@ -1,6 +1,10 @@
 package blockio
 
-import "github.com/tarstore/tarstore/hw"
+import (
+	"sync"
+
+	"github.com/tarstore/tarstore/hw"
+)
 
 // ReadAt reads len(p) bytes at byte offset off of dev into p: any offset,
 // any length. The whole sectors in the middle of the range are read
@@ -29,11 +33,12 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	}
 	if last-first == g.ss {
 		// Part of one sector.
-		bounce := hw.AllocBuffer(dev, int(g.ss))
+		bounce := getBounce(dev, int(g.ss))
 		if err := dev.Read(g.lba(first), bounce); err != nil {
-			return err
+			return err // bounce is not given back: a request that failed may still own it
 		}
 		copy(p, bounce[off-first:])
+		putBounce(dev, bounce)
 		return nil
 	}
 	// Requests go out concurrently (up to MaxInFlight): a large read
@@ -69,7 +74,8 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	if end != midEnd {
 		n++
 	}
-	bounce := hw.AllocBuffer(dev, n*int(g.ss))
+	bounce := getBounce(dev, n*int(g.ss))
+	whole := bounce
 	if off != mid {
 		head, bounce = bounce[:g.ss], bounce[g.ss:]
 		if err := r.add(seg{off: first, n: g.ss, data: head}); err != nil {
@@ -100,7 +106,51 @@ func ReadAt(dev hw.Block, p []byte, off int64) error {
 	if tail != nil {
 		copy(p[midEnd-off:], tail[:end-midEnd])
 	}
+	putBounce(dev, whole)
 	return nil
+}
+
+// bounceMax is the largest bounce buffer ReadAt keeps for reuse: two
+// sectors of 4 KiB.
+const bounceMax = 8 << 10
+
+// plainBounce keeps bounce buffers of ordinary memory (for devices that
+// are not hw.Allocators) for reuse: a small unaligned read would
+// otherwise make and zero a sector's buffer every time.
+var plainBounce = sync.Pool{New: func() any { return new([bounceMax]byte) }}
+
+// getBounce returns n bytes of bounce memory for a read from dev, with any
+// contents: from dev's Allocator when it has one, else reused ordinary
+// memory when n is at most bounceMax.
+func getBounce(dev hw.Block, n int) []byte {
+	if allocates(dev) || n > bounceMax {
+		return hw.AllocBuffer(dev, n)
+	}
+	return plainBounce.Get().(*[bounceMax]byte)[:n]
+}
+
+// allocates reports whether dev has buffers of its own (hw.Allocator),
+// looking through the cache (Cached), which passes its device's on.
+func allocates(dev hw.Block) bool {
+	if c, ok := dev.(*cached); ok {
+		dev = c.Block
+	}
+	_, ok := dev.(hw.Allocator)
+	return ok
+}
+
+// putBounce gives back b, from getBounce(dev, ...), once the reads into it
+// have succeeded: a read that failed may still own it (a request that
+// timed out can complete later), and such a buffer is left to the garbage
+// collector, or to its device's pool as lost room (hw.Releaser).
+func putBounce(dev hw.Block, b []byte) {
+	if allocates(dev) {
+		hw.ReleaseBuffer(dev, b)
+		return
+	}
+	if cap(b) == bounceMax {
+		plainBounce.Put((*[bounceMax]byte)(b[:bounceMax]))
+	}
 }
 
 // Zero writes zeroes over the n bytes at off (any offset and length): the

@@ -2,10 +2,12 @@ package blockio_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tarstore/tarstore/hw"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
 )
 
@@ -94,5 +96,91 @@ func TestReadAtLarge(t *testing.T) {
 			mid := (c.off + ss - 1) / ss * ss
 			require.True(t, aliases(reqs, false, p[mid-c.off:]), "middle sectors bounced: %v", reqs)
 		})
+	}
+}
+
+// pooled is a device with buffers of its own (hw.Allocator, hw.Releaser),
+// like a driver's DMA pool: it counts the buffers out, and fails reads
+// while failing is set.
+type pooled struct {
+	hw.Block
+	mu      sync.Mutex
+	out     map[*byte]bool
+	allocs  int
+	failing bool
+}
+
+func (p *pooled) AllocBuffer(n int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := make([]byte, n)
+	p.out[&b[0]] = true
+	p.allocs++
+	return b
+}
+
+func (p *pooled) ReleaseBuffer(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.out[&b[0]] {
+		panic("kvtar test: a buffer released twice, or not the device's")
+	}
+	delete(p.out, &b[0])
+}
+
+func (p *pooled) Read(lba uint64, bufs ...[]byte) error {
+	if p.failing {
+		return &hw.Error{Op: "read", Kind: hw.ErrIO}
+	}
+	return p.Block.Read(lba, bufs...)
+}
+
+// TestReadAtBounceBuffers checks what becomes of the bounce buffers of
+// reads of partial sectors on a device with buffers of its own: each
+// comes from the device and goes back to it once the read succeeded (a
+// pool that lost one at every small read would soon be empty), and none
+// goes back after a failed read, which a request that timed out may still
+// own. Through the store's cache too, which passes buffers on.
+func TestReadAtBounceBuffers(t *testing.T) {
+	for _, ss := range sectorSizes {
+		for _, cachedDev := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d/cached=%v", ss, cachedDev), func(t *testing.T) {
+				mdev := newDevice(t, ss, 16)
+				image := mdev.Bytes()
+				p := &pooled{Block: mdev, out: map[*byte]bool{}}
+				var dev hw.Block = p
+				if cachedDev {
+					dev = blockio.Cached(p)
+				}
+				for _, e := range []ext{{ss + 10, 100}, {7, 5 * ss}, {ss - 1, 2}, {ss, 2*ss + 100}} {
+					got := make([]byte, e.n)
+					require.NoError(t, blockio.ReadAt(dev, got, e.off))
+					require.Equal(t, image[e.off:e.off+e.n], got)
+				}
+				require.Positive(t, p.allocs, "the bounce buffers are the device's")
+				require.Empty(t, p.out, "bounce buffers not given back after reads that succeeded")
+
+				p.failing = true
+				require.Error(t, blockio.ReadAt(dev, make([]byte, 100), ss+10))
+				require.Len(t, p.out, 1, "a failed read's bounce buffer given back")
+			})
+		}
+	}
+}
+
+// TestReadAtReusedBounce reads partial sectors of devices of every sector
+// size in turn, many times, on a device without buffers of its own (the
+// bounce buffers are then reused memory): each read returns its own bytes.
+func TestReadAtReusedBounce(t *testing.T) {
+	for round := range 50 {
+		for _, ss := range sectorSizes {
+			mdev := newDevice(t, ss, 8)
+			image := mdev.Bytes()
+			off := int64(round*13) % (ss * 6)
+			n := min(int64(round*37+1), ss*8-off)
+			got := make([]byte, n)
+			require.NoError(t, blockio.ReadAt(mdev, got, off))
+			require.Equal(t, image[off:off+n], got, "ss %d, %d bytes at %d", ss, n, off)
+		}
 	}
 }
