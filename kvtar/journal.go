@@ -185,7 +185,11 @@ const recordAlign = 4096
 // encode returns the record's bytes for the journal area, and the commit
 // bytes to write at r.spill when r.spill != 0 (nil otherwise). The caller
 // sets r.spill when the inline record would not fit (see recordSize).
-func (r *record) encode() (head, spill []byte) {
+func (r *record) encode() (head, spill []byte) { return r.encodeIn(nil) }
+
+// encodeIn is encode into the memory of buf when it is large enough (its
+// contents do not matter), else into new memory.
+func (r *record) encodeIn(buf []byte) (head, spill []byte) {
 	inline := r.spill == 0
 	ents := r.entries()
 	commitLen := r.commitLen()
@@ -195,7 +199,13 @@ func (r *record) encode() (head, spill []byte) {
 	}
 	// Room to pad the record to its sector (padSector) without a copy,
 	// for sectors of up to recordAlign bytes.
-	b := make([]byte, n, (n+recordAlign-1)/recordAlign*recordAlign)
+	b := buf[:0]
+	if c := (n + recordAlign - 1) / recordAlign * recordAlign; cap(b) >= c {
+		b = b[:n]
+		clear(b)
+	} else {
+		b = make([]byte, n, c)
+	}
 	copy(b, journalMagic)
 	le := binary.LittleEndian
 	le.PutUint32(b[12:], uint32(len(r.zeros)))

@@ -281,8 +281,11 @@ func (s *Store) readNew(m, d *member, withCRC bool) ([]byte, uint32, error) {
 		err    error
 	)
 	defer func() {
+		if err != nil {
+			return // a read that failed may still own its buffer
+		}
 		for _, b := range staged {
-			s.heads.put(b)
+			s.heads.put(s.dev, b)
 		}
 	}()
 	// The first chunk is always staged (making takes longer than one

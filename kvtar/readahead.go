@@ -139,7 +139,9 @@ func (ra *prefetch) fill() {
 func (ra *prefetch) drop(n int) {
 	for _, c := range ra.chunks[:n] {
 		<-c.done
-		ra.s.chunks.put(c.buf)
+		if c.err == nil { // a read that failed may still own its buffer
+			ra.s.chunks.put(ra.s.dev, c.buf)
+		}
 		ra.s.ahead.Add(-1)
 	}
 	ra.chunks = append(ra.chunks[:0], ra.chunks[n:]...)

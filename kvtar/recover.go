@@ -353,6 +353,7 @@ func (s *Store) replayJournal() (bool, error) {
 	if err := b.Issue(); err != nil {
 		return false, err
 	}
+	b.Release()
 	s.journalDirty = true
 	return true, s.dev.Flush()
 }

@@ -40,6 +40,9 @@ type Store struct {
 	// spare is the transaction group commit ran last, kept with its lists'
 	// memory for the next (begin, recycle); guarded by wmu.
 	spare *txn
+	// recBuf is the memory of the last journal record step 1 wrote, for
+	// the next (txn.stepOne); guarded by wmu.
+	recBuf []byte
 	// chainScratch is chainNext's input, kept here so that it does not
 	// escape to the heap at every lone append; guarded by wmu.
 	chainScratch [16]byte
@@ -209,8 +212,8 @@ func newStore(clk clock.PClock, dev hw.Block) (*Store, error) {
 		zombies:     map[*member]struct{}{},
 		kept:        map[*member]kv.Key{},
 		dead:        map[kv.Key]*member{},
-		heads:       bufPool{size: headChunk},
-		chunks:      bufPool{size: streamChunk},
+		heads:       bufPool{size: headChunk, keep: 2},
+		chunks:      bufPool{size: streamChunk, keep: 2 * streamBuffers},
 	}, nil
 }
 
@@ -239,6 +242,7 @@ func Format(dev hw.Block) error {
 	if err := b.Issue(); err != nil {
 		return kv.Storage("format", kv.Root, err)
 	}
+	b.Release()
 	if err := dev.Flush(); err != nil {
 		return kv.Storage("format", kv.Root, err)
 	}
@@ -267,6 +271,12 @@ func (s *Store) Close() error {
 	} else if !s.readOnly {
 		err = s.dev.Flush()
 	}
+	// The device's buffers go back to it before it closes.
+	if s.batch != nil {
+		s.batch.Release()
+	}
+	s.heads.drain(s.dev)
+	s.chunks.drain(s.dev)
 	if cerr := s.dev.Close(); err == nil {
 		err = cerr
 	}
@@ -294,6 +304,7 @@ func (s *Store) writeCheckpoint(eoa int64) error {
 	if err := b.Issue(); err != nil {
 		return err
 	}
+	b.Release()
 	if err := s.dev.Flush(); err != nil {
 		return err
 	}

@@ -527,7 +527,8 @@ func (t *txn) stepOne(rec *record, stage, early []write, zs []*member) error {
 		b.Write(w.off, w.data)
 	}
 	if rec != nil {
-		head, sp := rec.encode()
+		head, sp := rec.encodeIn(s.recBuf)
+		s.recBuf = head[:0] // written by the end of this step
 		b.Write(s.slotOff(int(rec.seq%2)), padSector(head, s.ss))
 		if sp != nil {
 			b.Write(rec.spill, padSector(sp, s.ss))
@@ -838,7 +839,12 @@ func (t *txn) spillAt(stage []write, n int64) (int64, bool) {
 // that writing it at a sector boundary needs no read-modify-write.
 func padSector(b []byte, ss int64) []byte {
 	if r := int64(len(b)) % ss; r != 0 {
-		b = append(b, make([]byte, ss-r)...)
+		if n := len(b); int64(cap(b)-n) >= ss-r {
+			b = b[:n+int(ss-r)]
+			clear(b[n:])
+		} else {
+			b = append(b, make([]byte, ss-r)...)
+		}
 	}
 	return b
 }

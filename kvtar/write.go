@@ -325,13 +325,17 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 			return 0, nil, fail(err)
 		}
 		if err := writeNow(s.dev, plan(write{off, buf})); err != nil {
-			return 0, nil, kv.Storage(op, k, err)
+			return 0, nil, kv.Storage(op, k, err) // buf stays out: a write that failed may still own it
 		}
 		var d *digest
 		if size <= digestInline {
 			d = sumDigest(buf)
 		}
-		return tarfmt.DataCRC(buf), d, nil
+		crc := tarfmt.DataCRC(buf)
+		// Written, and nothing refers to it: plan queues copies of what
+		// it does not write now (planStage).
+		hw.ReleaseBuffer(s.dev, buf)
+		return crc, d, nil
 	}
 	full := make(chan chunk, streamBuffers)
 	free := make(chan []byte, streamBuffers)
@@ -345,7 +349,7 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 		for {
 			select {
 			case b := <-free:
-				s.chunks.put(b)
+				s.chunks.put(s.dev, b)
 			default:
 				return
 			}
@@ -410,13 +414,16 @@ func (s *Store) copyIn(op string, k kv.Key, off int64, r io.Reader, size int64, 
 			break
 		}
 		writes.Go(func() {
-			if e := writeNow(s.dev, now); e != nil {
+			e := writeNow(s.dev, now)
+			if e != nil {
 				mu.Lock()
 				werr = cmp.Or(werr, e)
 				mu.Unlock()
 			}
 			<-slots
-			free <- c.p[:cap(c.p)]
+			if e == nil { // a write that failed may still own its buffer
+				free <- c.p[:cap(c.p)]
+			}
 		})
 	}
 	writes.Wait()
@@ -481,7 +488,11 @@ func writeNow(dev hw.Block, ws []write) error {
 	for _, w := range ws {
 		b.Write(w.off, w.data)
 	}
-	return b.Issue()
+	if err := b.Issue(); err != nil {
+		return err
+	}
+	b.Release()
+	return nil
 }
 
 // SetPartial writes v into the value bound to k at off (at its end when off

@@ -49,6 +49,7 @@ type Batch struct {
 	order []int
 	arena []byte
 	used  int
+	spent [][]byte // device buffers of this Issue's requests besides the arena: given back once they complete
 	bufs  [][]byte
 	one   [1][]byte
 }
@@ -300,11 +301,34 @@ func (b *Batch) Issue() error {
 		err = werr
 	}
 	// Every request completed: its bounce memory and buffer list are
-	// free again.
+	// free again, and device buffers go back to the device — unless one
+	// failed: a request that timed out may complete later, so none of
+	// its memory is reused or given back (the garbage collector, or the
+	// device's pool as lost room, takes it).
+	if err != nil {
+		b.arena = nil
+		clear(b.spent)
+		b.spent = b.spent[:0]
+	}
+	for _, p := range b.spent {
+		hw.ReleaseBuffer(b.dev, p)
+	}
+	clear(b.spent)
+	b.spent = b.spent[:0]
 	b.used = 0
 	clear(b.bufs)
 	b.bufs = b.bufs[:0]
 	return err
+}
+
+// Release gives the batch's bounce memory back to the device (a device
+// with buffers of its own: hw.Releaser). Call it once the batch is no
+// longer used; a batch used again afterwards takes new memory.
+func (b *Batch) Release() {
+	if b.arena != nil {
+		hw.ReleaseBuffer(b.dev, b.arena)
+	}
+	b.arena, b.used = nil, 0
 }
 
 // issue assembles the requests and starts their writes.
@@ -403,10 +427,16 @@ func (b *Batch) bounce(n int) []byte {
 		return nil
 	}
 	if n > arenaSize {
-		return hw.AllocBuffer(b.dev, n)
+		p := hw.AllocBuffer(b.dev, n)
+		b.spent = append(b.spent, p)
+		return p
 	}
 	if n > len(b.arena)-b.used {
-		// The requests issued keep the memory they were given.
+		// The requests issued keep the memory they were given; it goes
+		// back to the device once they complete (Issue).
+		if b.arena != nil {
+			b.spent = append(b.spent, b.arena)
+		}
 		b.arena, b.used = hw.AllocBuffer(b.dev, max(n, min(2*len(b.arena), int(b.g.down(arenaSize))))), 0
 	}
 	p := b.arena[b.used : b.used+n : b.used+n]

@@ -107,7 +107,7 @@ type pooled struct {
 	mu      sync.Mutex
 	out     map[*byte]bool
 	allocs  int
-	failing bool
+	failing bool // reads and writes fail
 }
 
 func (p *pooled) AllocBuffer(n int) []byte {
@@ -126,6 +126,13 @@ func (p *pooled) ReleaseBuffer(b []byte) {
 		panic("kvtar test: a buffer released twice, or not the device's")
 	}
 	delete(p.out, &b[0])
+}
+
+func (p *pooled) Write(lba uint64, bufs ...[]byte) error {
+	if p.failing {
+		return &hw.Error{Op: "write", Kind: hw.ErrIO}
+	}
+	return p.Block.Write(lba, bufs...)
 }
 
 func (p *pooled) Read(lba uint64, bufs ...[]byte) error {
@@ -182,5 +189,46 @@ func TestReadAtReusedBounce(t *testing.T) {
 			require.NoError(t, blockio.ReadAt(mdev, got, off))
 			require.Equal(t, image[off:off+n], got, "ss %d, %d bytes at %d", ss, n, off)
 		}
+	}
+}
+
+// TestBatchBounceBuffers checks what becomes of a batch's bounce memory
+// on a device with buffers of its own: a reused batch keeps its arena, and
+// gives back the arenas it outgrew and the buffers of requests larger
+// than an arena once their writes are done; Release gives back the rest.
+// After a failed Issue nothing goes back (a request that timed out may
+// still own it), and the batch takes new memory.
+func TestBatchBounceBuffers(t *testing.T) {
+	for _, ss := range sectorSizes {
+		t.Run(fmt.Sprint(ss), func(t *testing.T) {
+			mdev := newDevice(t, ss, 1024)
+			p := &pooled{Block: mdev, out: map[*byte]bool{}}
+			b := blockio.NewBatch(p)
+			// Unaligned writes, each bounced, ever larger: the arena
+			// grows, and the last ones are larger than any arena.
+			for i, n := range []int64{10, ss, 3 * ss, 40 << 10, 100 << 10, 300 << 10} {
+				b.Write(7+int64(i)*ss, random(uint64(i), n))
+				b.Write(int64(i)*ss+ss/2, random(uint64(i), 3))
+				require.NoError(t, b.Issue())
+				require.LessOrEqual(t, len(p.out), 1, "write %d: only the arena stays out", i)
+			}
+			require.Positive(t, p.allocs)
+			b.Release()
+			require.Empty(t, p.out, "Release gives back the arena")
+
+			b.Write(7, random(1, 100<<10))
+			require.NoError(t, b.Issue())
+			p.failing = true
+			b.Write(9, random(2, 100<<10))
+			b.Write(ss+3, random(2, 10))
+			require.Error(t, b.Issue())
+			out := len(p.out)
+			require.Positive(t, out, "memory of a failed Issue given back")
+			p.failing = false
+			b.Write(11, random(3, 10))
+			require.NoError(t, b.Issue())
+			b.Release()
+			require.Len(t, p.out, out, "memory of a failed Issue given back, or reused")
+		})
 	}
 }
