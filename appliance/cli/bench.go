@@ -249,6 +249,8 @@ func runBench(c *cmdCtx) (err error) {
 			{"http-put-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(false), nil},
 			{"http-overwrite-4k-16", "IOPS", b.rawWriteFlush, b.httpPut4k(true), nil},
 			{"http-get-4k", "IOPS", b.rawRandRead, b.httpGet4k, nil},
+			{"http-loopback-4k", "IOPS", b.rawRandRead, b.loopbackGet4k, nil},
+			{"http-device-4k", "IOPS", b.rawRandRead, b.deviceGet4k, nil},
 			{"cli-get-seq", "MiB/s", b.rawSeqRead, b.cliGetSeq, nil},
 			{"cli-put-seq", "MiB/s", b.rawSeqWrite, b.cliPutSeq, b.removeNew},
 		}

@@ -20,16 +20,25 @@ import (
 	"github.com/tarstore/tarstore/kv"
 )
 
-// The bench's server answers two paths of its own besides the API, to
-// tell the machine's share of the HTTP figures from the store's:
+// The bench's server answers paths of its own besides the API, to tell
+// the machine's share of the HTTP figures from the store's:
 //   - loopbackPath moves the bytes without any device: a PUT body is
 //     discarded, a GET answered from memory (the HTTP stack alone);
+//   - loopback4kPath answers a GET with 4 KiB from memory and an ETag, as
+//     the API answers a small value: the HTTP stack's own cost of one
+//     http-get-4k request (http-loopback-4k);
 //   - devicePath moves them between the connection and the raw region,
 //     pipelined as the store streams a value (the HTTP stack and the
-//     device together, without the store).
+//     device together, without the store);
+//   - device4kPath answers a GET with 4 KiB read from a random place of
+//     the raw region, one device read, as the API answers a small value
+//     (http-device-4k): the HTTP stack and the device together, without
+//     the store.
 const (
-	loopbackPath = "/.bench-loopback"
-	devicePath   = "/.bench-device"
+	loopbackPath   = "/.bench-loopback"
+	loopback4kPath = "/.bench-loopback-4k"
+	devicePath     = "/.bench-device"
+	device4kPath   = "/.bench-device-4k"
 )
 
 // startHTTP serves the API over b.store on a loopback port, in process and
@@ -41,10 +50,15 @@ func (b *bench) startHTTP() (stop func() error, err error) {
 		return nil, err
 	}
 	h := httpapi.New(b.store, httpapi.Options{Version: appliance.Version})
+	loopback4k, device4k := b.loopback4k(), b.device4k()
 	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case loopbackPath:
 			b.loopback(w, r)
+		case loopback4kPath:
+			loopback4k(w, r)
+		case device4kPath:
+			device4k(w, r)
 		case devicePath:
 			b.device(w, r)
 		default:
@@ -101,6 +115,50 @@ func (b *bench) loopback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		left -= n
+	}
+}
+
+// loopback4k returns the handler of loopback4kPath: it answers every
+// request with the first 4 KiB of the pattern, its Content-Length and its
+// ETag (the API's tag of those bytes, computed once here as the store
+// keeps it in its index), and does nothing else.
+func (b *bench) loopback4k() http.HandlerFunc {
+	v := b.pattern[:4096]
+	etag := []string{httpapi.ETag(kv.ValueDigest(v))}
+	length := []string{strconv.Itoa(len(v))}
+	return func(w http.ResponseWriter, _ *http.Request) {
+		hdr := w.Header()
+		hdr["Etag"] = etag
+		hdr["Content-Length"] = length
+		w.Write(v)
+	}
+}
+
+// device4k returns the handler of device4kPath: each request reads b.small
+// bytes (4 KiB, or a sector when sectors are larger) at the next of b.ops
+// random places of the raw region, one device read into a device buffer,
+// and answers with the first 4 KiB, their Content-Length and an ETag
+// (made once, as the store keeps its in the index; the bytes vary).
+func (b *bench) device4k() http.HandlerFunc {
+	var mu sync.Mutex
+	buf := hw.AllocBuffer(b.dev, int(b.small))
+	offs := b.randOffsets()
+	next := 0
+	etag := []string{httpapi.ETag(kv.ValueDigest(b.pattern[:4096]))}
+	length := []string{"4096"}
+	return func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		off := offs[next%len(offs)]
+		next++
+		if err := b.dev.Read(uint64((b.rawStart+off)/b.ss), buf); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		hdr := w.Header()
+		hdr["Etag"] = etag
+		hdr["Content-Length"] = length
+		w.Write(buf[:4096])
 	}
 }
 
@@ -377,10 +435,32 @@ func (b *bench) smallGetKey(i int) kv.Key {
 // after the other on one keep-alive connection, each answered with its
 // ETag.
 func (b *bench) httpGet4k() (float64, error) {
+	return b.get4k(func() (string, string) {
+		k := b.smallGetKey(b.rng.IntN(b.ops))
+		return httpapi.KeyPath(k), k.String()
+	})
+}
+
+// loopbackGet4k makes b.ops GETs of loopback4kPath as httpGet4k makes
+// its GETs: the HTTP stack's share of each (http-loopback-4k).
+func (b *bench) loopbackGet4k() (float64, error) {
+	return b.get4k(func() (string, string) { return loopback4kPath, loopback4kPath })
+}
+
+// deviceGet4k makes b.ops GETs of device4kPath as httpGet4k makes its
+// GETs: the HTTP stack's and the device's share of each (http-device-4k).
+func (b *bench) deviceGet4k() (float64, error) {
+	return b.get4k(func() (string, string) { return device4kPath, device4kPath })
+}
+
+// get4k makes b.ops GETs of the paths next gives (with the names errors
+// call them by), one after the other with b.hc (one keep-alive
+// connection), each to be answered with 4096 bytes and an ETag.
+func (b *bench) get4k(next func() (path, name string)) (float64, error) {
 	buf := make([]byte, 8192)
 	for range b.ops {
-		k := b.smallGetKey(b.rng.IntN(b.ops))
-		resp, err := b.hc.Get(b.base + httpapi.KeyPath(k))
+		path, name := next()
+		resp, err := b.hc.Get(b.base + path)
 		if err != nil {
 			return 0, err
 		}
@@ -390,9 +470,9 @@ func (b *bench) httpGet4k() (float64, error) {
 		case err != nil:
 			return 0, err
 		case resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "":
-			return 0, fmt.Errorf("GET %s: server answered %s without an ETag", k, resp.Status)
+			return 0, fmt.Errorf("GET %s: server answered %s without an ETag", name, resp.Status)
 		case n != 4096:
-			return 0, fmt.Errorf("%w: GET %s: %d of 4096 bytes", errShort, k, n)
+			return 0, fmt.Errorf("%w: GET %s: %d of 4096 bytes", errShort, name, n)
 		}
 	}
 	return float64(b.ops), nil

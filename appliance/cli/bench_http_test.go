@@ -29,7 +29,7 @@ func TestBenchHTTP(t *testing.T) {
 	for name, unit := range map[string]string{"http-put-seq": "MiB/s", "http-overwrite-seq": "MiB/s", "http-get-seq": "MiB/s",
 		"http-put-4k-16": "IOPS", "http-overwrite-4k-16": "IOPS", "http-device-put": "MiB/s", "http-device-get": "MiB/s",
 		"http-loopback-put": "MiB/s", "http-loopback-get": "MiB/s",
-		"http-get-4k": "IOPS", "cli-get-seq": "MiB/s", "cli-put-seq": "MiB/s"} {
+		"http-get-4k": "IOPS", "http-loopback-4k": "IOPS", "http-device-4k": "IOPS", "cli-get-seq": "MiB/s", "cli-put-seq": "MiB/s"} {
 		res, ok := byName[name]
 		if !assert.True(t, ok, "no %s in %s", name, out) {
 			continue
@@ -41,7 +41,7 @@ func TestBenchHTTP(t *testing.T) {
 		assert.Equal(t, []float64{res.Ratio}, res.Rounds, name)
 		assert.InDelta(t, res.Store/res.Raw, res.Ratio, 1e-9, name)
 	}
-	assert.Len(t, rep.Results, 12)
+	assert.Len(t, rep.Results, 14)
 
 	// The source file of cli-put-seq is gone.
 	left, err := os.ReadDir(tmp)
@@ -57,7 +57,7 @@ func TestBenchHTTP(t *testing.T) {
 
 	// The human form names the tests; without --http nothing changes.
 	human := r.ok("", "bench", "--http", "--size", "1M", "--ops", "4", "--rounds", "1")
-	for _, name := range []string{"http-put-seq", "http-get-seq", "http-put-4k-16", "http-overwrite-4k-16", "http-get-4k", "cli-get-seq", "cli-put-seq", "store/raw", "through HTTP"} {
+	for _, name := range []string{"http-put-seq", "http-get-seq", "http-put-4k-16", "http-overwrite-4k-16", "http-get-4k", "http-loopback-4k", "http-device-4k", "cli-get-seq", "cli-put-seq", "store/raw", "through HTTP"} {
 		assert.Contains(t, human, name)
 	}
 	out = r.ok("", "bench", "--size", "1M", "--ops", "4", "--rounds", "1", "--json")

@@ -520,6 +520,32 @@ as a client, against the same raw figures:
   http-overwrite-4k-16
                   the same, each client replacing one of 8 values
                   of its own
+  http-get-4k     GETs of 4 KiB values in random order, each with
+                  its ETag, one after the other on one keep-alive
+                  connection, --ops in all                     (IOPS)
+                  raw: random reads of 4 KiB
+  http-loopback-4k
+                  the same GETs, answered by a handler that sends
+                  4 KiB and an ETag from memory: the HTTP stack's
+                  own cost of a GET on this machine (IOPS)
+                  raw: random reads of 4 KiB, as for http-get-4k
+                  A GET of a value costs at least a raw read plus
+                  this, so the best store/raw http-get-4k can reach
+                  is raw time/(raw time + loopback time) per GET:
+                  r/(1+r), r being this row's store/raw
+  http-device-4k  the same GETs, answered by a handler that reads
+                  4 KiB at a random place of the raw region (one
+                  device read, as a small GET of the store) and sends
+                  them with an ETag: the HTTP stack and the device
+                  without the store; http-get-4k's store/raw divided
+                  by this row's is the store's own share      (IOPS)
+                  raw: random reads of 4 KiB, as for http-get-4k
+  cli-get-seq     the --size value streamed to /dev/null as 'tarstore
+                  get' streams it (32 KiB writes)              (MiB/s)
+                  raw: sequential reads of 1 MiB
+  cli-put-seq     a new --size value set from a file in the page
+                  cache as 'tarstore put KEY FILE' sets it     (MiB/s)
+                  raw: sequential writes of 1 MiB, then a flush
 
 Raw and store rounds alternate, so both see the same device conditions; the
 ratio printed is the median of the rounds' own ratios (both sides of a round

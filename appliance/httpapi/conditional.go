@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"strconv"
@@ -10,7 +11,18 @@ import (
 
 // ETag is the entity tag of a digest: its lowercase hex, quoted. Tags are
 // strong: equal tags mean equal bytes (SHA-256).
-func ETag(digest []byte) string { return `"` + hex.EncodeToString(digest) + `"` }
+func ETag(digest []byte) string {
+	// Built in a buffer on the stack: one allocation, the string's.
+	var buf [2 + 2*sha256.Size]byte
+	b := buf[:0]
+	if n := 2 + hex.EncodedLen(len(digest)); n > len(buf) {
+		b = make([]byte, 0, n)
+	}
+	b = append(b, '"')
+	b = hex.AppendEncode(b, digest)
+	b = append(b, '"')
+	return string(b)
+}
 
 // entityTag is one tag of an If-Match / If-None-Match list.
 type entityTag struct {

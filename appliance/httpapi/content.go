@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"mime"
-	"net/http"
 	"path"
 
 	"github.com/tarstore/tarstore/kv"
@@ -17,7 +16,13 @@ const fallbackContentType = "application/octet-stream"
 // "text/plain; charset=utf-8"), else application/octet-stream. The store
 // keeps no type of its own: the key names it, as a file name does.
 func ContentType(k kv.Key) string {
-	if t := mime.TypeByExtension(path.Ext(k.Base())); t != "" {
+	ext := path.Ext(k.Base())
+	if ext == "" {
+		// mime registers only extensions that start with a dot; this
+		// spares the lookups of the most common key.
+		return fallbackContentType
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
 		return t
 	}
 	return fallbackContentType
@@ -27,8 +32,8 @@ func ContentType(k kv.Key) string {
 // "nosniff" so that browsers keep to that type, and a sandbox, so that a
 // value served as HTML or SVG runs no script with the console's origin (it
 // could otherwise act with the console's session).
-func setValueHeaders(hdr http.Header, k kv.Key) {
-	hdr.Set("Content-Type", ContentType(k))
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Security-Policy", "sandbox")
+func setValueHeaders(c *call) {
+	c.setHeader("Content-Type", ContentType(c.key))
+	c.setHeader("X-Content-Type-Options", "nosniff")
+	c.setHeader("Content-Security-Policy", "sandbox")
 }

@@ -140,13 +140,38 @@ func (h *Handler) Close() error {
 
 // call is one request being served.
 type call struct {
-	w   *statusRecorder
+	w   *statusRecorder // &rec
+	rec statusRecorder  // in the call, so that a request makes one allocation for both
 	r   *http.Request
 	q   url.Values
 	key kv.Key
 	op  string // metrics label
 	// hasKey: key is the request's (a /v1/kv or reader request).
 	hasKey bool
+	// hdrVals holds the values setHeader gives the response's headers, in
+	// hdrBuf while they fit.
+	hdrVals []string
+	hdrBuf  [10]string
+}
+
+// setHeader sets the response header key to v, as http.Header.Set does,
+// for a key already in canonical form ("Etag", "Content-Length", as
+// http.CanonicalHeaderKey makes it): Set would canonicalise the key again
+// and allocate a slice for each value, and a GET of a value sets nine
+// headers (ten for a range). Here the values share an array in the call, which is
+// allocated anyway; each header gets a slice of it with capacity 1, so
+// that an Add to that header copies it rather than overwriting the next
+// header's value.
+func (c *call) setHeader(key, v string) {
+	switch {
+	case c.hdrVals == nil:
+		c.hdrVals = c.hdrBuf[:0]
+	case len(c.hdrVals) == cap(c.hdrVals):
+		c.hdrVals = make([]string, 0, len(c.hdrBuf))
+	}
+	c.hdrVals = append(c.hdrVals, v)
+	n := len(c.hdrVals)
+	c.w.Header()[key] = c.hdrVals[n-1 : n : n]
 }
 
 // route is what a request path names.
@@ -172,7 +197,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	r, body := h.guardBody(w, r)
 	defer body.finish()
-	c := &call{w: &statusRecorder{ResponseWriter: w}, r: r, op: "other"}
+	c := &call{rec: statusRecorder{ResponseWriter: w}, r: r, op: "other"}
+	c.w = &c.rec
 	defer func() {
 		d := time.Since(start)
 		h.metrics.observe(c.op, c.w.code(), d)
@@ -181,15 +207,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	path := r.URL.EscapedPath()
 	rt, rest := classify(path)
-	c.op = opOf(rt, r)
+	// The query is parsed once, for the metrics label and the route; most
+	// requests have none, and a nil url.Values answers Has and Get alike.
+	var q url.Values
+	var qerr error
+	if r.URL.RawQuery != "" {
+		q, qerr = url.ParseQuery(r.URL.RawQuery)
+	}
+	c.op = opOf(rt, r, q)
 	if rt == routeHealth {
 		h.health(c)
 		return
 	}
 	authorized := h.authorized(r)
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil && authorized {
-		writeError(c.w, newError("invalid_argument", nil, "Invalid argument: query: "+err.Error()))
+	if qerr != nil && authorized {
+		writeError(c.w, newError("invalid_argument", nil, "Invalid argument: query: "+qerr.Error()))
 		return
 	}
 	c.q = q
@@ -254,7 +286,8 @@ func classify(path string) (route, string) {
 
 // opOf is the metrics label of a request: the kv operation of a /v1/kv
 // request ("get", "set", "exists" for HEAD, ...), else the route's name.
-func opOf(rt route, r *http.Request) string {
+// q is the request's query, as far as it parses.
+func opOf(rt route, r *http.Request, q url.Values) string {
 	switch rt {
 	case routeHealth:
 		return "healthz"
@@ -272,7 +305,7 @@ func opOf(rt route, r *http.Request) string {
 		}
 		return "read"
 	case routeKV:
-		return kvOp(r, r.URL.Query())
+		return kvOp(r, q)
 	}
 	if rt.console() {
 		return "console"

@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,3 +204,62 @@ type countingReader struct{ closed atomic.Int32 }
 func (r *countingReader) ReadAt(p []byte, off int64) (int, error) { return 0, nil }
 func (r *countingReader) Size() int64                             { return 0 }
 func (r *countingReader) Close() error                            { r.closed.Add(1); return nil }
+
+// TestParseKeyCanonical: the shortcut parseKey takes for a path in
+// canonical form gives what the segment-by-segment parse gives, key or
+// error, at the default key length limit and at a low one.
+func TestParseKeyCanonical(t *testing.T) {
+	long := "/" + strings.Repeat("x", 300)
+	paths := []string{
+		"", "/", "//", "/a", "/a/b", "/a/b/", "//a", "/a//b", "a/b", "/a/./b", "/a/../b", "/.", "/..",
+		"/a%2Fb", "/%2e%2e", "/a%20b", "/a+b", "/a;b", "/a:b@c", "/.hidden/x", "/a.txt", "/ab/cdefghij",
+		long, "/a" + long, "/" + strings.Repeat("y/", 20) + "z", "/abcdefg", "/abcdefgh", "/abc/defg",
+	}
+	for _, maxLen := range []int{0, 9} {
+		h := New(nil, Options{MaxKeyLen: maxLen})
+		for _, p := range paths {
+			if len(p) > 4*h.opts.MaxKeyLen+16 {
+				continue // refused before either parse
+			}
+			k, e := h.parseKey(p)
+			wantK, wantE := h.parseKeySegments(p)
+			assert.Equal(t, wantK, k, "%q, MaxKeyLen %d", p, maxLen)
+			assert.Equal(t, wantE, e, "%q, MaxKeyLen %d", p, maxLen)
+		}
+	}
+}
+
+// TestETagForm: ETag is the quoted lowercase hex of the digest, at any
+// length.
+func TestETagForm(t *testing.T) {
+	for _, n := range []int{0, 1, 32, 33, 64} {
+		d := make([]byte, n)
+		for i := range d {
+			d[i] = byte(i*37 + 11)
+		}
+		assert.Equal(t, `"`+hex.EncodeToString(d)+`"`, ETag(d), n)
+	}
+}
+
+// TestSetHeader: setHeader sets a header as Header.Set does, and an Add
+// to one header leaves the others' values alone.
+func TestSetHeader(t *testing.T) {
+	rec := httptest.NewRecorder()
+	c := &call{rec: statusRecorder{ResponseWriter: rec}}
+	c.w = &c.rec
+	for i := range 20 {
+		c.setHeader(fmt.Sprintf("X-H%d", i), strconv.Itoa(i))
+	}
+	c.setHeader("X-H3", "again")
+	c.w.Header().Add("X-H1", "more")
+	for i := range 20 {
+		want := []string{strconv.Itoa(i)}
+		switch i {
+		case 1:
+			want = append(want, "more")
+		case 3:
+			want = []string{"again"}
+		}
+		assert.Equal(t, want, rec.Header().Values(fmt.Sprintf("X-H%d", i)), i)
+	}
+}

@@ -37,6 +37,21 @@ func (h *Handler) parseKey(rest string) (kv.Key, *apiError) {
 	if len(rest) > 4*h.opts.MaxKeyLen+16 {
 		return kv.Root, newError("invalid_key", nil, fmt.Sprintf("Invalid key: path of %d bytes is too long", len(rest)))
 	}
+	// The common case, a path in canonical form ("/a/b": no empty
+	// segment, no percent-encoding), is the key as it stands, parsed
+	// without building it again. A key refused there is refused again by
+	// parseKeySegments, in its words.
+	if len(rest) > 1 && rest[0] == '/' && rest[len(rest)-1] != '/' &&
+		strings.IndexByte(rest, '%') < 0 && !strings.Contains(rest, "//") {
+		if k, err := kv.ParseKey(rest[1:]); err == nil && len(k.Path())+1 <= h.opts.MaxKeyLen {
+			return k, nil
+		}
+	}
+	return h.parseKeySegments(rest)
+}
+
+// parseKeySegments is parseKey segment by segment, for every path.
+func (h *Handler) parseKeySegments(rest string) (kv.Key, *apiError) {
 	var segs []string
 	for _, s := range strings.Split(rest, "/") {
 		if s == "" {
@@ -65,7 +80,7 @@ func (h *Handler) checkKey(s string) (kv.Key, *apiError) {
 		}
 		return kv.Root, newError("invalid_key", nil, msg)
 	}
-	if n := len(k.String()); n > h.opts.MaxKeyLen {
+	if n := len(k.Path()) + 1; n > h.opts.MaxKeyLen { // len(k.String()), without building it
 		return kv.Root, newError("invalid_key", nil, fmt.Sprintf("Invalid key: key of %d bytes is longer than %d", n, h.opts.MaxKeyLen))
 	}
 	return k, nil
@@ -144,12 +159,12 @@ func readerDigest(r kv.Reader) ([]byte, error) {
 }
 
 // setValidators sets the headers that describe the current state.
-func setValidators(hdr http.Header, v validators) {
+func setValidators(c *call, v validators) {
 	if v.etag != "" {
-		hdr.Set("ETag", v.etag)
+		c.setHeader("Etag", v.etag)
 	}
 	if !v.mtime.IsZero() {
-		hdr.Set("Last-Modified", v.mtime.UTC().Format(http.TimeFormat))
+		c.setHeader("Last-Modified", v.mtime.UTC().Format(http.TimeFormat))
 	}
 }
 
@@ -189,10 +204,9 @@ func (h *Handler) get(c *call) {
 		v.mtime = lm
 	}
 	size := r.Size()
-	hdr := c.w.Header()
-	hdr.Set("X-Tarstore-Kind", "value")
-	hdr.Set("X-Tarstore-Size", strconv.FormatInt(size, 10))
-	setValidators(hdr, v)
+	c.setHeader("X-Tarstore-Kind", "value")
+	c.setHeader("X-Tarstore-Size", strconv.FormatInt(size, 10))
+	setValidators(c, v)
 	switch status, why := preconditions(c.r, v); status {
 	case http.StatusNotModified:
 		c.w.WriteHeader(status)
@@ -208,7 +222,7 @@ func (h *Handler) get(c *call) {
 // Range header asks for when useRange.
 func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 	hdr := c.w.Header()
-	hdr.Set("Accept-Ranges", "bytes")
+	c.setHeader("Accept-Ranges", "bytes")
 	rg, kind := byteRange{0, size}, rangeWhole
 	if rh := c.r.Header.Get("Range"); rh != "" && useRange {
 		if rg2, k := parseRange(rh, size); k != rangeWhole {
@@ -234,8 +248,8 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 	if kind == rangeOne {
 		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.start, rg.start+rg.length-1, size))
 	}
-	setValueHeaders(hdr, c.key)
-	hdr.Set("Content-Length", strconv.FormatInt(rg.length, 10))
+	setValueHeaders(c)
+	c.setHeader("Content-Length", strconv.FormatInt(rg.length, 10))
 	if kind == rangeOne {
 		c.w.WriteHeader(http.StatusPartialContent)
 	} else {
@@ -252,7 +266,9 @@ func (h *Handler) sendValue(c *call, r io.ReaderAt, size int64, useRange bool) {
 		w, err = dst.Write((*inline)[:rg.length])
 		n = int64(w)
 	} else {
-		n, err = copyAhead(&dst, r, rg.start, rg.length)
+		// A copy, so that dst stays on the stack for the inline write.
+		d := dst
+		n, err = copyAhead(&d, r, rg.start, rg.length)
 	}
 	h.metrics.bytesRead.Add(n)
 	if err != nil {
@@ -298,7 +314,7 @@ func (h *Handler) headFast(c *call) {
 // answerHead sets the validators of a HEAD answer and answers it: 200, or
 // what the request's conditions make of it (304, 412).
 func (h *Handler) answerHead(c *call, v validators) {
-	setValidators(c.w.Header(), v)
+	setValidators(c, v)
 	if status, why := preconditions(c.r, v); status != 0 {
 		if status == http.StatusNotModified {
 			c.w.WriteHeader(status)

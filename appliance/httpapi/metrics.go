@@ -33,10 +33,27 @@ type MetricsSnapshot struct {
 // mutex: a request updates them once, at its end.
 type metrics struct {
 	mu           sync.Mutex
-	requests     map[RequestLabel]uint64
+	requests     map[requestKey]uint64
 	histograms   map[string]*histogram
 	bytesRead    atomic.Int64
 	bytesWritten atomic.Int64
+}
+
+// requestKey is a RequestLabel with the code as a number: the label's
+// string is made when the metrics are read, not on every request.
+type requestKey struct {
+	op   string
+	code int
+}
+
+// requestCounts returns the request counts by label. The caller holds
+// m.mu.
+func (m *metrics) requestCounts() map[RequestLabel]uint64 {
+	counts := make(map[RequestLabel]uint64, len(m.requests))
+	for k, n := range m.requests {
+		counts[RequestLabel{k.op, strconv.Itoa(k.code)}] = n
+	}
+	return counts
 }
 
 type histogram struct {
@@ -46,13 +63,13 @@ type histogram struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{requests: map[RequestLabel]uint64{}, histograms: map[string]*histogram{}}
+	return &metrics{requests: map[requestKey]uint64{}, histograms: map[string]*histogram{}}
 }
 
 func (m *metrics) observe(op string, status int, d time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.requests[RequestLabel{op, strconv.Itoa(status)}]++
+	m.requests[requestKey{op, status}]++
 	hg := m.histograms[op]
 	if hg == nil {
 		hg = &histogram{counts: make([]uint64, len(durationBuckets)+1)}
@@ -69,7 +86,7 @@ func (m *metrics) snapshot() MetricsSnapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return MetricsSnapshot{
-		Requests:     maps.Clone(m.requests),
+		Requests:     m.requestCounts(),
 		BytesRead:    m.bytesRead.Load(),
 		BytesWritten: m.bytesWritten.Load(),
 	}
@@ -84,11 +101,12 @@ func (h *Handler) writeMetrics(w io.Writer) error {
 	m := h.metrics
 	m.mu.Lock()
 	header(bw, "tarstore_requests_total", "counter", "HTTP requests by operation and status code.")
-	labels := slices.SortedFunc(maps.Keys(m.requests), func(a, b RequestLabel) int {
+	counts := m.requestCounts()
+	labels := slices.SortedFunc(maps.Keys(counts), func(a, b RequestLabel) int {
 		return strings.Compare(a.Op+"\x00"+a.Code, b.Op+"\x00"+b.Code)
 	})
 	for _, l := range labels {
-		fmt.Fprintf(bw, "tarstore_requests_total{op=%s,code=%s} %d\n", quoteLabel(l.Op), quoteLabel(l.Code), m.requests[l])
+		fmt.Fprintf(bw, "tarstore_requests_total{op=%s,code=%s} %d\n", quoteLabel(l.Op), quoteLabel(l.Code), counts[l])
 	}
 	header(bw, "tarstore_request_duration_seconds", "histogram", "Time to serve a request, by operation.")
 	for _, op := range slices.Sorted(maps.Keys(m.histograms)) {

@@ -110,22 +110,44 @@ func copyAhead(dst io.Writer, src io.ReaderAt, off, n int64) (int64, error) {
 // fits one chunk is one write, so its response sets the deadline once.
 type sendWriter struct {
 	w    http.ResponseWriter
-	rc   *http.ResponseController // nil: no deadlines
+	dl   writeDeadliner // nil: no deadlines
 	idle time.Duration
+}
+
+// writeDeadliner sets the write deadline of a response's connection.
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
 }
 
 // sendWriter returns the writer of a response body for c.
 func (h *Handler) sendWriter(c *call) sendWriter {
 	s := sendWriter{w: c.w, idle: h.opts.BodyTimeout}
 	if s.idle > 0 {
-		s.rc = http.NewResponseController(c.w)
+		s.dl = findWriteDeadliner(c.w)
 	}
 	return s
 }
 
+// findWriteDeadliner finds what sets w's write deadline, unwrapping w as
+// http.ResponseController.SetWriteDeadline does, but without allocating
+// the controller, which every GET would; nil when w has none (a
+// ResponseWriter without a connection: no deadline).
+func findWriteDeadliner(w http.ResponseWriter) writeDeadliner {
+	for {
+		switch t := w.(type) {
+		case writeDeadliner:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
 func (s *sendWriter) Write(p []byte) (int, error) {
-	if s.rc != nil {
-		s.rc.SetWriteDeadline(time.Now().Add(s.idle)) // ErrNotSupported: no connection, no deadline
+	if s.dl != nil {
+		s.dl.SetWriteDeadline(time.Now().Add(s.idle))
 	}
 	return s.w.Write(p)
 }
