@@ -121,6 +121,14 @@ func (r *record) entries() []entry {
 	if r.packed != nil || len(r.commits) == 0 {
 		return r.packed
 	}
+	if len(r.layouts) == 0 {
+		// No hole laid out: every commit write is an entry.
+		r.packed = make([]entry, len(r.commits))
+		for i, w := range r.commits {
+			r.packed[i] = entry{w: w}
+		}
+		return r.packed
+	}
 	starts := map[int64][]int{}
 	for i, w := range r.commits {
 		starts[w.off] = append(starts[w.off], i)

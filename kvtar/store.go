@@ -79,6 +79,13 @@ type Store struct {
 	// (txn.isInvisible, chainable). lastCommits are the newest record's
 	// own commit extents.
 	replayable, lastCommits []extent
+	// commitExtents and replayBoth are the memory of lastCommits (the
+	// commit extents of record n in commitExtents[n%2]: the other holds
+	// those of the record before, which replayBoth copies when the
+	// newest record says they were pending) and of replayable; reused,
+	// as nothing else refers to them. Guarded by wmu.
+	commitExtents [2][]extent
+	replayBoth    []extent
 	// vouched are the stage extents of the newest journal record: a
 	// recovery checks their bytes against its CRC and discards the record
 	// when they differ (doc §4), so nothing may overwrite them until a

@@ -593,13 +593,17 @@ func (t *txn) applyDurable(op string, k kv.Key, rec *record, chained bool, chain
 		s.journalDirty = true
 		s.journalBase = rec.spill == 0
 		s.chain = rec.crc
-		commits := make([]extent, 0, len(rec.commits))
+		// Into the memory of the record two transactions back, which
+		// nothing refers to any more (Store.commitExtents).
+		commits := s.commitExtents[rec.seq%2][:0]
 		for _, w := range rec.commits {
 			commits = append(commits, extent{w.off, int64(len(w.data))})
 		}
+		s.commitExtents[rec.seq%2] = commits
 		s.replayable = commits
 		if rec.prevPending {
-			s.replayable = append(slices.Clip(commits), s.lastCommits...)
+			s.replayBoth = append(append(s.replayBoth[:0], commits...), s.lastCommits...)
+			s.replayable = s.replayBoth
 		}
 		s.lastCommits = commits
 	}
