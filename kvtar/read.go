@@ -290,14 +290,13 @@ func (s *Store) readNew(m, d *member, withCRC bool) ([]byte, uint32, error) {
 	var (
 		p      []byte
 		staged [][]byte
+		good   int // the staged buffers whose reads succeeded, in order
 		off    int64
 		err    error
 	)
 	defer func() {
-		if err != nil {
-			return // a read that failed may still own its buffer
-		}
-		for _, b := range staged {
+		// Not the buffer of a read that failed: it may still own it.
+		for _, b := range staged[:good] {
 			s.heads.put(s.dev, b)
 		}
 	}()
@@ -315,7 +314,9 @@ func (s *Store) readNew(m, d *member, withCRC bool) ([]byte, uint32, error) {
 		}
 		b := s.heads.get(s.dev)
 		staged = append(staged, b)
-		err = s.readData(m, d, b, off)
+		if err = s.readData(m, d, b, off); err == nil {
+			good++
+		}
 		off += headChunk
 	}
 	if p == nil {
