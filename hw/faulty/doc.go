@@ -20,7 +20,9 @@
 //     (so hw.WriteZeroes falls back to writes through the wrapper). A
 //     request refused by these checks counts for nothing below and is not
 //     passed to dev. AllocBuffer is hw.AllocBuffer(dev), and ReleaseBuffer
-//     is hw.ReleaseBuffer(dev).
+//     is hw.ReleaseBuffer(dev); Buffers counts the buffers out, so that a
+//     test can check that its code gives back every one it took, as a
+//     driver's pool of DMA memory needs.
 //   - A checked request then fails here, without being passed to dev, when
 //     the power is lost or fails at it, or else when an injected fault
 //     fires (in this order); otherwise it is passed to dev and its result is

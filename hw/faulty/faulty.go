@@ -19,6 +19,8 @@ type Device struct {
 	modifies int  // modifying requests counted so far: the crash points
 	failAt   int  // the value of modifies at which the power fails; 0: not armed
 	stats    Stats
+	bufs     BufferStats    // Allocated and Stray; Buffers counts the rest from out
+	out      map[*byte]int  // the buffers of AllocBuffer not given back, by first byte: their lengths
 	inflight sync.WaitGroup // requests passed to dev that have not returned
 }
 

@@ -41,11 +41,58 @@ func (d *Device) Discard(lba, sectors uint64) error {
 	return d.run(OpDiscard, lba, sectors, err, func() error { return dc.Discard(lba, sectors) })
 }
 
-// AllocBuffer returns hw.AllocBuffer of the wrapped device.
-func (d *Device) AllocBuffer(n int) []byte { return hw.AllocBuffer(d.dev, n) }
+// AllocBuffer returns hw.AllocBuffer of the wrapped device, and counts it
+// out (Buffers).
+func (d *Device) AllocBuffer(n int) []byte {
+	b := hw.AllocBuffer(d.dev, n)
+	if len(b) > 0 {
+		d.mu.Lock()
+		if d.out == nil {
+			d.out = map[*byte]int{}
+		}
+		d.out[&b[0]] = len(b)
+		d.bufs.Allocated++
+		d.mu.Unlock()
+	}
+	return b
+}
 
-// ReleaseBuffer calls hw.ReleaseBuffer of the wrapped device.
-func (d *Device) ReleaseBuffer(b []byte) { hw.ReleaseBuffer(d.dev, b) }
+// ReleaseBuffer calls hw.ReleaseBuffer of the wrapped device, and counts
+// b back in; a buffer that is not out (released twice, or not this
+// device's) is counted as stray.
+func (d *Device) ReleaseBuffer(b []byte) {
+	if len(b) > 0 {
+		d.mu.Lock()
+		if _, ok := d.out[&b[0]]; ok {
+			delete(d.out, &b[0])
+		} else {
+			d.bufs.Stray++
+		}
+		d.mu.Unlock()
+	}
+	hw.ReleaseBuffer(d.dev, b)
+}
+
+// BufferStats counts the buffers of AllocBuffer and ReleaseBuffer: a
+// driver with a pool of buffers (DMA memory) has room only for so many, so
+// its users must give every one back.
+type BufferStats struct {
+	Allocated int // buffers AllocBuffer returned
+	Out       int // of those, not given back
+	OutBytes  int // their bytes
+	Stray     int // ReleaseBuffer calls with a buffer that was not out
+}
+
+// Buffers returns the buffer counters.
+func (d *Device) Buffers() BufferStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.bufs
+	for _, n := range d.out {
+		s.Out, s.OutBytes = s.Out+1, s.OutBytes+n
+	}
+	return s
+}
 
 // check checks a Read or Write and returns its length in sectors.
 func (d *Device) check(op string, lba uint64, bufs [][]byte) (uint64, error) {

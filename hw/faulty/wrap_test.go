@@ -111,6 +111,27 @@ func TestAllocBuffer(t *testing.T) {
 	}
 }
 
+// TestBuffers checks the buffer counters: a buffer is out from AllocBuffer
+// until ReleaseBuffer, and a release of a buffer that is not out is
+// stray.
+func TestBuffers(t *testing.T) {
+	d := faulty.New(newMem(t, 512, 8))
+	a, b := d.AllocBuffer(1024), d.AllocBuffer(512)
+	if got, want := d.Buffers(), (faulty.BufferStats{Allocated: 2, Out: 2, OutBytes: 1536}); got != want {
+		t.Errorf("after two AllocBuffers: %+v, want %+v", got, want)
+	}
+	d.ReleaseBuffer(a)
+	d.ReleaseBuffer(a)
+	d.ReleaseBuffer(make([]byte, 512))
+	if got, want := d.Buffers(), (faulty.BufferStats{Allocated: 2, Out: 1, OutBytes: 512, Stray: 2}); got != want {
+		t.Errorf("after a release, a second one and a foreign one: %+v, want %+v", got, want)
+	}
+	d.ReleaseBuffer(b)
+	if got := d.Buffers(); got.Out != 0 || got.OutBytes != 0 {
+		t.Errorf("after every release: %+v, want none out", got)
+	}
+}
+
 // TestUnwrap walks a stack of two wrappers down to the medium; the outer
 // one forwards WriteZeroes through the inner one, and Close reaches the
 // bottom.

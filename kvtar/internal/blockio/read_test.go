@@ -2,12 +2,12 @@ package blockio_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tarstore/tarstore/hw"
+	"github.com/tarstore/tarstore/hw/faulty"
 	"github.com/tarstore/tarstore/kvtar/internal/blockio"
 )
 
@@ -99,47 +99,14 @@ func TestReadAtLarge(t *testing.T) {
 	}
 }
 
-// pooled is a device with buffers of its own (hw.Allocator, hw.Releaser),
-// like a driver's DMA pool: it counts the buffers out, and fails reads
-// while failing is set.
-type pooled struct {
-	hw.Block
-	mu      sync.Mutex
-	out     map[*byte]bool
-	allocs  int
-	failing bool // reads and writes fail
-}
+// pooled wraps dev as a device with buffers of its own (hw.Allocator,
+// hw.Releaser), like a driver's DMA pool, that counts them
+// (faulty.Device.Buffers).
+func pooled(dev hw.Block) *faulty.Device { return faulty.New(dev) }
 
-func (p *pooled) AllocBuffer(n int) []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := make([]byte, n)
-	p.out[&b[0]] = true
-	p.allocs++
-	return b
-}
-
-func (p *pooled) ReleaseBuffer(b []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.out[&b[0]] {
-		panic("kvtar test: a buffer released twice, or not the device's")
-	}
-	delete(p.out, &b[0])
-}
-
-func (p *pooled) Write(lba uint64, bufs ...[]byte) error {
-	if p.failing {
-		return &hw.Error{Op: "write", Kind: hw.ErrIO}
-	}
-	return p.Block.Write(lba, bufs...)
-}
-
-func (p *pooled) Read(lba uint64, bufs ...[]byte) error {
-	if p.failing {
-		return &hw.Error{Op: "read", Kind: hw.ErrIO}
-	}
-	return p.Block.Read(lba, bufs...)
+// failAll makes every read and write of d fail.
+func failAll(d *faulty.Device) {
+	d.InjectError(faulty.Fault{Op: faulty.OpRead | faulty.OpWrite, Sectors: d.Info().Sectors})
 }
 
 // TestReadAtBounceBuffers checks what becomes of the bounce buffers of
@@ -154,7 +121,7 @@ func TestReadAtBounceBuffers(t *testing.T) {
 			t.Run(fmt.Sprintf("%d/cached=%v", ss, cachedDev), func(t *testing.T) {
 				mdev := newDevice(t, ss, 16)
 				image := mdev.Bytes()
-				p := &pooled{Block: mdev, out: map[*byte]bool{}}
+				p := pooled(mdev)
 				var dev hw.Block = p
 				if cachedDev {
 					dev = blockio.Cached(p)
@@ -164,12 +131,13 @@ func TestReadAtBounceBuffers(t *testing.T) {
 					require.NoError(t, blockio.ReadAt(dev, got, e.off))
 					require.Equal(t, image[e.off:e.off+e.n], got)
 				}
-				require.Positive(t, p.allocs, "the bounce buffers are the device's")
-				require.Empty(t, p.out, "bounce buffers not given back after reads that succeeded")
+				require.Positive(t, p.Buffers().Allocated, "the bounce buffers are the device's")
+				require.Zero(t, p.Buffers().Out, "bounce buffers not given back after reads that succeeded")
 
-				p.failing = true
+				failAll(p)
 				require.Error(t, blockio.ReadAt(dev, make([]byte, 100), ss+10))
-				require.Len(t, p.out, 1, "a failed read's bounce buffer given back")
+				require.Equal(t, 1, p.Buffers().Out, "a failed read's bounce buffer given back")
+				require.Zero(t, p.Buffers().Stray, "a buffer given back twice, or not the device's")
 			})
 		}
 	}
@@ -202,7 +170,7 @@ func TestBatchBounceBuffers(t *testing.T) {
 	for _, ss := range sectorSizes {
 		t.Run(fmt.Sprint(ss), func(t *testing.T) {
 			mdev := newDevice(t, ss, 1024)
-			p := &pooled{Block: mdev, out: map[*byte]bool{}}
+			p := pooled(mdev)
 			b := blockio.NewBatch(p)
 			// Unaligned writes, each bounced, ever larger: the arena
 			// grows, and the last ones are larger than any arena.
@@ -210,25 +178,26 @@ func TestBatchBounceBuffers(t *testing.T) {
 				b.Write(7+int64(i)*ss, random(uint64(i), n))
 				b.Write(int64(i)*ss+ss/2, random(uint64(i), 3))
 				require.NoError(t, b.Issue())
-				require.LessOrEqual(t, len(p.out), 1, "write %d: only the arena stays out", i)
+				require.LessOrEqual(t, p.Buffers().Out, 1, "write %d: only the arena stays out", i)
 			}
-			require.Positive(t, p.allocs)
+			require.Positive(t, p.Buffers().Allocated)
 			b.Release()
-			require.Empty(t, p.out, "Release gives back the arena")
+			require.Zero(t, p.Buffers().Out, "Release gives back the arena")
 
 			b.Write(7, random(1, 100<<10))
 			require.NoError(t, b.Issue())
-			p.failing = true
+			failAll(p)
 			b.Write(9, random(2, 100<<10))
 			b.Write(ss+3, random(2, 10))
 			require.Error(t, b.Issue())
-			out := len(p.out)
+			out := p.Buffers().Out
 			require.Positive(t, out, "memory of a failed Issue given back")
-			p.failing = false
+			p.ClearFaults()
 			b.Write(11, random(3, 10))
 			require.NoError(t, b.Issue())
 			b.Release()
-			require.Len(t, p.out, out, "memory of a failed Issue given back, or reused")
+			require.Equal(t, out, p.Buffers().Out, "memory of a failed Issue given back, or reused")
+			require.Zero(t, p.Buffers().Stray, "a buffer given back twice, or not the device's")
 		})
 	}
 }
