@@ -32,6 +32,7 @@ import (
 
 	"github.com/tarstore/tarstore/appliance/cli/clitest"
 	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/internal/syncbuf"
 	"github.com/tarstore/tarstore/internal/testenv"
 )
 
@@ -88,16 +89,26 @@ func tarstore(t *testing.T, stdin string, args ...string) result {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = environ()
 	cmd.Stdin = strings.NewReader(stdin)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd with its output captured.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
+	return result{exitCode(t, cmd.Run()), out.String(), errb.String()}
+}
+
+// exitCode is the exit status of a command that ran and returned err (0
+// for nil); any other error fails t.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
 	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
+		return ee.ExitCode()
 	}
-	return result{code, out.String(), errb.String()}
+	require.NoError(t, err)
+	return 0
 }
 
 // ok runs the binary, which must succeed, and returns its stdout.
@@ -163,13 +174,7 @@ func (s *server) stop(t *testing.T, sig syscall.Signal) (int, string) {
 	t.Helper()
 	require.NoError(t, s.cmd.Process.Signal(sig))
 	<-s.done
-	err := s.cmd.Wait()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
+	code := exitCode(t, s.cmd.Wait())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return code, s.log.String()
@@ -972,32 +977,13 @@ type shell struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	out    *bufio.Reader
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	n      int
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func startShell(t *testing.T, dir string, env ...string) *shell {
 	t.Helper()
-	sh := &shell{cmd: exec.Command("bash", "--norc", "--noprofile"), stderr: &syncBuffer{}}
+	sh := &shell{cmd: exec.Command("bash", "--norc", "--noprofile"), stderr: &syncbuf.Buffer{}}
 	sh.cmd.Dir = dir
 	sh.cmd.Env = environ(env...)
 	sh.cmd.Stderr = sh.stderr
@@ -1230,16 +1216,7 @@ func TestImportReadOnlyRoundTrip(t *testing.T) {
 			require.NoError(t, os.Chmod(filepath.Dir(bin), 0o755))
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		}
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else {
-			require.NoError(t, err)
-		}
-		return result{code, out.String(), errb.String()}
+		return runCmd(t, cmd)
 	}
 	if os.Getuid() == 0 {
 		// The check is real: as nobody, the source cannot be written.

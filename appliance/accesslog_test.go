@@ -7,32 +7,14 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tarstore/tarstore/appliance"
 	"github.com/tarstore/tarstore/appliance/config"
+	"github.com/tarstore/tarstore/internal/syncbuf"
 )
-
-// lockedLog is serve's log, safe for its goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestServeAccessLog: with --access-log, serve logs one line per request
 // to its log, as text or JSON (--log-format); without it, none.
@@ -45,7 +27,7 @@ func TestServeAccessLog(t *testing.T) {
 		cfg := config.Config{Disk: filepath.Join(dir, "s.img"), Listen: "127.0.0.1:0", MaxConns: 4,
 			AccessLog: tc.access, LogFormat: tc.format, From: map[string]config.Layer{config.Disk: config.Flag}}
 		require.NoError(t, appliance.CreateImage(cfg.Disk, 4<<20, 0))
-		var log lockedLog
+		var log syncbuf.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		ready := make(chan net.Addr, 1)
 		done := make(chan error, 1)

@@ -3,16 +3,9 @@ package appliance_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,52 +21,19 @@ import (
 	"github.com/tarstore/tarstore/appliance/config"
 	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/clock"
+	"github.com/tarstore/tarstore/internal/testcert"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kv/kvtest"
 )
 
-// testCert is a self-signed certificate for 127.0.0.1 and localhost,
-// which is also its own CA, written as PEM files.
-type testCert struct {
-	certFile, keyFile string
-	pair              tls.Certificate
-}
-
-func newTestCert(t *testing.T) testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "tarstore test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	c := testCert{certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem")}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	require.NoError(t, os.WriteFile(c.certFile, certPEM, 0o644))
-	require.NoError(t, os.WriteFile(c.keyFile, keyPEM, 0o600))
-	c.pair, err = tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	return c
-}
+// newTestCert returns a self-signed certificate for 127.0.0.1 and
+// localhost, which is also its own CA, written as PEM files.
+func newTestCert(t *testing.T) testcert.Cert { return testcert.New(t, "tarstore test") }
 
 // trusting returns the client TLS configuration that trusts c.
-func (c testCert) trusting(t *testing.T) *tls.Config {
+func trusting(t *testing.T, c testcert.Cert) *tls.Config {
 	t.Helper()
-	conf, err := client.CAConfig(c.certFile)
+	conf, err := client.CAConfig(c.CertFile)
 	require.NoError(t, err)
 	return conf
 }
@@ -89,7 +48,7 @@ func TestConformanceHTTPS(t *testing.T) {
 			store := kvtest.NewModel(clk)
 			h := httpapi.New(store, httpapi.Options{Version: "test", TLS: true})
 			srv := httptest.NewUnstartedServer(h)
-			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.pair}}
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.Pair}}
 			srv.StartTLS()
 			t.Cleanup(func() {
 				srv.Close()
@@ -97,14 +56,14 @@ func TestConformanceHTTPS(t *testing.T) {
 				store.Close()
 			})
 			require.True(t, strings.HasPrefix(srv.URL, "https://"))
-			c, err := client.New(srv.URL, client.Options{TLS: cert.trusting(t)})
+			c, err := client.New(srv.URL, client.Options{TLS: trusting(t, cert)})
 			require.NoError(t, err)
 			servers[c] = srv
 			return c
 		},
 		Reopen: func(t *testing.T, old kv.RW, clk clock.PClock) kv.RW {
 			srv := servers[old]
-			c, err := client.New(srv.URL, client.Options{TLS: cert.trusting(t)})
+			c, err := client.New(srv.URL, client.Options{TLS: trusting(t, cert)})
 			require.NoError(t, err)
 			servers[c] = srv
 			return c
@@ -120,7 +79,7 @@ func TestServeTLS(t *testing.T) {
 	cert := newTestCert(t)
 	dir := t.TempDir()
 	cfg := config.Config{Disk: filepath.Join(dir, "s.img"), Listen: "127.0.0.1:0", MaxConns: 4,
-		TokenFile: filepath.Join(dir, "token"), TLSCert: cert.certFile, TLSKey: cert.keyFile,
+		TokenFile: filepath.Join(dir, "token"), TLSCert: cert.CertFile, TLSKey: cert.KeyFile,
 		From: map[string]config.Layer{config.Disk: config.Flag}}
 	require.NoError(t, appliance.CreateImage(cfg.Disk, 4<<20, 0))
 	require.NoError(t, os.WriteFile(cfg.TokenFile, []byte("t0k\n"), 0o600))
@@ -129,7 +88,7 @@ func TestServeTLS(t *testing.T) {
 	url := "https://" + addr
 	assert.Equal(t, "tarstore: serving "+cfg.Disk+" on "+url+"\n", banner)
 
-	c, err := client.New(url, client.Options{Token: "t0k", TLS: cert.trusting(t)})
+	c, err := client.New(url, client.Options{Token: "t0k", TLS: trusting(t, cert)})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Set(kv.MustKey("/a"), []byte("over TLS")))
@@ -139,7 +98,7 @@ func TestServeTLS(t *testing.T) {
 
 	// A client without the CA: a certificate error, named as such.
 	other := newTestCert(t)
-	for _, conf := range []*tls.Config{nil, other.trusting(t)} {
+	for _, conf := range []*tls.Config{nil, trusting(t, other)} {
 		c2, err := client.New(url, client.Options{Token: "t0k", TLS: conf})
 		require.NoError(t, err)
 		_, err = c2.Get(kv.MustKey("/a"))
@@ -160,7 +119,7 @@ func TestServeTLS(t *testing.T) {
 
 	// A certificate that cannot be loaded is refused before anything else.
 	bad := cfg
-	bad.TLSKey = cert.certFile
+	bad.TLSKey = cert.CertFile
 	err = appliance.Serve(context.Background(), bad, appliance.ServeOptions{})
 	require.ErrorIs(t, err, appliance.ErrBadTLS)
 }

@@ -2,18 +2,9 @@ package boot_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -22,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tarstore/tarstore/appliance/client"
+	"github.com/tarstore/tarstore/internal/testcert"
 	"github.com/tarstore/tarstore/kv"
 	"github.com/tarstore/tarstore/kv/kvtest"
 )
@@ -34,7 +26,9 @@ import (
 // trust the certificate gets a certificate error; scripts/qemu/stop shuts
 // it down through the API over HTTPS.
 func TestVMServesHTTPS(t *testing.T) {
-	certFile, keyFile := newVMCert(t)
+	// For 127.0.0.1, the forwarded port's address; its own CA.
+	cert := testcert.New(t, "tarstore VM test")
+	certFile, keyFile := cert.CertFile, cert.KeyFile
 	state := t.TempDir()
 	img := newImage(t, 32<<20)
 	v := bootVM(t, state, img, "--tls-cert", certFile, "--tls-key", keyFile)
@@ -101,33 +95,4 @@ func TestVMServesHTTPS(t *testing.T) {
 	want := storeContents(t, img)
 	require.Equal(t, "over HTTPS in the VM", string(want["/cli/greeting"]))
 	checkWithTools(t, img, want)
-}
-
-// newVMCert writes a self-signed certificate for 127.0.0.1 (the
-// forwarded port's address), which is also its own CA, and its key, as
-// PEM files.
-func newVMCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "tarstore VM test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	return certFile, keyFile
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tarstore/tarstore/appliance/httpapi"
 	"github.com/tarstore/tarstore/clock"
 	"github.com/tarstore/tarstore/hw/file"
+	"github.com/tarstore/tarstore/internal/syncbuf"
 	"github.com/tarstore/tarstore/kvtar"
 )
 
@@ -94,25 +95,6 @@ func server(t *testing.T, size int64, opts httpapi.Options) (runner, string) {
 	return runner{t: t, prefix: []string{"--remote", srv.URL}}, img
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve runs `tarstore serve` in process on img (the default disk when
 // "") with extra arguments and
 // returns the server's address, and a function that stops it and returns
@@ -120,7 +102,7 @@ func (s *syncBuffer) String() string {
 func serve(t *testing.T, img string, args ...string) (string, func() (int, string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errb syncBuffer
+	var errb syncbuf.Buffer
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	lw := &lineWatcher{w: &errb, prefix: "tarstore: serving ", found: ready}

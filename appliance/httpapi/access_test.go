@@ -2,43 +2,24 @@ package httpapi_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tarstore/tarstore/appliance/httpapi"
+	"github.com/tarstore/tarstore/internal/syncbuf"
 	"github.com/tarstore/tarstore/kv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestAccessLogJSON: one JSON record per request, with the method, the
 // key, the status, the bytes sent, the duration, the client and, for an
 // error, its code; the error log has the message of a server error.
 func TestAccessLogJSON(t *testing.T) {
-	var access, errs syncBuffer
+	var access, errs syncbuf.Buffer
 	e := newEnv(t, httpapi.Options{
 		AccessLog: slog.New(slog.NewJSONHandler(&access, nil)),
 		Logger:    slog.New(slog.NewJSONHandler(&errs, &slog.HandlerOptions{Level: slog.LevelError})),
@@ -93,7 +74,7 @@ func TestAccessLogJSON(t *testing.T) {
 // TestAccessLogText: the same records as key=value lines, and a server
 // error in the error log with its code and message.
 func TestAccessLogText(t *testing.T) {
-	var access, errs syncBuffer
+	var access, errs syncbuf.Buffer
 	e := newEnv(t, httpapi.Options{
 		AccessLog: slog.New(slog.NewTextHandler(&access, nil)),
 		Logger:    slog.New(slog.NewTextHandler(&errs, &slog.HandlerOptions{Level: slog.LevelError})),
@@ -113,7 +94,7 @@ func TestAccessLogText(t *testing.T) {
 // TestAccessLogOff: without Options.AccessLog nothing is logged per
 // request.
 func TestAccessLogOff(t *testing.T) {
-	var errs syncBuffer
+	var errs syncbuf.Buffer
 	e := newEnv(t, httpapi.Options{Logger: slog.New(slog.NewTextHandler(&errs, nil))})
 	require.Equal(t, 404, e.get("/v1/kv/none").code)
 	assert.Empty(t, errs.String(), "requests are not logged at INFO")
