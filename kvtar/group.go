@@ -34,27 +34,27 @@ type request struct {
 // no room because a value streams into a reservation at the tail waits
 // for the reservation to end and is planned again (reserve.go).
 func (s *Store) write(op string, keys []kv.Key, plan func(t *txn) error) error {
-	for {
-		err := s.submit(&request{op: op, keys: keys, plan: plan})
-		var w *waitReservation
-		if !errors.As(err, &w) {
-			return err
-		}
-		<-w.done
-	}
+	return s.submitUntilPlanned(&request{op: op, keys: keys, plan: plan})
 }
 
-// write1 is write for an operation on one key.
+// write1 is write for an operation on one key, which the request holds.
 func (s *Store) write1(op string, k kv.Key, plan func(t *txn) error) error {
+	r := &request{op: op, key: [1]kv.Key{k}, plan: plan}
+	r.keys = r.key[:]
+	return s.submitUntilPlanned(r)
+}
+
+// submitUntilPlanned submits r again, as new, each time it waited for a
+// reservation, and returns its error.
+func (s *Store) submitUntilPlanned(r *request) error {
 	for {
-		r := &request{op: op, key: [1]kv.Key{k}, plan: plan}
-		r.keys = r.key[:]
 		err := s.submit(r)
 		var w *waitReservation
 		if !errors.As(err, &w) {
 			return err
 		}
 		<-w.done
+		*r = request{op: r.op, keys: r.keys, key: r.key, plan: r.plan}
 	}
 }
 

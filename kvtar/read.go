@@ -151,22 +151,8 @@ func (z *member) save(s *Store, off int64) error {
 // caller has clipped the range to the value) into p. d is m's pinned data
 // owner.
 func (s *Store) readData(m, d *member, p []byte, off int64) error {
-	if d.sparse == nil {
-		// One extent: the data as it lies (most members; the general
-		// path below costs more than a small read).
-		if off < 0 || off >= m.size {
-			return nil
-		}
-		p = p[:min(int64(len(p)), m.size-off)]
-		if err := blockio.ReadAt(s.dev, p, d.dataOff+off); err != nil {
-			return err
-		}
-		d.patch(p, d.dataOff+off)
-		return nil
-	}
-	tm := tarfmt.Member{Header: tarfmt.Header{Size: m.size}, DataOffset: d.dataOff, Sparse: d.sparse}
 	var buf [1]tarfmt.Extent // a member's one extent, unless it is sparse
-	for _, e := range tm.AppendExtents(buf[:0], off, int64(len(p))) {
+	for _, e := range tarfmt.AppendExtents(buf[:0], m.size, d.dataOff, d.sparse, off, int64(len(p))) {
 		dst := p[e.Logical-off:][:e.Length]
 		if e.Physical < 0 {
 			clear(dst)

@@ -121,27 +121,18 @@ func (s *Store) begin() *txn {
 // transaction is copied out of it (run, applyDurable). The caller holds
 // s.wmu.
 func (s *Store) recycle(t *txn) {
-	keep := txn{
-		writes: t.writes, forced: t.forced, released: t.released, layouts: t.layouts, touched: t.touched,
-		apply: t.apply, lones: t.lones, stageBuf: t.stageBuf, commitBuf: t.commitBuf, earlyBuf: t.earlyBuf,
-		lateBuf: t.lateBuf,
-	}
-	clear(keep.writes)
-	clear(keep.forced)
-	clear(keep.released)
-	clear(keep.touched)
-	clear(keep.apply)
-	clear(keep.lones)
-	clear(keep.stageBuf)
-	clear(keep.commitBuf)
-	clear(keep.earlyBuf)
-	clear(keep.lateBuf)
 	*t = txn{
-		writes: keep.writes[:0], forced: keep.forced[:0], released: keep.released[:0], layouts: keep.layouts[:0],
-		touched: keep.touched[:0], apply: keep.apply[:0], lones: keep.lones[:0], stageBuf: keep.stageBuf[:0],
-		commitBuf: keep.commitBuf[:0], earlyBuf: keep.earlyBuf[:0], lateBuf: keep.lateBuf[:0],
+		writes: emptied(t.writes), forced: emptied(t.forced), released: emptied(t.released),
+		layouts: emptied(t.layouts), touched: emptied(t.touched), apply: emptied(t.apply), lones: emptied(t.lones),
+		stageBuf: emptied(t.stageBuf), commitBuf: emptied(t.commitBuf), earlyBuf: emptied(t.earlyBuf), lateBuf: emptied(t.lateBuf),
 	}
 	s.spare = t
+}
+
+// emptied returns l with no elements and its memory zeroed, to reuse.
+func emptied[T any](l []T) []T {
+	clear(l)
+	return l[:0]
 }
 
 // put queues bytes to write at off; run decides whether each part is a

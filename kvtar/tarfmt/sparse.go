@@ -189,18 +189,26 @@ func (m *Member) Extents(off, n int64) []Extent { return m.AppendExtents(nil, of
 // AppendExtents appends the extents of Extents(off, n) to dst and returns
 // the result: a caller's buffer saves an allocation per range.
 func (m *Member) AppendExtents(dst []Extent, off, n int64) []Extent {
+	return AppendExtents(dst, m.Size, m.DataOffset, m.Sparse, off, n)
+}
+
+// AppendExtents is Member.AppendExtents for a member of content size
+// bytes whose data starts at dataOffset, with the sparse map sparse (nil
+// when it has none), for callers that keep those fields rather than a
+// Member.
+func AppendExtents(dst []Extent, size, dataOffset int64, sparse []SparseEntry, off, n int64) []Extent {
 	if off < 0 {
 		n, off = n+off, 0
 	}
-	if n <= 0 || off >= m.Size {
+	if n <= 0 || off >= size {
 		return dst
 	}
-	end := m.Size
-	if n < m.Size-off {
+	end := size
+	if n < size-off {
 		end = off + n
 	}
-	if m.Sparse == nil {
-		return append(dst, Extent{Logical: off, Physical: m.DataOffset + off, Length: end - off})
+	if sparse == nil {
+		return append(dst, Extent{Logical: off, Physical: dataOffset + off, Length: end - off})
 	}
 	out := dst
 	add := func(lo, hi, phys int64) { // logical [lo, hi); phys is -1 or the archive offset of lo
@@ -213,8 +221,8 @@ func (m *Member) AppendExtents(dst []Extent, off, n int64) []Extent {
 		}
 		out = append(out, Extent{Logical: lo2, Physical: phys, Length: hi2 - lo2})
 	}
-	pos, phys := int64(0), m.DataOffset
-	for _, e := range m.Sparse {
+	pos, phys := int64(0), dataOffset
+	for _, e := range sparse {
 		if pos >= end {
 			break
 		}
@@ -223,6 +231,6 @@ func (m *Member) AppendExtents(dst []Extent, off, n int64) []Extent {
 		phys += e.Length
 		pos = e.End()
 	}
-	add(pos, m.Size, -1)
+	add(pos, size, -1)
 	return out
 }

@@ -305,13 +305,12 @@ func (b *Batch) Issue() error {
 	// failed: a request that timed out may complete later, so none of
 	// its memory is reused or given back (the garbage collector, or the
 	// device's pool as lost room, takes it).
-	if err != nil {
+	if err == nil {
+		for _, p := range b.spent {
+			hw.ReleaseBuffer(b.dev, p)
+		}
+	} else {
 		b.arena = nil
-		clear(b.spent)
-		b.spent = b.spent[:0]
-	}
-	for _, p := range b.spent {
-		hw.ReleaseBuffer(b.dev, p)
 	}
 	clear(b.spent)
 	b.spent = b.spent[:0]
